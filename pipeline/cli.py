@@ -1,0 +1,41 @@
+"""The `culturecode` command: a thin typer layer; each command calls one library function.
+
+Stage commands live in `pipeline/commands/<stage>.py` and register themselves here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline import __version__
+from pipeline.commands import core
+
+app = typer.Typer(
+    name="culturecode",
+    help=(
+        "LLM-assisted annotation for qualitative research.\n\n"
+        "Flow: ingest -> prelabel -> push (Label Studio) -> annotators correct -> pull -> "
+        "agreement / adjudicate -> train -> export. Every command takes --workspace."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"culturecode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """culturecode: transcripts in, agreement figures and gold data out."""
+
+
+core.register(app)
+
+if __name__ == "__main__":
+    app()

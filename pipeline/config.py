@@ -1,0 +1,255 @@
+"""Settings (configs/pipeline.yaml) and the codebook schema, both validated.
+
+Errors name the file, the code and the field so a user can fix them without reading code.
+Settings come from the file; flags override them through `load_settings(overrides=...)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import CultureCodeError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "pipeline.yaml"
+DEFAULT_CODEBOOK = PROJECT_ROOT / "configs" / "codebooks" / "police_culture.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- codebook
+
+
+class Code(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    name: str = Field(min_length=1)
+    definition: str = Field(min_length=1)
+    include: list[str] = Field(min_length=1)
+    exclude: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(min_length=1)
+    hint: str = Field(min_length=1, max_length=200)
+
+
+class Codebook(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
+    version: str = "1"
+    description: str = ""
+    single_choice: bool = False
+    codes: list[Code] = Field(min_length=2, max_length=200)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Codebook":
+        seen: set[str] = set()
+        for code in self.codes:
+            if code.id in seen:
+                raise ValueError(f"duplicate code id '{code.id}'")
+            seen.add(code.id)
+        return self
+
+    @property
+    def code_ids(self) -> list[str]:
+        return [c.id for c in self.codes]
+
+    @property
+    def content_hash(self) -> str:
+        """Stable hash of everything that defines the labels; stored wherever labels are."""
+        canonical = json.dumps(self.model_dump(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+    def code(self, code_id: str) -> Code:
+        for c in self.codes:
+            if c.id == code_id:
+                return c
+        raise CultureCodeError(f"code '{code_id}' is not in codebook '{self.id}'")
+
+    def check_codes(self, codes: list[str], where: str) -> list[str]:
+        unknown = sorted(set(codes) - set(self.code_ids))
+        if unknown:
+            raise CultureCodeError(
+                f"{where}: unknown code(s) {', '.join(unknown)}; the codebook '{self.id}' has "
+                f"{', '.join(self.code_ids)}"
+            )
+        return [c for c in self.code_ids if c in set(codes)]
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    if not path.exists():
+        raise CultureCodeError(f"{path}: {what} file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CultureCodeError(f"{path}:{line} is not valid YAML ({problem})") from None
+    except UnicodeDecodeError:
+        raise CultureCodeError(f"{path}: {what} is not UTF-8 text") from None
+
+
+def _describe_codebook_error(raw: Any, err: dict[str, Any]) -> str:
+    loc = list(err["loc"])
+    where = ""
+    if len(loc) >= 2 and loc[0] == "codes" and isinstance(loc[1], int):
+        codes = raw.get("codes") if isinstance(raw, dict) else None
+        code_id = None
+        if isinstance(codes, list) and loc[1] < len(codes) and isinstance(codes[loc[1]], dict):
+            code_id = codes[loc[1]].get("id")
+        where = f"code '{code_id}' (codes[{loc[1]}])" if code_id else f"codes[{loc[1]}]"
+        loc = loc[2:]
+    field = ".".join(str(p) for p in loc) or "codes"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        msg = "is required"
+    return f"{where + ': ' if where else ''}field '{field}' {msg}"
+
+
+def load_codebook(path: str | Path | None = None) -> Codebook:
+    """Load and validate a codebook YAML file; errors name the file, the code and the field."""
+    path = Path(path) if path else DEFAULT_CODEBOOK
+    raw = _read_yaml(path, "codebook")
+    if not isinstance(raw, dict):
+        raise CultureCodeError(f"{path}: a codebook must be a YAML mapping with 'id', 'name' and 'codes'")
+    try:
+        return Codebook.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["loc"] == () and "duplicate code id" in first["msg"]:
+            dup = first["msg"].split("'")[1]
+            raise CultureCodeError(f"{path}: code '{dup}': field 'id' is duplicated") from None
+        raise CultureCodeError(f"{path}: {_describe_codebook_error(raw, first)}") from None
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class CsvColumns(Strict):
+    text_column: str = "text"
+    speaker_column: str | None = "speaker"
+    start_column: str | None = "start"
+    end_column: str | None = "end"
+    delimiter: str | None = None  # None: ',' for .csv, tab for .tsv
+
+
+class IngestSettings(Strict):
+    max_segment_chars: int = Field(600, ge=50, le=100_000)
+    language: str = "en"
+    csv: CsvColumns = Field(default_factory=CsvColumns)
+    pseudonymise: bool = False
+    names_file: str | None = None
+    skip_bad: bool = False
+
+
+class StudioSettings(Strict):
+    url: str | None = None  # None: the embedded server culturecode starts in the workspace
+    host: str = "127.0.0.1"
+    port: int = Field(8089, ge=1, le=65535)
+    username: str = "admin@culturecode.local"
+    api_key_env: str = "LABEL_STUDIO_API_KEY"
+    batch_size: int = Field(1000, ge=1, le=50_000)
+    timeout: float = Field(120.0, gt=0)
+
+
+class ClassifierSettings(Strict):
+    base_model: str = "minilm"  # 'minilm' = packaged all-MiniLM-L6-v2; a local dir; or a hub name
+    method: str = Field("finetune", pattern="^(finetune|head)$")
+    max_length: int = Field(128, ge=8, le=4096)
+    epochs: int = Field(10, ge=1, le=200)
+    batch_size: int = Field(16, ge=1, le=1024)
+    learning_rate: float = Field(1e-4, gt=0)
+    head_learning_rate: float = Field(2e-3, gt=0)
+    seed: int = 13
+    default_threshold: float = Field(0.5, gt=0, lt=1)
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    early_stopping_patience: int = Field(3, ge=1)
+    backend: str = Field("torch", pattern="^(torch|onnx)$")
+
+
+class AgreementSettings(Strict):
+    bootstrap: int = Field(1000, ge=0, le=100_000)
+    seed: int = 7
+
+
+class LlmSettings(Strict):
+    backend: str = "local"
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    prompt: str = "zero_shot"
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(256, ge=16)
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout: float = Field(60.0, gt=0)
+
+
+class Settings(Strict):
+    workspace: str = "workspace"
+    codebook: str = "configs/codebooks/police_culture.yaml"
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    studio: StudioSettings = Field(default_factory=StudioSettings)
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    agreement: AgreementSettings = Field(default_factory=AgreementSettings)
+
+    @field_validator("workspace", "codebook")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def codebook_path(self) -> Path:
+        return resolve_path(self.codebook)
+
+    def load_codebook(self) -> Codebook:
+        return load_codebook(self.codebook_path())
+
+
+def resolve_path(value: str | Path) -> Path:
+    """A relative path is taken from the current directory, else from the project root."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    bundled = PROJECT_ROOT / path
+    return bundled if bundled.exists() else path
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise CultureCodeError(f"setting '{dotted}': '{key}' is not a section")
+    node[keys[-1]] = value
+
+
+def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read configs/pipeline.yaml (or `path`), then apply flag overrides ('section.key': value)."""
+    if path is None:
+        local = Path("configs/pipeline.yaml")
+        path = local if local.exists() else DEFAULT_CONFIG
+    path = Path(path)
+    raw = _read_yaml(path, "config") if path.exists() or path != DEFAULT_CONFIG else {}
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise CultureCodeError(f"{path}: the config must be a YAML mapping of sections")
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(raw, dotted, value)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        msg = "is not a known setting" if err["type"] == "extra_forbidden" else err["msg"]
+        raise CultureCodeError(f"{path}: field '{field}' {msg}") from None

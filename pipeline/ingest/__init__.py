@@ -1,0 +1,180 @@
+"""Ingest: transcripts on disk -> documents and segments in the workspace store.
+
+`ingest(...)` is the library entry point; the whole call is one transaction, so a bad file or
+a killed run leaves the workspace as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.config import IngestSettings
+from pipeline.errors import CultureCodeError
+from pipeline.ingest.pseudonymise import MAPPING_FILE, Pseudonymiser, read_names_file
+from pipeline.ingest.readers import READERS, ReadContext, Turn
+from pipeline.ingest.segmenter import segment_id, split_turn
+from pipeline.ingest.text import inspect_file
+from pipeline.progress import progress_bar
+from pipeline.store import Document, Segment, Store
+
+__all__ = ["IngestReport", "find_transcripts", "ingest"]
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # changed on disk, kept as stored (no --replace)
+    segments_added: int = 0
+    segments_total: int = 0
+    skipped_lines: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def find_transcripts(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand folders into transcript files; unknown extensions given by name are an error."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in READERS
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise CultureCodeError(
+                    f"{path}: no transcripts found (looked for {', '.join(sorted(READERS))})")
+            files.extend(found)
+        elif path.is_file():
+            if path.suffix.lower() not in READERS:
+                raise CultureCodeError(
+                    f"{path}: unknown file type '{path.suffix or '(none)'}'; culturecode reads "
+                    f"{', '.join(sorted(READERS))}")
+            files.append(path)
+        else:
+            raise CultureCodeError(f"{path}: no such file or folder")
+    _check_unique_names(files)
+    return files
+
+
+def _check_unique_names(files: list[Path]) -> None:
+    seen: dict[str, Path] = {}
+    for path in files:
+        doc_id = document_id(path)
+        if doc_id in seen and seen[doc_id].resolve() != path.resolve():
+            raise CultureCodeError(
+                f"{path}: document name '{doc_id}' is also used by {seen[doc_id]}; "
+                f"rename one of them (document names are file names without extension)")
+        seen[doc_id] = path
+
+
+def document_id(path: Path) -> str:
+    return path.stem
+
+
+def ingest(
+    store: Store,
+    paths: Iterable[str | Path],
+    settings: IngestSettings | None = None,
+    replace: bool = False,
+    show_progress: bool = True,
+) -> IngestReport:
+    """Read transcripts into `store`; idempotent (same files twice add nothing)."""
+    settings = settings or IngestSettings()
+    files = find_transcripts(paths)
+    report = IngestReport()
+    pseudo = _pseudonymiser(store, settings)
+    salt = f"max={settings.max_segment_chars};lang={settings.language};pseudo={settings.pseudonymise}"
+    with store.run("ingest", {"paths": [str(p) for p in paths], "replace": replace}) as summary:
+        with store.transaction(), progress_bar("ingest", total=len(files), enabled=show_progress) as bar:
+            for path in files:
+                _ingest_file(store, path, settings, salt, replace, pseudo, report)
+                bar.advance()
+            if pseudo is not None:
+                pseudo.save()
+        report.segments_total = store.count("segments")
+        summary.update({k: len(v) if isinstance(v, list) else v for k, v in report.as_dict().items()})
+    return report
+
+
+def _pseudonymiser(store: Store, settings: IngestSettings) -> Pseudonymiser | None:
+    if not settings.pseudonymise:
+        return None
+    names = read_names_file(Path(settings.names_file)) if settings.names_file else []
+    return Pseudonymiser(store.workspace / MAPPING_FILE, names)
+
+
+def _ingest_file(store: Store, path: Path, settings: IngestSettings, salt: str, replace: bool,
+                 pseudo: Pseudonymiser | None, report: IngestReport) -> None:
+    doc_id = document_id(path)
+    if path.suffix.lower() == ".docx":
+        encoding, content_hash = "binary", inspect_docx(path, salt)
+    else:
+        encoding, content_hash = inspect_file(path, salt)
+    existing = store.document(doc_id)
+    if existing and existing.content_hash == content_hash:
+        report.unchanged.append(doc_id)
+        return
+    if existing and not replace:
+        report.changed.append(doc_id)
+        return
+    ctx = ReadContext(path=path, encoding=encoding, csv=settings.csv, skip_bad=settings.skip_bad)
+    segments = _segments(doc_id, READERS[path.suffix.lower()](ctx), settings, pseudo)
+    doc = Document(id=doc_id, source_path=str(path), format=path.suffix.lower().lstrip("."),
+                   content_hash=content_hash, metadata=ctx.metadata)
+    counter = _Counted(segments)
+    report.segments_added += store.put_document(doc, counter)
+    if counter.count == 0:
+        raise CultureCodeError(f"{path}: no text found in the transcript; check its format")
+    if ctx.metadata:  # header metadata is only known once the file has been read
+        store.conn.execute("UPDATE documents SET metadata = json(?) WHERE id = ?",
+                           (json.dumps(ctx.metadata), doc_id))
+    report.skipped_lines.extend(ctx.skipped)
+    (report.replaced if existing else report.added).append(doc_id)
+
+
+class _Counted:
+    def __init__(self, items: Iterator[Segment]):
+        self.items, self.count = items, 0
+
+    def __iter__(self) -> Iterator[Segment]:
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
+def inspect_docx(path: Path, salt: str) -> str:
+    if not zipfile.is_zipfile(path):
+        raise CultureCodeError(f"{path}: not a readable .docx file; re-save it from Word")
+    digest = hashlib.sha256(salt.encode())
+    digest.update(path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _segments(doc_id: str, turns: Iterator[Turn], settings: IngestSettings,
+              pseudo: Pseudonymiser | None) -> Iterator[Segment]:
+    occurrences: Counter[bytes] = Counter()
+    position = 0
+    for turn in turns:
+        speaker = pseudo.speaker(turn.speaker) if pseudo else turn.speaker
+        text = pseudo.text(turn.text) if pseudo else turn.text
+        pieces = split_turn(text, settings.max_segment_chars, settings.language)
+        for index, piece in enumerate(pieces):
+            key = hashlib.blake2b(f"{speaker}\x1f{piece}".encode(), digest_size=8).digest()
+            seg_id = segment_id(doc_id, speaker, piece, occurrences[key])
+            occurrences[key] += 1
+            meta = dict(turn.metadata)
+            meta["line"] = turn.line
+            if len(pieces) > 1:
+                meta["part"] = f"{index + 1}/{len(pieces)}"
+            yield Segment(id=seg_id, document_id=doc_id, position=position, text=piece,
+                          speaker=speaker, start_time=turn.start, end_time=turn.end, metadata=meta)
+            position += 1

@@ -1,0 +1,80 @@
+"""Reading transcript bytes as text: encoding detection, binary and empty files.
+
+Files are checked in one streaming pass (hash + UTF-8 validation) so a 100 MB transcript never
+sits in memory; only non-UTF-8 files get a charset guess from a sample.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from pipeline.errors import CultureCodeError
+
+CHUNK = 1 << 20
+# encodings we accept from detection: what transcription tools and Word/Excel commonly write
+ACCEPTED_GUESSES = ("cp1252", "latin_1", "iso8859_15", "utf_16", "utf_16_le", "utf_16_be", "mac_roman")
+
+
+def _looks_binary(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    return b"\x00" in head[:8192]
+
+
+def inspect_file(path: Path, salt: str = "") -> tuple[str, str]:
+    """Return (encoding, content hash) of a text file, or raise a one-line error."""
+    digest = hashlib.sha256(salt.encode())
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    utf8_ok = True
+    size = 0
+    with path.open("rb") as fh:
+        head = fh.read(CHUNK)
+        if not head.strip():
+            raise CultureCodeError(f"{path}: the file is empty; remove it or add the transcript text")
+        if _looks_binary(head):
+            raise CultureCodeError(f"{path}: looks like a binary file, not a transcript; export it as text first")
+        chunk = head
+        while chunk:
+            size += len(chunk)
+            digest.update(chunk)
+            if utf8_ok:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8_ok = False
+            chunk = fh.read(CHUNK)
+    if utf8_ok:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8_ok = False
+    encoding = "utf-8-sig" if utf8_ok else _guess_encoding(path, head)
+    return encoding, digest.hexdigest()[:20]
+
+
+def _guess_encoding(path: Path, head: bytes) -> str:
+    best = from_bytes(head).best()
+    guess = best.encoding if best else None
+    if guess not in ACCEPTED_GUESSES:
+        raise CultureCodeError(
+            f"{path}: not UTF-8 text and the encoding could not be recognised; save it as UTF-8"
+        )
+    try:
+        with path.open("r", encoding=guess, newline="") as fh:
+            for _ in iter(lambda: fh.read(CHUNK), ""):
+                pass
+    except UnicodeDecodeError:
+        raise CultureCodeError(f"{path}: not valid {guess} or UTF-8 text; save it as UTF-8") from None
+    return guess
+
+
+def iter_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+    """(line number, line without newline), streamed."""
+    with path.open("r", encoding=encoding, newline=None) as fh:
+        for number, line in enumerate(fh, start=1):
+            yield number, line.rstrip("\r\n")
