@@ -154,8 +154,13 @@ class StudioSettings(Strict):
     port: int = Field(8089, ge=1, le=65535)
     username: str = "admin@culturecode.local"
     api_key_env: str = "LABEL_STUDIO_API_KEY"
+    api_key_file: str | None = None  # a 0600 file holding a team server's key (else the env var)
     batch_size: int = Field(1000, ge=1, le=50_000)
     timeout: float = Field(120.0, gt=0)
+    start_timeout: float = Field(300.0, gt=0)
+    retries: int = Field(5, ge=0, le=20)
+    annotator_domain: str = "culturecode.local"
+    project_prefix: str = "culturecode"
 
 
 class ClassifierSettings(Strict):
@@ -172,6 +177,11 @@ class ClassifierSettings(Strict):
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     early_stopping_patience: int = Field(3, ge=1)
     backend: str = Field("torch", pattern="^(torch|onnx)$")
+    head_c: float = Field(1.0, gt=0)  # inverse regularisation of the `head` method's logistic regressions
+    min_segments: int = Field(20, ge=5)  # fewer labelled segments than this is refused
+    export_onnx: bool = True  # export + int8-quantise each trained version (for --backend onnx)
+    inference_batch_size: int = Field(32, ge=1, le=1024)
+    chunk_size: int = Field(2000, ge=10, le=100_000)  # segments read, scored and written per step
 
 
 class AgreementSettings(Strict):

@@ -16,7 +16,9 @@ from pipeline.config import Settings, load_settings
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store
 
-out = Console()
+out = Console(soft_wrap=True)
+if not out.is_terminal:
+    out.width = 140  # piped output: room for tables instead of the 80-column default
 err = Console(stderr=True)
 
 WorkspaceOpt = Annotated[Path | None, typer.Option(

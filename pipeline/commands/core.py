@@ -12,7 +12,7 @@ from rich.table import Table
 from pipeline.commands.common import (CodebookOpt, ConfigOpt, JsonOpt, WorkspaceOpt, handle_errors,
                                       open_workspace, out, print_json, settings_for)
 from pipeline.errors import CultureCodeError
-from pipeline.ingest import ingest
+from pipeline.ingest import find_transcripts, ingest
 from pipeline.status import workspace_status
 
 config_app = typer.Typer(help="Show and check the settings in effect.", no_args_is_help=True)
@@ -40,6 +40,7 @@ def ingest_cli(
         "ingest.max_segment_chars": max_chars, "ingest.csv.text_column": text_column,
         "ingest.csv.speaker_column": speaker_column, "ingest.skip_bad": skip_bad or None})
     book = settings.load_codebook()
+    find_transcripts(paths)  # fail on bad paths before creating a workspace
     with open_workspace(settings, create=True) as store:
         _check_codebook(store, book)
         report = ingest(store, paths, settings.ingest, replace=replace, show_progress=not quiet)

@@ -127,6 +127,9 @@ def _ingest_file(store: Store, path: Path, settings: IngestSettings, salt: str, 
         report.changed.append(doc_id)
         return
     ctx = ReadContext(path=path, encoding=encoding, csv=settings.csv, skip_bad=settings.skip_bad)
+    if pseudo is not None:  # a first pass learns the speakers so early mentions are replaced too
+        probe = ReadContext(path=path, encoding=encoding, csv=settings.csv, skip_bad=True)
+        pseudo.learn_speakers(turn.speaker for turn in READERS[path.suffix.lower()](probe))
     segments = _segments(doc_id, READERS[path.suffix.lower()](ctx), settings, pseudo)
     doc = Document(id=doc_id, source_path=str(path), format=path.suffix.lower().lstrip("."),
                    content_hash=content_hash, metadata=ctx.metadata)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.errors import CultureCodeError
@@ -41,7 +42,17 @@ class Pseudonymiser:
     def speaker(self, name: str | None) -> str | None:
         if name is None or name.strip().lower() in ROLE_LABELS:
             return name
-        return self._pseudonym(name)
+        pseudonym = self._pseudonym(name)
+        surname = name.split()[-1]
+        if " " in name.strip() and len(surname) >= 3 and surname not in self.mapping:
+            self.mapping[surname] = pseudonym  # "PC Dawes" is also "Dawes" in the talk
+            self._pattern = None
+        return pseudonym
+
+    def learn_speakers(self, speakers: Iterable[str | None]) -> None:
+        """Register every speaker before any text is rewritten, so early mentions are caught."""
+        for name in speakers:
+            self.speaker(name)
 
     def text(self, text: str) -> str:
         if not self.mapping:

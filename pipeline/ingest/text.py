@@ -58,9 +58,13 @@ def inspect_file(path: Path, salt: str = "") -> tuple[str, str]:
 
 
 def _guess_encoding(path: Path, head: bytes) -> str:
-    best = from_bytes(head).best()
-    guess = best.encoding if best else None
-    if guess not in ACCEPTED_GUESSES:
+    # short English texts fit many single-byte code pages equally well: among the least chaotic
+    # readings, take the first encoding that transcription tools and Office actually write
+    matches = list(from_bytes(head))
+    least = min((m.chaos for m in matches), default=1.0)
+    plausible = {m.encoding for m in matches if m.chaos <= least + 0.01}
+    guess = next((enc for enc in ACCEPTED_GUESSES if enc in plausible), None)
+    if guess is None:
         raise CultureCodeError(
             f"{path}: not UTF-8 text and the encoding could not be recognised; save it as UTF-8"
         )

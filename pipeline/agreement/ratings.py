@@ -1,0 +1,214 @@
+"""Who coded what: annotations from the workspace or from a CSV/JSONL file as one `Ratings` array.
+
+Only annotation projects count (review-project decisions are the adjudicator's, not a rater's);
+skipped and deleted annotations are left out; when one annotator coded a segment twice (two
+projects, or an edit after a pull) the latest annotation wins.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import Codebook
+from pipeline.errors import CultureCodeError
+from pipeline.store import Store
+
+NO_CODE = "(no code)"
+NO_ROUND = "(no pre-label)"
+
+
+@dataclass
+class Record:
+    item: str
+    annotator: str
+    codes: list[str]
+    round: str | None = None
+
+
+@dataclass
+class Ratings:
+    """labels[i, a, c]: annotator a ticked code c on item i; rated[i, a]: a coded item i at all."""
+
+    items: list[str]
+    annotators: list[str]
+    codes: list[str]
+    labels: np.ndarray
+    rated: np.ndarray
+    single_choice: bool = False
+    rounds: np.ndarray | None = None  # (items, annotators) round names, '' where not rated
+    names: dict[str, str] = field(default_factory=dict)  # code id -> display name
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def binary(self, c: int) -> np.ndarray:
+        """One code as a units x raters matrix of 0/1 with NaN where not coded."""
+        out = self.labels[:, :, c].astype(np.float64)
+        out[~self.rated] = np.nan
+        return out
+
+    def categories(self) -> tuple[np.ndarray, list[str]]:
+        """Single-choice data as category indices (NaN missing); an empty choice is its own category."""
+        k = len(self.codes)
+        cats = np.where(self.labels.any(axis=2), self.labels.argmax(axis=2), k).astype(np.float64)
+        cats[~self.rated] = np.nan
+        names = list(self.codes)
+        if np.nanmax(cats, initial=-1) == k:
+            names.append(NO_CODE)
+        return cats, names
+
+    def subset(self, rated: np.ndarray) -> "Ratings":
+        """The same data with only the given (item, annotator) cells kept, empty items dropped."""
+        keep = rated.any(axis=1)
+        return Ratings([i for i, k in zip(self.items, keep) if k], self.annotators, self.codes,
+                       self.labels[keep], rated[keep], self.single_choice,
+                       None if self.rounds is None else self.rounds[keep], self.names)
+
+
+def from_records(records: Iterable[Record], codes: list[str], single_choice: bool = False,
+                 names: dict[str, str] | None = None) -> Ratings:
+    """Build the arrays; a later record for the same (item, annotator) replaces an earlier one."""
+    latest: dict[tuple[str, str], Record] = {}
+    for rec in records:
+        latest[(rec.item, rec.annotator)] = rec
+    items = sorted({k[0] for k in latest})
+    annotators = sorted({k[1] for k in latest})
+    row = {item: i for i, item in enumerate(items)}
+    col = {a: j for j, a in enumerate(annotators)}
+    code_index = {c: k for k, c in enumerate(codes)}
+    labels = np.zeros((len(items), len(annotators), len(codes)), dtype=bool)
+    rated = np.zeros((len(items), len(annotators)), dtype=bool)
+    rounds = np.full((len(items), len(annotators)), "", dtype=object)
+    for (item, annotator), rec in latest.items():
+        i, j = row[item], col[annotator]
+        rated[i, j] = True
+        rounds[i, j] = rec.round or NO_ROUND
+        if single_choice and len(rec.codes) > 1:
+            raise CultureCodeError(
+                f"item '{item}', annotator '{annotator}': {len(rec.codes)} codes ({', '.join(rec.codes)}) "
+                f"in single-choice data; give one code per item or drop --single-choice")
+        for code in rec.codes:
+            labels[i, j, code_index[code]] = True
+    return Ratings(items, annotators, list(codes), labels, rated, single_choice, rounds, names or {})
+
+
+# --------------------------------------------------------------------------- from the workspace
+
+
+def store_records(store: Store, codebook: Codebook, annotators: list[str] | None = None,
+                  since: str | None = None, documents: list[str] | None = None) -> list[Record]:
+    sql = ("SELECT a.segment_id, a.annotator, a.codes, a.prediction_version, a.annotation_id "
+           "FROM annotations a JOIN segments s ON s.id = a.segment_id "
+           "WHERE a.deleted = 0 AND a.was_cancelled = 0 AND NOT EXISTS (SELECT 1 FROM studio_projects p "
+           "WHERE p.server_url = a.server_url AND p.id = a.project_id AND p.role = 'review')")
+    params: list[str] = []
+    if annotators:
+        sql += f" AND a.annotator IN ({','.join('?' * len(annotators))})"
+        params += annotators
+    if documents:
+        sql += f" AND s.document_id IN ({','.join('?' * len(documents))})"
+        params += documents
+    if since:
+        sql += " AND COALESCE(a.updated_at, a.created_at, a.pulled_at) >= ?"
+        params.append(since)
+    sql += " ORDER BY COALESCE(a.updated_at, a.created_at, a.pulled_at), a.annotation_id"
+    records = []
+    for seg, annotator, codes, version, ann_id in store.conn.execute(sql, params):
+        codes = codebook.check_codes(json.loads(codes), f"annotation {ann_id} of segment {seg}")
+        records.append(Record(seg, annotator, codes, version))
+    return records
+
+
+def load_ratings(store: Store, codebook: Codebook, annotators: list[str] | None = None,
+                 since: str | None = None, documents: list[str] | None = None) -> Ratings:
+    """The workspace's annotations (annotation projects only) as a Ratings array."""
+    records = store_records(store, codebook, annotators, since, documents)
+    if not records:
+        raise CultureCodeError(
+            f"no annotations in {store.workspace} match these filters: run `culturecode pull` first "
+            f"or loosen --annotators/--since/--documents")
+    return from_records(records, codebook.code_ids, codebook.single_choice,
+                        {c.id: c.name for c in codebook.codes})
+
+
+def model_labels(store: Store, ratings: Ratings) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each model version's labels on the rated items: {version: (labels (I, C), has_prediction (I,))}."""
+    index = {item: i for i, item in enumerate(ratings.items)}
+    code_index = {c: k for k, c in enumerate(ratings.codes)}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for seg, version, codes in store.conn.execute("SELECT segment_id, model_version, codes FROM predictions"):
+        if seg not in index:
+            continue
+        labels, has = out.setdefault(version, (np.zeros((ratings.n_items, len(ratings.codes)), bool),
+                                               np.zeros(ratings.n_items, bool)))
+        has[index[seg]] = True
+        for code in json.loads(codes):
+            if code in code_index:
+                labels[index[seg], code_index[code]] = True
+    return out
+
+
+# --------------------------------------------------------------------------- from a file
+
+
+def _split_codes(value: object, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            return _split_codes(json.loads(text), where)
+        except json.JSONDecodeError:
+            raise CultureCodeError(f"{where}: 'codes' looks like a JSON list but is not valid JSON") from None
+    return [c.strip() for c in text.split(";") if c.strip()]
+
+
+def _rows(path: Path) -> Iterable[tuple[str, dict]]:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        yield f"{path}:{n}", json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise CultureCodeError(f"{path}:{n} is not valid JSON ({exc.msg})") from None
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for n, row in enumerate(csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), 2):
+                yield f"{path}:{n}", row
+    else:
+        raise CultureCodeError(f"{path}: --input must be a .csv, .tsv or .jsonl file")
+
+
+def read_input(path: str | Path, codebook: Codebook | None = None, single_choice: bool = False) -> Ratings:
+    """Annotations made elsewhere: rows with `item`, `annotator`, `codes` (list or ';'-separated)."""
+    path = Path(path)
+    if not path.exists():
+        raise CultureCodeError(f"{path}: annotation file not found")
+    records = []
+    for where, row in _rows(path):
+        if not isinstance(row, dict) or not {"item", "annotator", "codes"} <= set(row):
+            raise CultureCodeError(f"{where}: needs the fields 'item', 'annotator' and 'codes'")
+        codes = _split_codes(row["codes"], where)
+        if codebook is not None:
+            codes = codebook.check_codes(codes, where)
+        records.append(Record(str(row["item"]), str(row["annotator"]), codes, row.get("round") or None))
+    if not records:
+        raise CultureCodeError(f"{path}: no annotation rows")
+    if codebook is not None:
+        return from_records(records, codebook.code_ids, single_choice, {c.id: c.name for c in codebook.codes})
+    seen: dict[str, None] = {}
+    for rec in records:
+        seen.update(dict.fromkeys(rec.codes))
+    if not seen:
+        raise CultureCodeError(f"{path}: no row has a code; pass --codebook to name the codes")
+    return from_records(records, sorted(seen), single_choice)

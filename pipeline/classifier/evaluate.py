@@ -1,0 +1,93 @@
+"""`evaluate(...)`: a model version against human labels.
+
+Against the workspace's adjudicated gold labels (and each annotator's own labels), or against
+an outside JSONL file with `text` and `codes`. Segments the model was trained or validated on
+are left out unless `include_training` is set, so the figures are held-out figures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.classifier.data import Example, gold_from_store, label_matrix, read_gold, text_key
+from pipeline.classifier.metrics import code_metrics
+from pipeline.classifier.predict import scorer_for
+from pipeline.classifier.registry import LoadedModel, load_model
+from pipeline.config import Codebook, Settings
+from pipeline.errors import CultureCodeError
+from pipeline.store import Store
+
+
+def score_examples(loaded: LoadedModel, examples: list[Example], settings: Settings,
+                   backend: str = "torch") -> dict:
+    cfg = settings.classifier
+    probs = scorer_for(loaded, backend, cfg.inference_batch_size, cfg.max_length)([e.text for e in examples])
+    return code_metrics(label_matrix(examples, loaded.codes), probs >= loaded.thresholds, loaded.codes)
+
+
+def _training_texts(loaded: LoadedModel) -> set[str]:
+    path = loaded.path / "training.json"
+    try:
+        return set(json.loads(path.read_text(encoding="utf-8")).get("train_texts", []))
+    except (OSError, json.JSONDecodeError):
+        return set()
+
+
+def _held_out(loaded: LoadedModel, examples: list[Example], include_training: bool) -> tuple[list[Example], int]:
+    if include_training:
+        return examples, 0
+    seen = _training_texts(loaded)
+    kept = [e for e in examples if text_key(e.text) not in seen]
+    return kept, len(examples) - len(kept)
+
+
+def evaluate(store: Store, settings: Settings, codebook: Codebook, model_version: str | None = None,
+             gold_file: str | Path | None = None, include_training: bool = False,
+             backend: str = "torch") -> dict:
+    """Per-code P/R/F1/support/kappa, micro and macro F1 of a model version against human labels."""
+    loaded = load_model(store, codebook, model_version)
+    if gold_file is not None:
+        examples, source = read_gold(gold_file, codebook, need_document=False), str(gold_file)
+    else:
+        examples, source = gold_from_store(store, codebook), "workspace gold"
+    examples, excluded = _held_out(loaded, examples, include_training)
+    if not examples:
+        raise CultureCodeError(
+            f"nothing to evaluate {loaded.version} on: {source} has no labelled segments"
+            + (f" outside its training data ({excluded} were trained on; --include-training counts them)"
+               if excluded else "; run `culturecode adjudicate` or pass --gold FILE.jsonl"))
+    with store.run("evaluate", {"model_version": loaded.version, "source": source}) as summary:
+        result = {"model_version": loaded.version, "source": source, "excluded_training": excluded,
+                  **score_examples(loaded, examples, settings, backend)}
+        if gold_file is None:
+            result["annotators"] = _per_annotator(store, loaded, codebook, settings, include_training)
+        summary.update({k: result[k] for k in ("model_version", "micro_f1", "macro_f1", "segments")})
+    return result
+
+
+def _per_annotator(store: Store, loaded: LoadedModel, codebook: Codebook, settings: Settings,
+                   include_training: bool) -> dict[str, dict]:
+    """The model against each annotator on the segments that annotator labelled (not review projects)."""
+    rows = store.conn.execute(
+        "SELECT a.annotator, a.segment_id, a.codes, s.text, s.document_id FROM annotations a "
+        "JOIN segments s ON s.id = a.segment_id "
+        "WHERE a.deleted = 0 AND a.was_cancelled = 0 AND a.codebook_hash = ? AND NOT EXISTS ("
+        "  SELECT 1 FROM studio_projects p WHERE p.id = a.project_id AND p.server_url = a.server_url "
+        "  AND p.role = 'review') ORDER BY a.annotator, a.updated_at",
+        (codebook.content_hash,)).fetchall()
+    by_annotator: dict[str, dict[str, Example]] = {}
+    for r in rows:  # the latest annotation of a segment by an annotator wins
+        by_annotator.setdefault(r["annotator"], {})[r["segment_id"]] = Example(
+            r["segment_id"], r["text"], codebook.check_codes(json.loads(r["codes"]), "annotation"), r["document_id"])
+    result = {}
+    for annotator, items in sorted(by_annotator.items()):
+        examples, _ = _held_out(loaded, list(items.values()), include_training)
+        if examples:
+            m = score_examples(loaded, examples, settings)
+            kappas = [v["cohen_kappa"] for v in m["per_code"].values() if v["cohen_kappa"] is not None]
+            result[annotator] = {"segments": m["segments"], "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
+                                 "mean_kappa": round(float(np.mean(kappas)), 4) if kappas else None}
+    return result

@@ -1,0 +1,74 @@
+"""ONNX Runtime int8 inference: export once per model version, quantize dynamically, score.
+
+`optimum` would downgrade transformers, so export uses `torch.onnx.export(dynamo=False)` and
+quantization `onnxruntime.quantization.quantize_dynamic`. Export can leave dropout switched
+on, so the model is put in eval mode before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.classifier.encoder import ProbabilityModel, length_sorted_batches
+from pipeline.errors import CultureCodeError
+
+ONNX_FILE = "onnx/model.int8.onnx"
+
+
+def export_int8(model, tokenizer, version_dir: Path) -> Path:
+    """Write <version_dir>/onnx/model.int8.onnx (the fp32 intermediate is not kept)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = version_dir / ONNX_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = ProbabilityModel(model).eval()
+    sample = tokenizer(["a short example sentence"], return_tensors="pt")
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapper, (sample["input_ids"], sample["attention_mask"]), str(fp32), dynamo=False,
+                input_names=["input_ids", "attention_mask"], output_names=["probabilities"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                              "attention_mask": {0: "batch", 1: "tokens"}, "probabilities": {0: "batch"}},
+                opset_version=17)
+        model.eval()
+        partial = target.with_suffix(".partial")
+        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8)
+        partial.replace(target)
+    return target
+
+
+class OnnxScorer:
+    """Per-code probabilities from the int8 ONNX model, batches sorted by length."""
+
+    def __init__(self, path: Path, tokenizer, threads: int | None = None):
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise CultureCodeError(f"{path} is missing; rerun with --backend torch or retrain")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+            raise CultureCodeError(f"{path} is not a readable ONNX model ({str(exc)[:120]}); "
+                                   f"delete it and rerun to export it again") from None
+        self.tokenizer = tokenizer
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32, max_length: int = 128) -> np.ndarray:
+        out: np.ndarray | None = None
+        for idx, enc in length_sorted_batches(texts, self.tokenizer, batch_size, max_length):
+            probs = self.session.run(None, enc)[0]
+            if out is None:
+                out = np.zeros((len(texts), probs.shape[1]), dtype=np.float32)
+            out[idx] = probs
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,176 @@
+"""Model versions: directories under <workspace>/models/<version>/ and rows in `models`.
+
+A version directory holds the encoder (config + model.safetensors), the tokenizer, the head
+(head.safetensors), classifier.json (codes, thresholds, codebook hash), training.json,
+metrics.json and a model card (README.md). A version is written to a hidden temporary
+directory and becomes visible (renamed + registered) in one transaction, so an interrupted
+training run leaves nothing half-registered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from pipeline.classifier.encoder import CodeClassifier, load_encoder, load_tokenizer
+from pipeline.config import Codebook
+from pipeline.errors import CultureCodeError
+from pipeline.store import Store, dumps, now
+
+KIND = "classifier"
+MANIFEST = "classifier.json"
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    path: Path
+    model: CodeClassifier
+    tokenizer: object
+    codes: list[str]
+    thresholds: np.ndarray
+    manifest: dict
+
+    def decide(self, probs: np.ndarray) -> list[list[str]]:
+        hits = probs >= self.thresholds
+        return [[c for c, h in zip(self.codes, row) if h] for row in hits]
+
+
+def models_dir(store: Store) -> Path:
+    return store.workspace / "models"
+
+
+def next_version(store: Store) -> str:
+    numbers = [int(m.group(1)) for (v,) in store.conn.execute("SELECT version FROM models WHERE kind = ?", (KIND,))
+               if (m := re.fullmatch(r"clf-(\d+)", v))]
+    return f"clf-{max(numbers, default=0) + 1:03d}"
+
+
+def save_model(model: CodeClassifier, tokenizer, path: Path, manifest: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    model.encoder.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    save_file({"weight": model.head.weight.detach().contiguous(), "bias": model.head.bias.detach().contiguous()},
+              str(path / "head.safetensors"))
+    write_json(path / MANIFEST, manifest)
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def register(store: Store, tmp_dir: Path, version: str, codebook_hash: str, metrics: dict,
+             promote: bool) -> Path:
+    """Move the finished directory into place and add the row, both or neither."""
+    final = models_dir(store) / version
+    if final.exists():
+        shutil.rmtree(final)  # a leftover of a run that died between rename and commit
+    try:
+        with store.transaction():
+            tmp_dir.rename(final)
+            store.conn.execute(
+                "INSERT INTO models(version, kind, path, codebook_hash, is_current, metrics, created_at) "
+                "VALUES(?, ?, ?, ?, 0, ?, ?)",
+                (version, KIND, str(final), codebook_hash, dumps(metrics), now()))
+            if promote:
+                _set_current(store, version)
+    except BaseException:
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    return final
+
+
+def _set_current(store: Store, version: str) -> None:
+    store.conn.execute("UPDATE models SET is_current = 0 WHERE kind = ?", (KIND,))
+    store.conn.execute("UPDATE models SET is_current = 1 WHERE version = ?", (version,))
+
+
+def current_version(store: Store) -> str | None:
+    row = store.conn.execute("SELECT version FROM models WHERE kind = ? AND is_current = 1", (KIND,)).fetchone()
+    return row[0] if row else None
+
+
+def list_models(store: Store) -> list[dict]:
+    rows = store.conn.execute("SELECT * FROM models WHERE kind = ? ORDER BY created_at, version", (KIND,))
+    return [{**dict(r), "is_current": bool(r["is_current"]), "metrics": json.loads(r["metrics"])} for r in rows]
+
+
+def model_row(store: Store, version: str | None) -> dict:
+    version = version or current_version(store)
+    if version is None:
+        raise CultureCodeError(f"no classifier in {store.workspace}: train one with "
+                               f"`culturecode train --gold examples/gold/`")
+    row = store.conn.execute("SELECT * FROM models WHERE version = ? AND kind = ?", (version, KIND)).fetchone()
+    if row is None:
+        known = ", ".join(m["version"] for m in list_models(store)) or "none"
+        raise CultureCodeError(f"no classifier version '{version}' in {store.workspace} (versions: {known})")
+    return {**dict(row), "is_current": bool(row["is_current"]), "metrics": json.loads(row["metrics"])}
+
+
+def show_model(store: Store, version: str | None = None) -> dict:
+    row = model_row(store, version)
+    path = Path(row["path"])
+    details = {name: _read_json(path / f"{name}.json") for name in ("classifier", "training", "metrics")}
+    return {**row, **details, "model_card": str(path / "README.md")}
+
+
+def promote(store: Store, version: str) -> dict:
+    row = model_row(store, version)
+    _check_dir(Path(row["path"]), version)
+    with store.transaction():
+        _set_current(store, version)
+    return model_row(store, version)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _check_dir(path: Path, version: str) -> None:
+    missing = [n for n in ("config.json", "model.safetensors", "head.safetensors", MANIFEST)
+               if not (path / n).is_file()]
+    if missing:
+        raise CultureCodeError(
+            f"model {version}: {path} is missing {', '.join(missing)} (only safetensors weights are "
+            f"loaded); retrain with `culturecode train` or promote another version")
+
+
+def load_model(store: Store, codebook: Codebook, version: str | None = None) -> LoadedModel:
+    """Load a registered version; refuses a model trained with another codebook."""
+    row = model_row(store, version)
+    return load_model_dir(Path(row["path"]), codebook, row["version"])
+
+
+def load_model_dir(path: Path, codebook: Codebook, version: str | None = None) -> LoadedModel:
+    version = version or path.name
+    _check_dir(path, version)
+    manifest = _read_json(path / MANIFEST)
+    if manifest.get("codebook_hash") != codebook.content_hash:
+        raise CultureCodeError(
+            f"model {version} was trained with codebook {manifest.get('codebook_id')} "
+            f"({manifest.get('codebook_hash')}), not the workspace's codebook {codebook.id} "
+            f"({codebook.content_hash}); train a new model with this codebook or use the original codebook")
+    try:
+        head = load_file(str(path / "head.safetensors"))
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise CultureCodeError(f"model {version}: {path / 'head.safetensors'} is corrupt ({exc}); "
+                               f"retrain with `culturecode train`") from None
+    encoder = load_encoder(str(path))
+    model = CodeClassifier(encoder, len(manifest["codes"]))
+    with torch.no_grad():
+        model.head.weight.copy_(head["weight"])
+        model.head.bias.copy_(head["bias"])
+    model.eval()
+    return LoadedModel(version, path, model, load_tokenizer(str(path)), manifest["codes"],
+                       np.array(manifest["thresholds"], dtype=np.float32), manifest)

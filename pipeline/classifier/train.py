@@ -1,0 +1,143 @@
+"""`train(...)`: labelled segments -> a new registered model version with held-out metrics."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.classifier import methods
+from pipeline.classifier.card import write_model_card
+from pipeline.classifier.data import (Example, Split, check_trainable, gold_from_store, label_matrix,
+                                      positives, text_key, read_gold, split_by_document)
+from pipeline.classifier.encoder import CodeClassifier, load_encoder, load_tokenizer, predict_proba, resolve_base_model
+from pipeline.classifier.metrics import code_metrics, tune_thresholds
+from pipeline.classifier.onnx import OnnxScorer, export_int8
+from pipeline.classifier.registry import MANIFEST, models_dir, next_version, register, save_model, write_json
+from pipeline.config import ClassifierSettings, Codebook, Settings
+from pipeline.store import Store, now
+
+MIN_POSITIVES = 5  # fewer training positives than this and a code is reported as unreliable
+
+
+@dataclass
+class TrainReport:
+    version: str
+    method: str
+    path: str
+    promoted: bool
+    seconds: float
+    test: dict
+    thresholds: dict[str, float]
+    too_few_positives: dict[str, int]
+    split: dict
+    onnx_int8: dict | None = None
+    fit: dict = field(default_factory=dict)
+    test_keys: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "test_keys"}
+
+
+def load_examples(store: Store, codebook: Codebook, gold: str | Path | None,
+                  extra: list[Example] | None = None) -> tuple[list[Example], str]:
+    """Examples from a gold file/folder, else from the workspace's gold table."""
+    if gold is not None:
+        examples, source = read_gold(gold, codebook), str(gold)
+    else:
+        examples, source = gold_from_store(store, codebook), f"gold table of {store.workspace}"
+    return examples + list(extra or []), source
+
+
+def train(store: Store, settings: Settings, codebook: Codebook, gold: str | Path | None = None,
+          method: str | None = None, promote: bool = True, show_progress: bool = True,
+          extra: list[Example] | None = None) -> TrainReport:
+    """Train on `gold` (JSONL file or folder) or the workspace gold table; register a new version."""
+    cfg = settings.classifier if method is None else settings.classifier.model_copy(update={"method": method})
+    examples, source = load_examples(store, codebook, gold, extra)
+    code_ids = codebook.code_ids
+    check_trainable(examples, code_ids, cfg.min_segments, source)
+    split = split_by_document(examples, cfg)
+    started = time.monotonic()
+    with store.run("train", {"gold": source, "method": cfg.method}) as summary:
+        version = next_version(store)
+        tmp = models_dir(store) / f".tmp-{version}"
+        _clean_stale(models_dir(store))
+        try:
+            report = _fit_and_save(tmp, version, split, code_ids, cfg, codebook, source, show_progress)
+            report.path = str(register(store, tmp, version, codebook.content_hash,
+                                       _row_metrics(report), promote))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        report.promoted, report.seconds = promote, round(time.monotonic() - started, 1)
+        summary.update({"version": version, "method": cfg.method, "macro_f1": report.test["macro_f1"],
+                        "micro_f1": report.test["micro_f1"], "promoted": promote})
+    return report
+
+
+def _clean_stale(root: Path) -> None:
+    for stale in root.glob(".tmp-*") if root.exists() else []:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _fit_and_save(tmp: Path, version: str, split: Split, code_ids: list[str], cfg: ClassifierSettings,
+                  codebook: Codebook, source: str, show_progress: bool) -> TrainReport:
+    methods.seed_everything(cfg.seed)
+    base = resolve_base_model(cfg.base_model)
+    tokenizer = load_tokenizer(base)
+    model = CodeClassifier(load_encoder(base), len(code_ids))
+    if cfg.method == "head":
+        fit = methods.fit_head(model, tokenizer, split.train, code_ids, cfg, show_progress)
+    else:
+        fit = methods.fit_finetune(model, tokenizer, split.train, split.validation, code_ids, cfg, show_progress)
+    model.eval()
+    score = lambda part: predict_proba(model, tokenizer, [e.text for e in part],  # noqa: E731
+                                       cfg.inference_batch_size, cfg.max_length)
+    thresholds = tune_thresholds(label_matrix(split.validation, code_ids), score(split.validation),
+                                 cfg.default_threshold)
+    y_test, test_probs = label_matrix(split.test, code_ids), score(split.test)
+    test = code_metrics(y_test, test_probs >= thresholds, code_ids)
+    train_pos = positives(split.train, code_ids)
+    manifest = {"version": version, "codes": code_ids, "thresholds": [round(float(t), 2) for t in thresholds],
+                "codebook_id": codebook.id, "codebook_hash": codebook.content_hash, "method": cfg.method,
+                "base_model": cfg.base_model, "max_length": cfg.max_length, "seed": cfg.seed, "created_at": now()}
+    training = {"source": source, "segments": sum(len(p) for p in (split.train, split.validation, split.test)),
+                "documents": len({e.document for e in split.train + split.validation + split.test}),
+                "split": split.summary(), "positives": train_pos, "fit": fit,
+                "too_few_positives": {c: n for c, n in train_pos.items() if n < MIN_POSITIVES},
+                "train_texts": [text_key(e.text) for e in split.train + split.validation],
+                "test_keys": [e.key for e in split.test], "settings": cfg.model_dump()}
+    metrics = {"test": test}
+    save_model(model, tokenizer, tmp, manifest)
+    if cfg.export_onnx:
+        metrics["onnx_int8"] = _check_onnx(model, tokenizer, tmp, split.test, y_test, test_probs, thresholds, cfg)
+    write_json(tmp / "training.json", training)
+    write_json(tmp / "metrics.json", metrics)
+    write_model_card(tmp, manifest, training, metrics, codebook)
+    return TrainReport(version, cfg.method, str(tmp), False, 0.0, test,
+                       dict(zip(code_ids, manifest["thresholds"])), training["too_few_positives"],
+                       training["split"], metrics.get("onnx_int8"), fit, training["test_keys"])
+
+
+def _check_onnx(model, tokenizer, path: Path, test: list[Example], y_test: np.ndarray, fp32_probs: np.ndarray,
+                thresholds: np.ndarray, cfg: ClassifierSettings) -> dict:
+    """Export int8 and record its macro F1 next to the fp32 model's on the same test split."""
+    scorer = OnnxScorer(export_int8(model, tokenizer, path), tokenizer)
+    int8 = scorer.predict_proba([e.text for e in test], cfg.inference_batch_size, cfg.max_length) >= thresholds
+    fp32 = fp32_probs >= thresholds
+    codes = list(range(y_test.shape[1]))
+    return {"macro_f1": code_metrics(y_test, int8, [str(c) for c in codes])["macro_f1"],
+            "fp32_macro_f1": code_metrics(y_test, fp32, [str(c) for c in codes])["macro_f1"],
+            "same_decisions": round(float((int8 == fp32).mean()), 4) if len(test) else 1.0}
+
+
+def _row_metrics(report: TrainReport) -> dict:
+    return {"method": report.method, "micro_f1": report.test["micro_f1"], "macro_f1": report.test["macro_f1"],
+            "test_segments": report.test["segments"],
+            **({"onnx_int8_macro_f1": report.onnx_int8["macro_f1"]} if report.onnx_int8 else {})}
+
+
+__all__ = ["MANIFEST", "TrainReport", "load_examples", "train"]

@@ -1,0 +1,217 @@
+"""The embedded Label Studio: start, find, and stop one server per workspace.
+
+The server runs from the same virtualenv with its data in `<workspace>/studio` (SQLite), bound to
+127.0.0.1, with telemetry off and signup closed to anyone without the invite link. The admin
+account and an API token are created at first start from a 0600 credentials file we write, so no
+prompt ever appears.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pipeline.config import Settings
+from pipeline.errors import CultureCodeError
+
+CREDENTIALS = "culturecode-credentials.json"
+STATE = "culturecode-server.json"
+LOG = "server.log"
+
+# Interview transcripts are sensitive: no error reporting, version checks or analytics.
+PRIVATE_ENV = {
+    "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "", "LATEST_VERSION_CHECK": "false",
+    "COLLECT_ANALYTICS": "false", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+    "DISABLE_SIGNUP_WITHOUT_LINK": "true", "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+}
+
+
+@dataclass
+class ServerInfo:
+    url: str
+    running: bool
+    pid: int | None
+    data_dir: str
+    username: str
+    started: bool = False  # True when this call launched it
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def data_dir(settings: Settings) -> Path:
+    return Path(settings.workspace).resolve() / "studio"
+
+
+def local_url(settings: Settings) -> str:
+    return f"http://{settings.studio.host}:{settings.studio.port}"
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+    os.chmod(path, 0o600)
+
+
+def credentials(settings: Settings, create: bool = False) -> dict[str, Any] | None:
+    """The embedded server's admin login and API token (<workspace>/studio, mode 0600)."""
+    path = data_dir(settings) / CREDENTIALS
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    if not create:
+        return None
+    creds = {"username": settings.studio.username, "password": secrets.token_urlsafe(12),
+             "api_key": secrets.token_hex(20), "annotators": {}}
+    _write_private(path, creds)
+    return creds
+
+
+def save_credentials(settings: Settings, creds: dict[str, Any]) -> None:
+    _write_private(data_dir(settings) / CREDENTIALS, creds)
+
+
+def is_healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _state(settings: Settings) -> dict[str, Any]:
+    path = data_dir(settings) / STATE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def server_status(settings: Settings) -> ServerInfo:
+    """Whether this workspace's embedded server is up (from its pid file and /health)."""
+    state = _state(settings)
+    url = state.get("url", local_url(settings))
+    pid = state.get("pid")
+    running = _pid_alive(pid) and is_healthy(url)
+    return ServerInfo(url=url, running=running, pid=pid if _pid_alive(pid) else None,
+                      data_dir=str(data_dir(settings)), username=settings.studio.username)
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).parent / "label-studio"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from label_studio.server import main; sys.exit(main())"]
+
+
+def _launch(settings: Settings, creds: dict[str, Any]) -> subprocess.Popen:
+    ddir = data_dir(settings)
+    url = local_url(settings)
+    env = {**os.environ, **PRIVATE_ENV, "LABEL_STUDIO_BASE_DATA_DIR": str(ddir), "HOST": url,
+           "LABEL_STUDIO_HOST": url, "LABEL_STUDIO_USERNAME": creds["username"],
+           "LABEL_STUDIO_PASSWORD": creds["password"], "LABEL_STUDIO_USER_TOKEN": creds["api_key"]}
+    for leak in ("LABEL_STUDIO_API_KEY", settings.studio.api_key_env):
+        env.pop(leak, None)
+    args = ["start", "--no-browser", "--data-dir", str(ddir), "--internal-host", settings.studio.host,
+            "--port", str(settings.studio.port), "--enable-legacy-api-token", "--log-level", "WARNING"]
+    log = open(ddir / LOG, "ab")
+    try:
+        return subprocess.Popen(_command() + args, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=ddir)
+    finally:
+        log.close()
+
+
+def _log_tail(settings: Settings, lines: int = 3) -> str:
+    path = data_dir(settings) / LOG
+    if not path.exists():
+        return ""
+    tail = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    return " | ".join(tail[-lines:])
+
+
+def start_server(settings: Settings, timeout: float | None = None) -> ServerInfo:
+    """Start the workspace's Label Studio (or find the running one) and wait until it answers."""
+    info = server_status(settings)
+    if info.running:
+        return info
+    host, port = settings.studio.host, settings.studio.port
+    if _port_in_use(host, port):
+        raise CultureCodeError(
+            f"port {port} on {host} is taken by another program; start Label Studio on a free port "
+            f"with `culturecode studio start --port N` (and use the same --port for push/pull)")
+    ddir = data_dir(settings)
+    ddir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    creds = credentials(settings, create=True)
+    proc = _launch(settings, creds)
+    url = local_url(settings)
+    _write_private(ddir / STATE, {"pid": proc.pid, "url": url, "port": port})
+    deadline = time.monotonic() + (timeout or settings.studio.start_timeout)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            (ddir / STATE).unlink(missing_ok=True)
+            raise CultureCodeError(
+                f"Label Studio exited during start (code {proc.returncode}); see {ddir / LOG}: "
+                f"{_log_tail(settings)}")
+        if is_healthy(url):
+            info = server_status(settings)
+            info.started = True
+            return info
+        time.sleep(1.0)
+    stop_server(settings)
+    raise CultureCodeError(
+        f"Label Studio did not answer on {url} within {timeout or settings.studio.start_timeout:.0f} s; "
+        f"see {ddir / LOG} and retry with a larger studio.start_timeout")
+
+
+def stop_server(settings: Settings, timeout: float = 30.0) -> bool:
+    """Stop the embedded server (SIGTERM, then SIGKILL); False when none was running."""
+    state = _state(settings)
+    pid = state.get("pid")
+    path = data_dir(settings) / STATE
+    if not _pid_alive(pid):
+        path.unlink(missing_ok=True)
+        return False
+    os.killpg(os.getpgid(pid), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_alive(pid):
+        _reap(pid)
+        time.sleep(0.2)
+    if _pid_alive(pid):
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+        _reap(pid)
+    path.unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
