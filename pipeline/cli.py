@@ -8,7 +8,10 @@ from __future__ import annotations
 import typer
 
 from pipeline import __version__
+from pipeline.commands import agreement as agreement_commands
+from pipeline.commands import classifier as classifier_commands
 from pipeline.commands import core
+from pipeline.commands import studio as studio_commands
 
 app = typer.Typer(
     name="culturecode",
@@ -36,6 +39,9 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 core.register(app)
+agreement_commands.register(app)
+classifier_commands.register(app)
+studio_commands.register(app)
 
 if __name__ == "__main__":
     app()

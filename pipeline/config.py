@@ -177,16 +177,18 @@ class ClassifierSettings(Strict):
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     early_stopping_patience: int = Field(3, ge=1)
     backend: str = Field("torch", pattern="^(torch|onnx)$")
-    head_c: float = Field(1.0, gt=0)  # inverse regularisation of the `head` method's logistic regressions
+    head_c: float = Field(0.1, gt=0)  # inverse regularisation of the `head` method's logistic regressions
     min_segments: int = Field(20, ge=5)  # fewer labelled segments than this is refused
     export_onnx: bool = True  # export + int8-quantise each trained version (for --backend onnx)
     inference_batch_size: int = Field(32, ge=1, le=1024)
-    chunk_size: int = Field(2000, ge=10, le=100_000)  # segments read, scored and written per step
+    chunk_size: int = Field(2000, ge=1, le=100_000)  # segments read, scored and written per step
 
 
 class AgreementSettings(Strict):
     bootstrap: int = Field(1000, ge=0, le=100_000)
     seed: int = 7
+    export_validation_fraction: float = Field(0.1, ge=0, lt=0.5)
+    export_test_fraction: float = Field(0.2, ge=0, lt=0.5)
 
 
 class LlmSettings(Strict):

@@ -4,7 +4,7 @@ Input everywhere: `ratings`, a float array of shape (units, raters) holding cate
 0..k-1 and NaN where a rater did not code a unit. Each function returns a `Coef`: a value, or
 `None` with the reason it is undefined -- never NaN, never a silent 0, never an exception.
 
-Libraries: Krippendorff's alpha comes from `krippendorff`, Cohen's kappa from scikit-learn. Fleiss'
+Libraries: Krippendorff's alpha comes from `krippendorff`; Cohen's kappa is checked against scikit-learn. Fleiss'
 kappa and Gwet's AC1 use the missing-data forms of Gwet (2014, ch. 2 and 4), which equal the
 classic formulas (statsmodels' `fleiss_kappa`) when every unit has the same number of raters;
 the tests check both against published examples and against the libraries. The bootstrap
@@ -19,7 +19,6 @@ from itertools import combinations
 
 import krippendorff
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
 
 ONE_RATER = "only one annotator coded these items"
 NO_PAIRS = "no item was coded by two or more annotators"
@@ -85,10 +84,14 @@ def cohen_kappa(x: np.ndarray, y: np.ndarray, k: int, labels: list[str] | None =
     xs, ys = x[shared].astype(int), y[shared].astype(int)
     px = np.bincount(xs, minlength=k) / len(xs)
     py = np.bincount(ys, minlength=k) / len(ys)
-    if float(px @ py) >= 1 - 1e-12:
+    pe = float(px @ py)
+    if pe >= 1 - 1e-12:
         # scikit-learn returns NaN here; kappa is 0/0 when both raters used one category only
         return Coef.undefined(_one_category_reason(np.vstack([px, py]), labels))
-    return Coef.of(cohen_kappa_score(xs, ys, labels=list(range(k))), "kappa is undefined here")
+    # the same formula as sklearn.metrics.cohen_kappa_score (the tests compare them), without
+    # its input validation, which costs 25 ms per call on 10,000 items
+    po = float((xs == ys).mean())
+    return Coef.of((po - pe) / (1 - pe), "kappa is undefined here")
 
 
 def cohen_pairs(ratings: np.ndarray, k: int, labels: list[str] | None = None) -> dict[tuple[int, int], Coef]:
@@ -159,10 +162,11 @@ def krippendorff_alpha(ratings: np.ndarray, k: int, labels: list[str] | None = N
 def bootstrap_weights(n_units: int, replicates: int, seed: int) -> np.ndarray:
     """How often each unit is drawn in each replicate: shape (replicates, units), float32."""
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_units, size=(replicates, n_units), dtype=np.int64)
-    draws += np.arange(replicates, dtype=np.int64)[:, None] * n_units
-    return np.bincount(draws.ravel(), minlength=replicates * n_units).reshape(
-        replicates, n_units).astype(np.float32)
+    draws = rng.integers(0, n_units, size=(replicates, n_units), dtype=np.int32)
+    weights = np.empty((replicates, n_units), dtype=np.float32)
+    for r in range(replicates):  # row by row stays in cache: 3x faster than one big bincount
+        weights[r] = np.bincount(draws[r], minlength=n_units)
+    return weights
 
 
 def alpha_from_counts(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -39,10 +39,30 @@ def set_distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
 def encode_sets(labels: np.ndarray, rated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct label sets: ids (units, raters) with -1 where missing, and their vectors (S, C)."""
     flat = labels[rated]
-    distinct, inverse = np.unique(flat, axis=0, return_inverse=True)
+    packed = np.ascontiguousarray(np.packbits(flat, axis=-1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()  # one sortable key per set
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     ids = np.full(rated.shape, -1, dtype=np.int64)
     ids[rated] = inverse.ravel()
-    return ids, distinct.astype(bool)
+    return ids, flat[first].astype(bool)
+
+
+def _expected_sum(vectors: np.ndarray, n_s: np.ndarray, metric: str, block: int) -> float:
+    """n' D n over distinct sets, D built block by block from a matrix product of intersections."""
+    v = vectors.astype(np.float32)
+    sizes = v.sum(axis=1)
+    total = 0.0
+    for start in range(0, len(v), block):
+        inter = v[start:start + block] @ v.T
+        size_a, size_b = sizes[start:start + block, None], sizes[None, :]
+        union = size_a + size_b - inter
+        jaccard = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+        if metric == "masi":
+            same = (size_a == size_b) & (inter == size_a)
+            subset = inter == np.minimum(size_a, size_b)
+            jaccard = jaccard * np.where(same, 1.0, np.where(subset, 2 / 3, np.where(inter > 0, 1 / 3, 0.0)))
+        total += float(n_s[start:start + block] @ (1.0 - jaccard) @ n_s)
+    return total
 
 
 def set_alpha(labels: np.ndarray, rated: np.ndarray, metric: str, block: int = 1024) -> Coef:
@@ -60,10 +80,7 @@ def set_alpha(labels: np.ndarray, rated: np.ndarray, metric: str, block: int = 1
         observed[both] += 2 * set_distance(labels[both, a], labels[both, b], metric)
     ids, vectors = encode_sets(labels, rated)
     n_s = np.bincount(ids[ids >= 0], minlength=len(vectors)).astype(np.float64)
-    expected = 0.0
-    for start in range(0, len(vectors), block):
-        d = set_distance(vectors[start:start + block, None, :], vectors[None, :, :], metric)
-        expected += float(n_s[start:start + block] @ d @ n_s)
+    expected = _expected_sum(vectors, n_s, metric, block)
     if expected <= 0:
         return Coef.undefined("every annotator chose the same label set, so chance agreement is total")
     n = n_s.sum()

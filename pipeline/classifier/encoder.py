@@ -48,13 +48,14 @@ def load_tokenizer(path: str):
 
 
 def load_encoder(path: str) -> nn.Module:
+    from safetensors import SafetensorError
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # one bar per command is ours; no per-file loading bars
     try:
-        return AutoModel.from_pretrained(path, use_safetensors=True, add_pooling_layer=False)
-    except TypeError:  # encoders without a pooling layer option
         return AutoModel.from_pretrained(path, use_safetensors=True)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise CultureCodeError(
             f"cannot load encoder weights from '{path}' (safetensors only): "
             f"{str(exc).splitlines()[0]}") from None

@@ -7,12 +7,14 @@ on, so the model is put in eval mode before and after.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 from pipeline.classifier.encoder import ProbabilityModel, length_sorted_batches
@@ -27,8 +29,13 @@ def export_int8(model, tokenizer, version_dir: Path) -> Path:
 
     target = version_dir / ONNX_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
+    # sdpa attention drops an all-ones mask while tracing, which bakes "no padding" into the
+    # graph; eager attention keeps the mask as an input-dependent operation
+    previous = model.encoder.config._attn_implementation
+    _set_attention(model, "eager")
     wrapper = ProbabilityModel(model).eval()
-    sample = tokenizer(["a short example sentence"], return_tensors="pt")
+    sample = tokenizer(["a short example", "a longer example sentence with padding"], padding=True,
+                       return_tensors="pt")
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         fp32 = Path(tmp) / "model.onnx"
         with warnings.catch_warnings(), torch.no_grad():
@@ -39,11 +46,23 @@ def export_int8(model, tokenizer, version_dir: Path) -> Path:
                 dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
                               "attention_mask": {0: "batch", 1: "tokens"}, "probabilities": {0: "batch"}},
                 opset_version=17)
+        _set_attention(model, previous)
         model.eval()
         partial = target.with_suffix(".partial")
-        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8)
+        # the per-code output layer is tiny and sensitive (thresholds sit on its output): keep it fp32
+        head_nodes = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node
+                      if n.name.startswith("/model/head/")]
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # pre-processing hint
+        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, nodes_to_exclude=head_nodes)
         partial.replace(target)
     return target
+
+
+def _set_attention(model, implementation: str) -> None:
+    if hasattr(model.encoder, "set_attn_implementation"):
+        model.encoder.set_attn_implementation(implementation)
+    else:
+        model.encoder.config._attn_implementation = implementation
 
 
 class OnnxScorer:

@@ -36,10 +36,10 @@ class TrainReport:
     split: dict
     onnx_int8: dict | None = None
     fit: dict = field(default_factory=dict)
-    test_keys: list[str] = field(default_factory=list)
+    test_examples: list[Example] = field(default_factory=list)  # the held-out split, for comparisons
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "test_keys"}
+        return {k: v for k, v in self.__dict__.items() if k != "test_examples"}
 
 
 def load_examples(store: Store, codebook: Codebook, gold: str | Path | None,
@@ -119,7 +119,7 @@ def _fit_and_save(tmp: Path, version: str, split: Split, code_ids: list[str], cf
     write_model_card(tmp, manifest, training, metrics, codebook)
     return TrainReport(version, cfg.method, str(tmp), False, 0.0, test,
                        dict(zip(code_ids, manifest["thresholds"])), training["too_few_positives"],
-                       training["split"], metrics.get("onnx_int8"), fit, training["test_keys"])
+                       training["split"], metrics.get("onnx_int8"), fit, split.test)
 
 
 def _check_onnx(model, tokenizer, path: Path, test: list[Example], y_test: np.ndarray, fp32_probs: np.ndarray,

@@ -64,13 +64,12 @@ def task_data(seg: Segment, before: list[Segment], after: list[Segment],
 def prediction(codes: list[str], scores: dict[str, float], model_version: str) -> dict[str, Any]:
     """Label Studio's prediction format; `score` is the least certain per-code decision.
 
-    Each chosen code is its own result item with that code's probability as `score`, so the
-    per-code confidence survives in Label Studio; the frontend merges them into one selection.
+    All chosen codes go in ONE choices result: the labeling UI keeps only the last of several
+    results for the same Choices tag (checked in a browser with label-studio 1.23).
     """
     certainty = [max(p, 1.0 - p) for p in scores.values()] or [1.0]
     result = [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
-               "value": {"choices": [code]}, "score": round(float(scores.get(code, 1.0)), 4)}
-              for code in codes]
+               "value": {"choices": list(codes)}}] if codes else []
     return {"model_version": model_version, "score": round(min(certainty), 4), "result": result}
 
 

@@ -1,0 +1,214 @@
+"""The report as JSON, Markdown and one self-contained HTML page (plots inlined as base64 PNG).
+
+Jinja2 autoescaping is on for the HTML, so transcript text and annotator names cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLUMNS = [("percent_agreement", "% agr."), ("cohen_kappa_mean", "Cohen κ (mean)"), ("fleiss_kappa", "Fleiss κ"),
+           ("krippendorff_alpha", "Kripp. α"), ("gwet_ac1", "Gwet AC1")]
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "undefined"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def fmt_ci(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _png(fig: plt.Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def plot_alpha(report: dict[str, Any]) -> str:
+    codes = list(report["codes"])
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(codes) + 1.2))
+    for y, code in enumerate(codes):
+        stats = report["codes"][code]
+        value, ci = stats["krippendorff_alpha"], stats["krippendorff_alpha_ci"]
+        if value is None:
+            ax.text(0, y, "undefined", va="center", fontsize=8, color="grey")
+            continue
+        err = [[value - ci[0]], [ci[1] - value]] if ci else None
+        ax.errorbar(value, y, xerr=err, fmt="o", color="tab:blue", capsize=3)
+    for x, style in ((0.667, ":"), (0.8, "--")):
+        ax.axvline(x, color="grey", linestyle=style, linewidth=1)
+    ax.set_yticks(range(len(codes)), codes)
+    ax.invert_yaxis()
+    ax.set_xlim(min(-0.1, ax.get_xlim()[0]), 1.05)
+    ax.set_xlabel("Krippendorff's alpha (95% bootstrap CI); lines at .667 and .800")
+    return _png(fig)
+
+
+def plot_heatmap(report: dict[str, Any]) -> str:
+    names = report["pairwise_kappa"]["annotators"]
+    matrix = np.array([[np.nan if v is None else v for v in row] for row in report["pairwise_kappa"]["matrix"]],
+                      dtype=float)
+    size = 1.2 + 0.6 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdYlGn")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(image, ax=ax, label="Cohen's kappa")
+    return _png(fig)
+
+
+def plot_confusion(report: dict[str, Any]) -> str | None:
+    codes = [c for c in report["codes"] if "confusion" in report["codes"][c]]
+    if not codes:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(codes) + 1.2))
+    left = np.zeros(len(codes))
+    for key, colour in (("both_present", "tab:green"), ("split", "tab:red"), ("both_absent", "lightgrey")):
+        values = np.array([report["codes"][c]["confusion"][key] for c in codes], dtype=float)
+        ax.barh(codes, values, left=left, color=colour, label=key.replace("_", " "))
+        left += values
+    ax.invert_yaxis()
+    ax.set_xlabel("annotator-pair decisions on shared items")
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def plot_rounds(report: dict[str, Any]) -> str | None:
+    rounds = report["rounds"]
+    if not rounds:
+        return None
+    names = list(rounds)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for key, marker in (("mean_alpha", "o"), ("exact_match", "s")):
+        values = [np.nan if rounds[n][key] is None else rounds[n][key] for n in names]
+        ax.plot(range(len(names)), values, marker=marker, label=key.replace("_", " "))
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylim(min(0, ax.get_ylim()[0]), 1.05)
+    ax.set_ylabel("agreement")
+    ax.set_xlabel("annotation round (pre-label model version)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Inter-annotator agreement ({report.get('generated_at', '')})", "",
+             f"{report['n_items']} items, {report['n_annotators']} annotators "
+             f"({', '.join(report['annotators'])}). {report['summary']['text']}", "",
+             f"Note: {report['definitions']['percent_agreement']}. Kappa bands: Landis & Koch (1977); "
+             f"alpha: >= .800 reliable, >= .667 tentative. CIs: {report['bootstrap']['replicates']} bootstrap "
+             f"replicates over items (seed {report['bootstrap']['seed']}).", "",
+             "## Per code (each code as a yes/no decision)", "",
+             "| code | " + " | ".join(h for _, h in COLUMNS) + " | α 95% CI | units | pairable values | undefined because |",
+             "|" + "---|" * (len(COLUMNS) + 5)]
+    for code, s in report["codes"].items():
+        cells = [f"{fmt(s[k])} ({s['interpretation'][k]})" if s['interpretation'][k] and s[k] is not None
+                 else fmt(s[k]) for k, _ in COLUMNS]
+        lines.append(f"| {code} | " + " | ".join(cells) + f" | {fmt_ci(s['krippendorff_alpha_ci'])} | "
+                     f"{s['n_units']} | {s['n_pairable_values']} | {s['undefined_reason'] or ''} |")
+    o = report["overall"]
+    lines += ["", "## Over the whole label set", ""]
+    for key, value in o.items():
+        if isinstance(value, (float, int)) or value is None:
+            if key.startswith(("n_", "krippendorff_alpha_ci", "undefined_reason")):
+                continue
+            band = o["interpretation"].get(key)
+            lines.append(f"- {key}: {fmt(value)}" + (f" ({band})" if band and value is not None else "")
+                         + (f" -- {o['undefined_reasons'][key]}" if value is None and key in o["undefined_reasons"] else ""))
+    if report["models"]:
+        lines += ["", "## Models as an extra rater (mean Cohen's kappa with each annotator)", ""]
+        lines += ["| model | " + " | ".join(report["codes"]) + " |", "|" + "---|" * (len(report["codes"]) + 1)]
+        for version, m in report["models"].items():
+            lines.append(f"| {version} | " + " | ".join(fmt(m["codes"][c]["cohen_kappa_mean"]) for c in report["codes"]) + " |")
+    if report["rounds"]:
+        lines += ["", "## Per annotation round", "", "| round | items | mean α | exact match |", "|---|---|---|---|"]
+        for name, r in report["rounds"].items():
+            lines.append(f"| {name} | {r['n_items']} | {fmt(r['mean_alpha'])} | {fmt(r['exact_match'])} |")
+    return "\n".join(lines) + "\n"
+
+
+TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Agreement report {{ r.generated_at }}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+td:first-child,th:first-child{text-align:left}
+.undefined{color:#888;font-style:italic}.band{color:#555;font-size:.8em}
+.reliable{background:#e4f5e4}.tentative{background:#fff6d6}.unreliable{background:#fbe3e3}
+blockquote{border-left:3px solid #ccc;margin:.3em 0;padding-left:.6em}
+</style></head><body>
+<h1>Inter-annotator agreement</h1>
+<p id="meta">{{ r.n_items }} items, {{ r.n_annotators }} annotators ({{ r.annotators|join(", ") }}); generated {{ r.generated_at }}
+{% if r.source %} from {{ r.source }}{% endif %}.</p>
+<p id="summary"><strong>Summary.</strong> {{ r.summary.text }}</p>
+<p class="band">{{ r.definitions.percent_agreement|capitalize }}. Kappa bands: {{ r.definitions.kappa_bands }};
+{{ r.definitions.alpha_bands }}. Confidence intervals: {{ r.bootstrap.replicates }} bootstrap replicates over items, seed {{ r.bootstrap.seed }}.</p>
+<h2>Per code</h2>
+<table id="per-code"><tr><th>code</th>{% for _, h in columns %}<th>{{ h }}</th>{% endfor %}<th>α 95% CI</th><th>units</th><th>pairable values</th></tr>
+{% for code, s in r.codes.items() %}<tr class="{{ s.interpretation.krippendorff_alpha }}"><td title="{{ s.name }}">{{ code }}</td>
+{% for k, _ in columns %}{% if s[k] is none %}<td class="undefined" title="{{ s.undefined_reasons[k] }}">undefined</td>
+{% else %}<td>{{ fmt(s[k]) }}{% if s.interpretation[k] %} <span class="band">{{ s.interpretation[k] }}</span>{% endif %}</td>{% endif %}{% endfor %}
+<td>{{ fmt_ci(s.krippendorff_alpha_ci) }}</td><td>{{ s.n_units }}</td><td>{{ s.n_pairable_values }}</td></tr>
+{% if s.undefined_reason %}<tr><td></td><td colspan="{{ columns|length + 3 }}" class="undefined">{{ s.undefined_reason }}</td></tr>{% endif %}
+{% endfor %}</table>
+<img alt="alpha per code" src="data:image/png;base64,{{ plots.alpha }}">
+<h2>Over the whole label set</h2><ul id="overall">
+{% for k, v in r.overall.items() if (v is number or v is none) and not k.startswith(("n_", "undefined_reason", "krippendorff_alpha_ci")) %}
+<li>{{ k }}: {% if v is none %}<span class="undefined">undefined ({{ r.overall.undefined_reasons.get(k, "") }})</span>{% else %}{{ fmt(v) }} <span class="band">{{ r.overall.interpretation.get(k) or "" }}</span>{% endif %}</li>{% endfor %}</ul>
+<h2>Annotator by annotator</h2><img alt="kappa heatmap" src="data:image/png;base64,{{ plots.heatmap }}">
+{% if plots.confusion %}<h2>Decisions per code</h2><img alt="confusion counts" src="data:image/png;base64,{{ plots.confusion }}">{% endif %}
+{% if plots.rounds %}<h2>Per annotation round</h2><img alt="agreement per round" src="data:image/png;base64,{{ plots.rounds }}">{% endif %}
+{% if r.models %}<h2>Models as an extra rater</h2><table id="models"><tr><th>model</th>{% for c in r.codes %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for v, m in r.models.items() %}<tr><td>{{ v }}</td>{% for c in r.codes %}<td>{{ fmt(m.codes[c].cohen_kappa_mean) }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
+{% if r.disagreements %}<h2>Most contested items</h2><table id="disagreements"><tr><th>item</th><th>score</th><th>split votes</th><th>text</th></tr>
+{% for d in r.disagreements %}<tr><td>{{ d.item }}</td><td>{{ fmt(d.score) }}</td><td>{% for c, n in d.split_votes.items() %}{{ c }} {{ n }}/{{ d.n_annotators }} {% endfor %}</td>
+<td style="text-align:left"><blockquote>{{ d.text or "" }}</blockquote></td></tr>{% endfor %}</table>{% endif %}
+</body></html>
+"""
+
+
+def to_html(report: dict[str, Any]) -> str:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    plots = {"alpha": plot_alpha(report), "heatmap": plot_heatmap(report),
+             "confusion": plot_confusion(report), "rounds": plot_rounds(report)}
+    return env.from_string(TEMPLATE).render(r=report, plots=plots, columns=COLUMNS, fmt=fmt, fmt_ci=fmt_ci)
+
+
+def write_reports(report: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
+    """reports/<stem>.{json,md,html}; a rerun on the same day replaces the files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("json", "md", "html")}
+    paths["json"].write_text(to_json(report), encoding="utf-8")
+    paths["md"].write_text(to_markdown(report), encoding="utf-8")
+    paths["html"].write_text(to_html(report), encoding="utf-8")
+    return paths

@@ -1,0 +1,148 @@
+"""Gold labels from annotations: majority vote, Dawid-Skene (crowd-kit) or the adjudicator's decision.
+
+Multi-label codebooks are aggregated per code as a yes/no decision (binary relevance); single-choice
+codebooks as one choice among the codes. Every gold row records the method and the votes, and the
+whole table is rewritten in one transaction, so a rerun gives the same gold.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.agreement.ratings import Ratings, load_ratings
+from pipeline.config import Codebook
+from pipeline.errors import CultureCodeError
+from pipeline.store import Store, dumps, now
+
+METHODS = ("majority", "dawid-skene", "adjudicator")
+
+
+@dataclass
+class AdjudicationReport:
+    method: str
+    segments: int = 0
+    per_code: dict[str, int] = field(default_factory=dict)
+    ties: int = 0  # majority: (segment, code) pairs with as many yes as no votes, resolved to "absent"
+    adjudicated: int = 0  # adjudicator: segments decided in the review project
+    fallback_majority: int = 0  # adjudicator: segments without a review decision, decided by majority
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _votes(r: Ratings, i: int) -> dict[str, Any]:
+    yes = (r.labels[i] & r.rated[i][:, None]).sum(axis=0)
+    return {"n_annotators": int(r.rated[i].sum()), "yes": {c: int(n) for c, n in zip(r.codes, yes)}}
+
+
+def majority(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """Gold (items, codes) and the ties. Multi-label: a code is gold when more than half ticked it.
+    Single-choice: the most chosen code; a tie goes to the code that comes first in the codebook."""
+    yes = (r.labels & r.rated[:, :, None]).sum(axis=1)
+    n = r.rated.sum(axis=1)[:, None]
+    if not r.single_choice:
+        return 2 * yes > n, 2 * yes == n
+    counts = np.column_stack([yes, n[:, 0] - yes.sum(axis=1)])  # the last column is "no code"
+    top = counts.max(axis=1, keepdims=True)
+    winner = counts.argmax(axis=1)  # the first maximum: codebook order, "no code" last
+    gold = np.zeros_like(yes, dtype=bool)
+    has_code = winner < yes.shape[1]
+    gold[np.flatnonzero(has_code), winner[has_code]] = True
+    tied = (counts == top).sum(axis=1) > 1
+    return gold, (yes == top) & tied[:, None]
+
+
+def _frame(r: Ratings, values: np.ndarray) -> pd.DataFrame:
+    i, a = np.nonzero(r.rated)
+    return pd.DataFrame({"task": np.asarray(r.items, dtype=object)[i],
+                         "worker": np.asarray(r.annotators, dtype=object)[a], "label": values[i, a]})
+
+
+def dawid_skene(r: Ratings, n_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Gold (items, codes) and the posterior probability of each gold code, via crowd-kit."""
+    with warnings.catch_warnings():
+        # crowd-kit 1.4 uses pandas' deprecated inplace= arguments on every iteration
+        warnings.simplefilter("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*(inplace|copy) keyword.*")
+        return _dawid_skene(r, n_iter)
+
+
+def _dawid_skene(r: Ratings, n_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    from crowdkit.aggregation import DawidSkene
+
+    gold = np.zeros((r.n_items, len(r.codes)), dtype=bool)
+    posterior = np.zeros((r.n_items, len(r.codes)))
+    if r.single_choice:
+        cats, names = r.categories()
+        model = DawidSkene(n_iter=n_iter)
+        chosen = model.fit_predict(_frame(r, cats.astype(int))).reindex(r.items).to_numpy()
+        probas = model.probas_.reindex(r.items)
+        for k in range(len(r.codes)):
+            gold[:, k] = chosen == k
+            posterior[:, k] = probas[k].to_numpy() if k in probas else 0.0
+        return gold, posterior
+    for c in range(len(r.codes)):
+        model = DawidSkene(n_iter=n_iter)
+        labels = r.labels[:, :, c].astype(int)
+        gold[:, c] = model.fit_predict(_frame(r, labels)).reindex(r.items).to_numpy() == 1
+        probas = model.probas_.reindex(r.items)
+        posterior[:, c] = probas[1].to_numpy() if 1 in probas else 0.0
+    return gold, posterior
+
+
+def review_decisions(store: Store, codebook: Codebook) -> dict[str, tuple[list[str], str]]:
+    """The latest decision per segment in review projects: {segment: (codes, adjudicator)}."""
+    rows = store.conn.execute(
+        "SELECT a.segment_id, a.codes, a.annotator, a.annotation_id FROM annotations a JOIN studio_projects p "
+        "ON p.server_url = a.server_url AND p.id = a.project_id AND p.role = 'review' "
+        "WHERE a.deleted = 0 AND a.was_cancelled = 0 "
+        "ORDER BY COALESCE(a.updated_at, a.created_at, a.pulled_at), a.annotation_id").fetchall()
+    return {seg: (codebook.check_codes(json.loads(codes), f"review annotation {ann_id}"), who)
+            for seg, codes, who, ann_id in rows}
+
+
+def adjudicate(store: Store, codebook: Codebook, method: str = "majority") -> AdjudicationReport:
+    """Turn annotations into gold labels per segment and write the `gold` table in one transaction."""
+    if method not in METHODS:
+        raise CultureCodeError(f"--method '{method}' is not one of {', '.join(METHODS)}")
+    ratings = load_ratings(store, codebook)
+    gold, ties = majority(ratings)
+    report = AdjudicationReport(method, segments=ratings.n_items)
+    rows_method = np.full(ratings.n_items, "majority", dtype=object)
+    extra: list[dict[str, Any]] = [{} for _ in ratings.items]
+    if method == "majority":
+        report.ties = int(ties.sum())
+        for i in np.flatnonzero(ties.any(axis=1)):
+            extra[i]["ties"] = [ratings.codes[c] for c in np.flatnonzero(ties[i])]
+    elif method == "dawid-skene":
+        gold, posterior = dawid_skene(ratings)
+        rows_method[:] = "dawid-skene"
+        for i in range(ratings.n_items):
+            extra[i]["posterior"] = {c: round(float(p), 6) for c, p in zip(ratings.codes, posterior[i])}
+    else:
+        decisions = review_decisions(store, codebook)
+        for i, item in enumerate(ratings.items):
+            if item in decisions:
+                codes, who = decisions.pop(item)
+                gold[i] = [c in codes for c in ratings.codes]
+                rows_method[i] = "adjudicator"
+                extra[i]["adjudicator"] = who
+        report.adjudicated = int((rows_method == "adjudicator").sum())
+        report.fallback_majority = ratings.n_items - report.adjudicated
+    stamp = now()
+    with store.transaction(), store.run("adjudicate", {"method": method}) as summary:
+        store.conn.execute("DELETE FROM gold")
+        store.conn.executemany(
+            "INSERT INTO gold(segment_id, codes, method, votes, codebook_hash, created_at) VALUES(?, ?, ?, ?, ?, ?)",
+            [(item, dumps([c for c, g in zip(ratings.codes, gold[i]) if g]), rows_method[i],
+              dumps({**_votes(ratings, i), **extra[i]}), codebook.content_hash, stamp)
+             for i, item in enumerate(ratings.items)])
+        report.per_code = {c: int(gold[:, k].sum()) for k, c in enumerate(ratings.codes)}
+        summary.update(report.as_dict())
+    return report

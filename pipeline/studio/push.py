@@ -1,0 +1,241 @@
+"""Push segments and pre-labels to Label Studio, idempotently and in bulk.
+
+Per project: reconcile the ledger (`tasks`) with what the server holds (tasks carry their segment
+ID, so leftovers of a killed push are adopted, duplicates dropped and tasks deleted on the server
+re-imported), import the missing segments in batches with their predictions, then give unannotated
+tasks the predictions of a newer model version. Task rows are recorded after every batch, so an
+interrupted push resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipeline.config import Codebook, Settings
+from pipeline.errors import CultureCodeError
+from pipeline.progress import progress_bar
+from pipeline.status import current_model
+from pipeline.store import Segment, Store, now
+from pipeline.studio import labeling
+from pipeline.studio.client import Studio, connect
+from pipeline.studio.projects import ROLES, ProjectRef, ensure_project
+from pipeline.studio.users import annotator_email
+
+
+@dataclass
+class ProjectPush:
+    id: int
+    title: str
+    role: str
+    annotator: str | None
+    created: bool = False
+    recreated: bool = False
+    config_updated: bool = False
+    imported: int = 0
+    adopted: int = 0
+    duplicates_removed: int = 0
+    vanished: int = 0
+    predictions_updated: int = 0
+    tasks: int = 0
+
+
+@dataclass
+class PushReport:
+    url: str
+    model_version: str | None
+    segments: int
+    projects: list[ProjectPush] = field(default_factory=list)
+
+    @property
+    def imported(self) -> int:
+        return sum(p.imported for p in self.projects)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "imported": self.imported}
+
+
+def _segments(store: Store, segment_ids: list[str] | None) -> list[Segment]:
+    if segment_ids is None:
+        return [s for chunk in store.iter_segments() for s in chunk]
+    found = {s.id: s for s in (store.segment(i) for i in dict.fromkeys(segment_ids)) if s}
+    missing = [i for i in segment_ids if i not in found]
+    if missing:
+        raise CultureCodeError(f"segment(s) not in the workspace: {', '.join(missing[:5])}; "
+                               f"list them with `culturecode segments`")
+    return list(found.values())
+
+
+def _predictions(store: Store, model_version: str | None) -> dict[str, Any]:
+    if model_version is None:
+        return {}
+    rows = store.conn.execute("SELECT segment_id, scores, codes, rationale FROM predictions "
+                              "WHERE model_version = ?", (model_version,)).fetchall()
+    return {r["segment_id"]: r for r in rows}
+
+
+def _server_tasks(studio: Studio, project_id: int) -> dict[str, list[Any]]:
+    """segment_id -> the project's tasks for it (normally exactly one)."""
+    tasks = studio.call(lambda: list(studio.sdk.tasks.list(
+        project=project_id, fields="task_only", page_size=5000,
+        include="id,data,total_annotations,cancelled_annotations")))
+    by_segment: dict[str, list[Any]] = defaultdict(list)
+    for task in tasks:
+        seg = (task.data or {}).get("segment_id")
+        if seg:
+            by_segment[seg].append(task)
+    return by_segment
+
+
+def _reconcile(studio: Studio, store: Store, ref: ProjectPush, wanted: set[str]) -> dict[str, Any]:
+    """Make the ledger match the server; returns segment_id -> the one server task kept."""
+    server = _server_tasks(studio, ref.id)
+    ledger = {r["segment_id"]: r for r in store.conn.execute(
+        "SELECT * FROM tasks WHERE server_url = ? AND project_id = ?", (studio.url, ref.id))}
+    keep: dict[str, Any] = {}
+    for seg, tasks in server.items():
+        tasks.sort(key=lambda t: (-(t.total_annotations or 0) - (t.cancelled_annotations or 0), t.id))
+        keep[seg] = tasks[0]
+        for extra in tasks[1:]:
+            if not (extra.total_annotations or extra.cancelled_annotations):
+                studio.call(studio.sdk.tasks.delete, extra.id)
+                ref.duplicates_removed += 1
+    known_segments = {r[0] for r in store.conn.execute("SELECT id FROM segments")} if server else set()
+    with store.transaction():
+        for seg, row in ledger.items():
+            if seg not in keep or keep[seg].id != row["task_id"]:
+                store.conn.execute("DELETE FROM tasks WHERE server_url = ? AND project_id = ? AND segment_id = ?",
+                                   (studio.url, ref.id, seg))
+                ref.vanished += seg not in keep
+        for seg, task in keep.items():
+            if seg in known_segments and (seg not in ledger or ledger[seg]["task_id"] != task.id):
+                store.conn.execute(
+                    "INSERT OR REPLACE INTO tasks(server_url, project_id, task_id, segment_id, model_version, pushed_at) "
+                    "VALUES(?, ?, ?, ?, ?, ?)",
+                    (studio.url, ref.id, task.id, seg, task.data.get("prediction_version") or None, now()))
+                ref.adopted += seg not in ledger
+    return keep
+
+
+def _task_payload(store: Store, seg: Segment, pred: Any, model_version: str | None) -> dict[str, Any]:
+    before, after = store.neighbours(seg)
+    rationale = pred["rationale"] if pred is not None else None
+    task: dict[str, Any] = {"data": labeling.task_data(seg, before, after, rationale,
+                                                       model_version if pred is not None else None)}
+    if pred is not None:
+        task["predictions"] = [labeling.prediction(json.loads(pred["codes"]), json.loads(pred["scores"]),
+                                                   model_version)]
+    return task
+
+
+def _import(studio: Studio, store: Store, settings: Settings, ref: ProjectPush, todo: list[Segment],
+            preds: dict[str, Any], model_version: str | None, bar: Any) -> None:
+    size = settings.studio.batch_size
+    for start in range(0, len(todo), size):
+        batch = todo[start:start + size]
+        payload = [_task_payload(store, s, preds.get(s.id), model_version) for s in batch]
+        resp = studio.call(studio.sdk.projects.import_tasks, ref.id, request=payload, return_task_ids=True)
+        ids = list(resp.task_ids or [])
+        if len(ids) != len(batch):
+            raise CultureCodeError(f"Label Studio imported {len(ids)} of {len(batch)} tasks into project "
+                                   f"{ref.id}; rerun `culturecode push` to reconcile")
+        with store.transaction():
+            store.conn.executemany(
+                "INSERT OR REPLACE INTO tasks(server_url, project_id, task_id, segment_id, model_version, pushed_at) "
+                "VALUES(?, ?, ?, ?, ?, ?)",
+                [(studio.url, ref.id, tid, s.id, model_version if s.id in preds else None, now())
+                 for tid, s in zip(ids, batch)])
+        ref.imported += len(batch)
+        bar.advance(len(batch))
+
+
+def _update_predictions(studio: Studio, store: Store, settings: Settings, ref: ProjectPush,
+                        keep: dict[str, Any], preds: dict[str, Any], model_version: str | None) -> None:
+    """Tasks nobody has annotated yet get the predictions of the new model version."""
+    if model_version is None:
+        return
+    stale = [r for r in store.conn.execute(
+        "SELECT task_id, segment_id FROM tasks WHERE server_url = ? AND project_id = ? "
+        "AND model_version IS NOT ?", (studio.url, ref.id, model_version))
+        if r["segment_id"] in preds and r["segment_id"] in keep
+        and not (keep[r["segment_id"]].total_annotations or keep[r["segment_id"]].cancelled_annotations)]
+    size = settings.studio.batch_size
+    for start in range(0, len(stale), size):
+        batch = stale[start:start + size]
+        payload = []
+        for row in batch:
+            pred = preds[row["segment_id"]]
+            payload.append({"task": row["task_id"], **labeling.prediction(
+                json.loads(pred["codes"]), json.loads(pred["scores"]), model_version)})
+            data = keep[row["segment_id"]].data
+            shown = f"Model's reasoning: {pred['rationale']}" if pred["rationale"] else ""
+            if data.get("rationale", "") != shown:
+                studio.call(studio.sdk.tasks.update, row["task_id"],
+                            data={**data, "rationale": shown, "prediction_version": model_version})
+        studio.call(studio.sdk.projects.import_predictions, ref.id, request=payload)
+        with store.transaction():
+            store.conn.executemany(
+                "UPDATE tasks SET model_version = ?, pushed_at = ? WHERE server_url = ? AND project_id = ? "
+                "AND task_id = ?", [(model_version, now(), studio.url, ref.id, r["task_id"]) for r in batch])
+        ref.predictions_updated += len(batch)
+
+
+def _push_project(studio: Studio, store: Store, settings: Settings, ref: ProjectPush, segments: list[Segment],
+                  preds: dict[str, Any], model_version: str | None, show_progress: bool) -> None:
+    wanted = {s.id for s in segments}
+    keep = {} if ref.created else _reconcile(studio, store, ref, wanted)
+    have = {r[0] for r in store.conn.execute(
+        "SELECT segment_id FROM tasks WHERE server_url = ? AND project_id = ?", (studio.url, ref.id))}
+    todo = [s for s in segments if s.id not in have]
+    before = studio.retried
+    with progress_bar(f"push to project {ref.id}", len(todo), show_progress) as bar:
+        _import(studio, store, settings, ref, todo, preds, model_version, bar)
+    if studio.retried > before:  # a request may have landed twice while the server was flaky
+        keep = _reconcile(studio, store, ref, wanted)
+    _update_predictions(studio, store, settings, ref, keep, preds, model_version)
+    if model_version:
+        studio.call(studio.sdk.projects.update, ref.id, model_version=model_version, show_collab_predictions=True)
+    ref.tasks = store.count("tasks", "server_url = ? AND project_id = ?", (studio.url, ref.id))
+
+
+def _targets(store: Store, studio: Studio, settings: Settings, annotators: list[str] | None,
+             role: str) -> list[str | None]:
+    if annotators:
+        return list(dict.fromkeys(annotator_email(a, settings) for a in annotators))
+    rows = store.conn.execute("SELECT DISTINCT annotator FROM studio_projects WHERE server_url = ? AND role = ?",
+                              (studio.url, role)).fetchall()
+    return [r[0] for r in rows] or [None]
+
+
+def push(store: Store, settings: Settings, codebook: Codebook, annotators: list[str] | None = None,
+         model_version: str | None = None, segment_ids: list[str] | None = None, role: str = "annotation",
+         update_config: bool = False, show_progress: bool = True) -> PushReport:
+    """Create or update the workspace's Label Studio project(s) and import segments with pre-labels.
+
+    One project per annotator (`annotators`), reusing the workspace's existing projects when none
+    are named; `role="review"` with `segment_ids` makes review projects for adjudicators.
+    """
+    if role not in ROLES:
+        raise CultureCodeError(f"role '{role}' is not one of {', '.join(ROLES)}")
+    if role == "review" and not segment_ids:
+        raise CultureCodeError("a review push needs the segments to adjudicate (segment_ids)")
+    version = model_version or current_model(store)
+    if model_version and not store.count("predictions", "model_version = ?", (model_version,)):
+        raise CultureCodeError(f"no predictions of model version '{model_version}' in the workspace; "
+                               f"run `culturecode prelabel` first or pick a version from `culturecode status`")
+    segments = _segments(store, segment_ids)
+    if not segments:
+        raise CultureCodeError(f"workspace {store.workspace} has no segments: run `culturecode ingest PATH` first")
+    studio = connect(settings)
+    preds = _predictions(store, version)
+    report = PushReport(studio.url, version if preds else None, len(segments))
+    with store.run("push", {"annotators": annotators, "model_version": version, "role": role}) as summary:
+        for who in _targets(store, studio, settings, annotators, role):
+            found: ProjectRef = ensure_project(studio, store, settings, codebook, role, who, version, update_config)
+            ref = ProjectPush(found.id, found.title, role, who, found.created, found.recreated, found.config_updated)
+            _push_project(studio, store, settings, ref, segments, preds, version if preds else None, show_progress)
+            report.projects.append(ref)
+        summary.update(imported=report.imported, projects=[p.id for p in report.projects])
+    return report
