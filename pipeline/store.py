@@ -317,20 +317,28 @@ class Store:
         # positions are unique per document: park old rows out of the way before rewriting them
         self.conn.execute("UPDATE segments SET position = -1 - position WHERE document_id = ?", (doc.id,))
         new_ids: set[str] = set()
+        batch: list[tuple] = []
         for seg in segments:
             new_ids.add(seg.id)
-            self.conn.execute(
-                "INSERT INTO segments(id, document_id, position, speaker, text, start_time, end_time, metadata) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET position = excluded.position, "
-                "speaker = excluded.speaker, start_time = excluded.start_time, end_time = excluded.end_time, "
-                "metadata = excluded.metadata",
-                (seg.id, doc.id, seg.position, seg.speaker, seg.text, seg.start_time, seg.end_time,
-                 dumps(seg.metadata)),
-            )
+            batch.append((seg.id, doc.id, seg.position, seg.speaker, seg.text, seg.start_time, seg.end_time,
+                          dumps(seg.metadata)))
+            if len(batch) >= 2000:
+                self._upsert_segments(batch)
+                batch = []
+        self._upsert_segments(batch)
         vanished = old_ids - new_ids
         if vanished:
             self.conn.executemany("DELETE FROM segments WHERE id = ?", [(i,) for i in vanished])
         return len(new_ids - old_ids)
+
+    def _upsert_segments(self, rows: list[tuple]) -> None:
+        self.conn.executemany(
+            "INSERT INTO segments(id, document_id, position, speaker, text, start_time, end_time, metadata) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET position = excluded.position, "
+            "speaker = excluded.speaker, start_time = excluded.start_time, end_time = excluded.end_time, "
+            "metadata = excluded.metadata",
+            rows,
+        )
 
     def segments(self, document_id: str | None = None, limit: int | None = None) -> list[Segment]:
         sql = "SELECT * FROM segments"

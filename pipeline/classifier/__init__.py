@@ -4,17 +4,11 @@ Library entry points (each CLI command calls one of these):
 `train`, `prelabel`, `evaluate`, `list_models`, `show_model`, `promote`, `retrain`.
 """
 
-from pipeline.classifier.evaluate import evaluate
+from pipeline.classifier.evaluation import evaluate
+from pipeline.classifier.loop import retrain
 from pipeline.classifier.predict import PrelabelReport, prelabel
 from pipeline.classifier.registry import current_version, list_models, load_model, promote, show_model
-from pipeline.classifier.train import TrainReport, train
+from pipeline.classifier.training import TrainReport, train
 
 __all__ = ["PrelabelReport", "TrainReport", "current_version", "evaluate", "list_models", "load_model",
            "prelabel", "promote", "retrain", "show_model", "train"]
-
-
-def retrain(*args, **kwargs):
-    """Pull -> adjudicate -> train -> evaluate -> promote if better -> prelabel -> push."""
-    from pipeline.classifier.retrain import retrain as _retrain
-
-    return _retrain(*args, **kwargs)

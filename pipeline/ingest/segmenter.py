@@ -5,15 +5,13 @@ download); pysbd gave the same splits on our transcripts but was ~500x slower.""
 from __future__ import annotations
 
 import hashlib
-import re
 
 from sentencex import segment as sentences_of
 
-WHITESPACE = re.compile(r"\s+")
 
 
 def normalise(text: str) -> str:
-    return WHITESPACE.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def split_turn(text: str, max_chars: int, language: str = "en") -> list[str]:

@@ -126,7 +126,7 @@ def test_interrupted_training_registers_nothing(tmp_path, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("pipeline.classifier.train.write_model_card", interrupt)
+    monkeypatch.setattr("pipeline.classifier.training.write_model_card", interrupt)
     with Store(tmp_path / "ws") as store:
         with pytest.raises(KeyboardInterrupt):
             train(store, settings(tmp_path / "ws"), codebook(), gold=gold, show_progress=False)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.classifier.data import read_gold
-from pipeline.classifier.evaluate import score_examples
+from pipeline.classifier.evaluation import score_examples
 from pipeline.classifier.predict import prelabel
 from pipeline.classifier.registry import current_version, load_model, promote
-from pipeline.classifier.train import train
+from pipeline.classifier.training import train
 from pipeline.config import Codebook, Settings
 from pipeline.store import Store
 
