@@ -192,15 +192,28 @@ class AgreementSettings(Strict):
 
 
 class LlmSettings(Strict):
-    backend: str = "local"
-    model: str | None = None
+    backend: str = Field("local", pattern="^(local|openai)$")
+    model: str | None = None  # local: null = the packaged Qwen2.5-Coder-0.5B-Instruct, or a path; openai: the served name
+    model_dir: str | None = None  # where the local model is unpacked once (null: ~/.cache/culturecode/llm)
+    quantize: bool = True  # local: int8 linear layers, ~3x faster on a CPU
+    threads: int | None = Field(None, ge=1, le=256)  # local: torch threads (null: torch's default)
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
+    json_schema: bool = True  # send the answer's JSON schema (constrained decoding) to the endpoint
     prompt: str = "zero_shot"
+    prompts_dir: str | None = None  # null: the bundled prompts/ folder
+    few_shot_examples: int = Field(3, ge=0, le=20)
+    context_before: int = Field(1, ge=0, le=10)
+    context_after: int = Field(0, ge=0, le=10)
     temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(256, ge=16)
+    seed: int = 0
+    max_tokens: int = Field(160, ge=16)
     concurrency: int = Field(4, ge=1, le=64)
     timeout: float = Field(60.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    min_confidence: float = Field(0.5, ge=0, le=1)  # distill: silver labels below this are left out
+    price_per_million_input: float = Field(0.0, ge=0)  # for `llm plan` cost estimates of paid endpoints
+    price_per_million_output: float = Field(0.0, ge=0)
 
 
 class Settings(Strict):

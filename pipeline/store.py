@@ -120,6 +120,26 @@ MIGRATIONS: list[str] = [
         summary TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # 2: LLM responses, keyed by backend, model, prompt version, rendered prompt and sampling settings
+    """
+    CREATE TABLE llm_cache (
+        key TEXT PRIMARY KEY,
+        backend TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_version TEXT NOT NULL,
+        segment_id TEXT,
+        segment_hash TEXT NOT NULL,
+        params TEXT NOT NULL,
+        response TEXT NOT NULL,
+        attempts TEXT NOT NULL DEFAULT '[]',
+        error TEXT,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        seconds REAL NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX llm_cache_by_segment ON llm_cache(segment_id);
+    """,
 ]
 
 

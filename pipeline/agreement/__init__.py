@@ -99,11 +99,11 @@ def disagreements(store: Store, codebook: Codebook, annotators: list[str] | None
 
 
 def push_disagreements(store: Store, settings: Settings, codebook: Codebook, rows: list[dict[str, Any]],
-                       show_progress: bool = True) -> Any:
-    """Send contested segments to a separate Label Studio review project for an adjudicator."""
+                       adjudicator: str | None = None, show_progress: bool = True) -> Any:
+    """Send contested segments to a separate Label Studio review project (for `adjudicator`, if named)."""
     from pipeline import studio  # the studio stage is optional for everything else here
 
     if not rows:
         raise CultureCodeError("no contested segments to push: every annotator pair agrees")
-    return studio.push(store, settings, codebook, segment_ids=[r["item"] for r in rows], role="review",
-                       show_progress=show_progress)
+    return studio.push(store, settings, codebook, annotators=[adjudicator] if adjudicator else None,
+                       segment_ids=[r["item"] for r in rows], role="review", show_progress=show_progress)

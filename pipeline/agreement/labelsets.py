@@ -47,44 +47,58 @@ def encode_sets(labels: np.ndarray, rated: np.ndarray) -> tuple[np.ndarray, np.n
     return ids, flat[first].astype(bool)
 
 
-def _expected_sum(vectors: np.ndarray, n_s: np.ndarray, metric: str, block: int) -> float:
-    """n' D n over distinct sets, D built block by block from a matrix product of intersections."""
+def _expected_sums(vectors: np.ndarray, n_s: np.ndarray, block: int) -> dict[str, float]:
+    """n' D n over distinct sets for both metrics, D built block by block from one matrix product."""
     v = vectors.astype(np.float32)
     sizes = v.sum(axis=1)
-    total = 0.0
+    n32 = n_s.astype(np.float32)
+    totals = dict.fromkeys(METRICS, 0.0)
     for start in range(0, len(v), block):
         inter = v[start:start + block] @ v.T
         size_a, size_b = sizes[start:start + block, None], sizes[None, :]
         union = size_a + size_b - inter
-        jaccard = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-        if metric == "masi":
-            same = (size_a == size_b) & (inter == size_a)
-            subset = inter == np.minimum(size_a, size_b)
-            jaccard = jaccard * np.where(same, 1.0, np.where(subset, 2 / 3, np.where(inter > 0, 1 / 3, 0.0)))
-        total += float(n_s[start:start + block] @ (1.0 - jaccard) @ n_s)
-    return total
+        jaccard = np.divide(inter, union, out=np.ones_like(inter), where=union > 0)  # empty vs empty: equal
+        subset = inter == np.minimum(size_a, size_b)
+        same = subset & (size_a == size_b)
+        monotonicity = np.where(same, 1, np.where(subset, 2 / 3, np.where(inter > 0, 1 / 3, 0))).astype(np.float32)
+        weights = n32[start:start + block]
+        totals["jaccard"] += float(weights @ (1 - jaccard) @ n32)
+        totals["masi"] += float(weights @ (1 - jaccard * monotonicity) @ n32)
+    return totals
 
 
-def set_alpha(labels: np.ndarray, rated: np.ndarray, metric: str, block: int = 1024) -> Coef:
-    """Krippendorff's alpha over label sets: labels (units, raters, codes) bool, rated (units, raters)."""
+def set_alphas(labels: np.ndarray, rated: np.ndarray, block: int = 1024) -> dict[str, Coef]:
+    """Krippendorff's alpha over label sets with MASI and Jaccard distance.
+
+    labels (units, raters, codes) bool; rated (units, raters) bool.
+    """
     if (rated.sum(axis=0) > 0).sum() < 2:
-        return Coef.undefined(ONE_RATER)
+        return dict.fromkeys(METRICS, Coef.undefined(ONE_RATER))
     m = rated.sum(axis=1)
     keep = m >= 2
     if not keep.any():
-        return Coef.undefined(NO_PAIRS)
+        return dict.fromkeys(METRICS, Coef.undefined(NO_PAIRS))
     labels, rated, m = labels[keep], rated[keep], m[keep].astype(np.float64)
-    observed = np.zeros(len(m))
-    for a, b in combinations(range(rated.shape[1]), 2):
-        both = rated[:, a] & rated[:, b]
-        observed[both] += 2 * set_distance(labels[both, a], labels[both, b], metric)
     ids, vectors = encode_sets(labels, rated)
     n_s = np.bincount(ids[ids >= 0], minlength=len(vectors)).astype(np.float64)
-    expected = _expected_sum(vectors, n_s, metric, block)
-    if expected <= 0:
-        return Coef.undefined("every annotator chose the same label set, so chance agreement is total")
     n = n_s.sum()
-    return Coef.of(1 - (n - 1) * float((observed / (m - 1)).sum()) / expected, "alpha is undefined here")
+    expected = _expected_sums(vectors, n_s, block)
+    out = {}
+    for metric in METRICS:
+        observed = np.zeros(len(m))
+        for a, b in combinations(range(rated.shape[1]), 2):
+            both = rated[:, a] & rated[:, b]
+            observed[both] += 2 * set_distance(labels[both, a], labels[both, b], metric)
+        if expected[metric] <= 0:
+            out[metric] = Coef.undefined("every annotator chose the same label set, so chance agreement is total")
+        else:
+            out[metric] = Coef.of(1 - (n - 1) * float((observed / (m - 1)).sum()) / expected[metric],
+                                  "alpha is undefined here")
+    return out
+
+
+def set_alpha(labels: np.ndarray, rated: np.ndarray, metric: str) -> Coef:
+    return set_alphas(labels, rated)[metric]
 
 
 def exact_match(labels: np.ndarray, rated: np.ndarray) -> Coef:

@@ -93,7 +93,8 @@ def from_records(records: Iterable[Record], codes: list[str], single_choice: boo
         if single_choice and len(rec.codes) > 1:
             raise CultureCodeError(
                 f"item '{item}', annotator '{annotator}': {len(rec.codes)} codes ({', '.join(rec.codes)}) "
-                f"in single-choice data; give one code per item or drop --single-choice")
+                f"in single-choice data; give one code per item, or treat the data as multi-label "
+                f"(no --single-choice; single_choice: false in the codebook)")
         for code in rec.codes:
             labels[i, j, code_index[code]] = True
     return Ratings(items, annotators, list(codes), labels, rated, single_choice, rounds, names or {})

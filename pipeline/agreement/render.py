@@ -39,14 +39,14 @@ def fmt_ci(ci: list[float] | None) -> str:
 
 def _png(fig: plt.Figure) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90)  # layout="constrained": one draw, unlike bbox_inches="tight"
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def plot_alpha(report: dict[str, Any]) -> str:
     codes = list(report["codes"])
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(codes) + 1.2))
+    fig, ax = plt.subplots(layout="constrained", figsize=(7, 0.35 * len(codes) + 1.2))
     for y, code in enumerate(codes):
         stats = report["codes"][code]
         value, ci = stats["krippendorff_alpha"], stats["krippendorff_alpha_ci"]
@@ -69,7 +69,7 @@ def plot_heatmap(report: dict[str, Any]) -> str:
     matrix = np.array([[np.nan if v is None else v for v in row] for row in report["pairwise_kappa"]["matrix"]],
                       dtype=float)
     size = 1.2 + 0.6 * len(names)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    fig, ax = plt.subplots(layout="constrained", figsize=(size + 1.5, size))
     image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdYlGn")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
@@ -83,7 +83,7 @@ def plot_confusion(report: dict[str, Any]) -> str | None:
     codes = [c for c in report["codes"] if "confusion" in report["codes"][c]]
     if not codes:
         return None
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(codes) + 1.2))
+    fig, ax = plt.subplots(layout="constrained", figsize=(7, 0.35 * len(codes) + 1.2))
     left = np.zeros(len(codes))
     for key, colour in (("both_present", "tab:green"), ("split", "tab:red"), ("both_absent", "lightgrey")):
         values = np.array([report["codes"][c]["confusion"][key] for c in codes], dtype=float)
@@ -100,7 +100,7 @@ def plot_rounds(report: dict[str, Any]) -> str | None:
     if not rounds:
         return None
     names = list(rounds)
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(layout="constrained", figsize=(6, 3))
     for key, marker in (("mean_alpha", "o"), ("exact_match", "s")):
         values = [np.nan if rounds[n][key] is None else rounds[n][key] for n in names]
         ax.plot(range(len(names)), values, marker=marker, label=key.replace("_", " "))
@@ -157,7 +157,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Agreement report {{ r.generated_at }}</title>
+<title>Agreement report {{ r.get("generated_at", "") }}</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}
@@ -168,8 +168,8 @@ td:first-child,th:first-child{text-align:left}
 blockquote{border-left:3px solid #ccc;margin:.3em 0;padding-left:.6em}
 </style></head><body>
 <h1>Inter-annotator agreement</h1>
-<p id="meta">{{ r.n_items }} items, {{ r.n_annotators }} annotators ({{ r.annotators|join(", ") }}); generated {{ r.generated_at }}
-{% if r.source %} from {{ r.source }}{% endif %}.</p>
+<p id="meta">{{ r.n_items }} items, {{ r.n_annotators }} annotators ({{ r.annotators|join(", ") }}); generated {{ r.get("generated_at", "") }}
+{% if r.get("source") %} from {{ r.source }}{% endif %}.</p>
 <p id="summary"><strong>Summary.</strong> {{ r.summary.text }}</p>
 <p class="band">{{ r.definitions.percent_agreement|capitalize }}. Kappa bands: {{ r.definitions.kappa_bands }};
 {{ r.definitions.alpha_bands }}. Confidence intervals: {{ r.bootstrap.replicates }} bootstrap replicates over items, seed {{ r.bootstrap.seed }}.</p>
@@ -192,7 +192,7 @@ blockquote{border-left:3px solid #ccc;margin:.3em 0;padding-left:.6em}
 {% for v, m in r.models.items() %}<tr><td>{{ v }}</td>{% for c in r.codes %}<td>{{ fmt(m.codes[c].cohen_kappa_mean) }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
 {% if r.disagreements %}<h2>Most contested items</h2><table id="disagreements"><tr><th>item</th><th>score</th><th>split votes</th><th>text</th></tr>
 {% for d in r.disagreements %}<tr><td>{{ d.item }}</td><td>{{ fmt(d.score) }}</td><td>{% for c, n in d.split_votes.items() %}{{ c }} {{ n }}/{{ d.n_annotators }} {% endfor %}</td>
-<td style="text-align:left"><blockquote>{{ d.text or "" }}</blockquote></td></tr>{% endfor %}</table>{% endif %}
+<td style="text-align:left"><blockquote>{{ d.get("text") or "" }}</blockquote></td></tr>{% endfor %}</table>{% endif %}
 </body></html>
 """
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.agreement import coefficients as co
-from pipeline.agreement.labelsets import exact_match, set_alpha
+from pipeline.agreement.labelsets import exact_match, set_alphas
 from pipeline.agreement.ratings import Ratings
 
 PERCENT_AGREEMENT = ("percent agreement is the mean, over annotator pairs, of the share of the items "
@@ -83,9 +83,10 @@ def per_code(ratings: Ratings, codes: list[str], weights: np.ndarray) -> dict[st
 
 
 def overall(ratings: Ratings, weights: np.ndarray) -> dict[str, Any]:
+    alphas = set_alphas(ratings.labels, ratings.rated)
     coefs = {
-        "alpha_masi": set_alpha(ratings.labels, ratings.rated, "masi"),
-        "alpha_jaccard": set_alpha(ratings.labels, ratings.rated, "jaccard"),
+        "alpha_masi": alphas["masi"],
+        "alpha_jaccard": alphas["jaccard"],
         "exact_match": exact_match(ratings.labels, ratings.rated),
     }
     out = _pack(coefs)
@@ -180,16 +181,18 @@ def summary(codes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     groups: dict[str, list[str]] = {"reliable": [], "tentative": [], "unreliable": [], "undefined": []}
     for code, stats in codes.items():
         groups[stats["interpretation"]["krippendorff_alpha"]].append(code)
-    parts = [f"Of {len(codes)} code(s), {len(groups['reliable'])} reached alpha >= .800 (reliable)"]
-    if groups["tentative"]:
-        parts.append(f"{len(groups['tentative'])} only allow tentative conclusions (.667 <= alpha < .800): "
-                     + ", ".join(groups["tentative"]))
-    if groups["unreliable"]:
-        parts.append(f"{len(groups['unreliable'])} are unreliable (alpha < .667): " + ", ".join(groups["unreliable"]))
-    if groups["undefined"]:
-        parts.append(f"{len(groups['undefined'])} have no defined alpha: " + "; ".join(
-            f"{c} ({codes[c]['undefined_reasons'].get('krippendorff_alpha')})" for c in groups["undefined"]))
-    return {**groups, "text": "; ".join(parts) + "."}
+    labels = {"reliable": "reliable (alpha >= .800)", "tentative": "tentative only (.667 <= alpha < .800)",
+              "unreliable": "unreliable (alpha < .667)", "undefined": "alpha undefined"}
+    parts = []
+    for group, label in labels.items():
+        if group == "undefined":
+            names = [f"{c} ({codes[c]['undefined_reasons'].get('krippendorff_alpha')})" for c in groups[group]]
+        else:
+            names = groups[group]
+        if names or group == "reliable":
+            parts.append(f"{label}: {', '.join(names) or 'none'}")
+    text = f"Of {len(codes)} code{'s' if len(codes) != 1 else ''}, " + "; ".join(parts) + "."
+    return {**groups, "text": text}
 
 
 def compute_agreement(ratings: Ratings, codes: list[str] | None = None, bootstrap: int = 1000, seed: int = 7,

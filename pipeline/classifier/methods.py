@@ -15,7 +15,6 @@ import random
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from pipeline.classifier.data import Example, label_matrix
 from pipeline.classifier.encoder import CodeClassifier, embed, predict_proba
@@ -38,8 +37,11 @@ def fit_head(model: CodeClassifier, tokenizer, train: list[Example], code_ids: l
     with progress_bar("embedding", total=len(texts), enabled=show_progress) as bar:
         x = embed(model, tokenizer, texts, settings.batch_size * 2, settings.max_length, bar)
     y = label_matrix(train, code_ids)
-    scaler = StandardScaler().fit(x)
-    xs = scaler.transform(x)
+    # standardise, with a floor on the spread: near-constant dimensions would otherwise get
+    # enormous folded weights that int8 quantisation cannot represent
+    mean, spread = x.mean(0), x.std(0)
+    spread = np.maximum(spread, 0.1 * float(np.median(spread)) + 1e-12)
+    xs = (x - mean) / spread
     weight = np.zeros((len(code_ids), x.shape[1]), dtype=np.float64)
     bias = np.full(len(code_ids), NEVER, dtype=np.float64)
     for j in range(len(code_ids)):
@@ -50,8 +52,8 @@ def fit_head(model: CodeClassifier, tokenizer, train: list[Example], code_ids: l
             clf = LogisticRegression(class_weight="balanced", C=settings.head_c, max_iter=2000)
             clf.fit(xs, y[:, j])
             # fold the standardisation into the linear layer: w.(x-mu)/sd + b
-            weight[j] = clf.coef_[0] / scaler.scale_
-            bias[j] = clf.intercept_[0] - float(np.dot(weight[j], scaler.mean_))
+            weight[j] = clf.coef_[0] / spread
+            bias[j] = clf.intercept_[0] - float(np.dot(weight[j], mean))
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(weight))
         model.head.bias.copy_(torch.from_numpy(bias))
@@ -87,7 +89,7 @@ def fit_finetune(model: CodeClassifier, tokenizer, train: list[Example], val: li
             probs = predict_proba(model, tokenizer, [e.text for e in val], settings.batch_size * 2,
                                   settings.max_length)
             score = mean_average_precision(y_val, probs)
-            history.append({"epoch": epoch, "val_map": round(score, 4), "loss": round(float(loss), 4)})
+            history.append({"epoch": epoch, "val_map": round(score, 4), "loss": round(loss.item(), 4)})
             if score > best + 1e-6:
                 best, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
             else:

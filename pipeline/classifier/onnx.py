@@ -53,7 +53,8 @@ def export_int8(model, tokenizer, version_dir: Path) -> Path:
         head_nodes = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node
                       if n.name.startswith("/model/head/")]
         logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # pre-processing hint
-        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, nodes_to_exclude=head_nodes)
+        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, nodes_to_exclude=head_nodes,
+                         per_channel=True)
         partial.replace(target)
     return target
 

@@ -92,14 +92,14 @@ def agreement_cli(
 def disagreements_cli(
     limit: Annotated[int, typer.Option("--limit", "-n", help="Show at most this many segments.")] = 20,
     push: Annotated[bool, typer.Option("--push", help="Send the listed segments to a separate Label Studio review project for an adjudicator (then `culturecode pull` and `culturecode adjudicate --method adjudicator`).")] = False,
+    adjudicator: Annotated[str | None, typer.Option("--adjudicator", help="With --push: the Label Studio user (name or e-mail) who adjudicates; gets a review project of their own.")] = None,
     annotators: AnnotatorsOpt = None, documents: DocumentsOpt = None,
     workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List segments where annotators disagree, most contested first; optionally push them for review.
+    """List segments where annotators disagree, most contested first; --push sends them for review.
 
-    The score is the share of minority votes: per code, the smaller of the yes and no counts,
-    summed over codes and divided by the number of annotators.
+    Score: per code the smaller of the yes and no counts, summed over codes, divided by the number of annotators.
     """
     from pipeline.agreement import disagreements, push_disagreements
 
@@ -107,7 +107,7 @@ def disagreements_cli(
     book = settings.load_codebook()
     with open_workspace(settings) as store:
         rows = disagreements(store, book, _split(annotators), _split(documents), limit)
-        pushed = push_disagreements(store, settings, book, rows, show_progress=not json_out) if push else None
+        pushed = push_disagreements(store, settings, book, rows, adjudicator, not json_out) if push else None
     if json_out:
         print_json({"disagreements": rows, "pushed": pushed.as_dict() if pushed is not None else None})
         return
@@ -132,7 +132,7 @@ def adjudicate_cli(
 ) -> None:
     """Turn annotations into gold labels per segment and code; records the method and the votes.
 
-    Rewrites the whole gold table in one transaction, so rerunning gives the same result.
+    Rewrites the whole gold table in one transaction: rerunning gives the same result.
     """
     from pipeline.gold import adjudicate
 
@@ -159,10 +159,10 @@ def export_cli(
     workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write the gold dataset with a dataset card: train/validation/test split by document.
+    """Write the gold dataset and its dataset card (README.md): train/validation/test split by document.
 
     Columns: text, document, speaker, gold codes (ids, names, multi-hot), every annotator's codes,
-    per-item agreement, whether each annotator changed the pre-label and its model version.
+    per-item agreement, whether each annotator changed the pre-label, the pre-label's model version.
     """
     from pipeline.gold import export
 

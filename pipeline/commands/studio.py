@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 from pipeline.commands.common import (CodebookOpt, ConfigOpt, JsonOpt, WorkspaceOpt, handle_errors,
                                       open_workspace, out, print_json, settings_for)
 from pipeline import studio as ls
+from pipeline.store import DB_NAME
 
 studio_app = typer.Typer(help="Run the embedded Label Studio (or check a team server).", no_args_is_help=True)
 annotators_app = typer.Typer(help="Annotator accounts in Label Studio.", no_args_is_help=True)
@@ -50,8 +52,6 @@ def status_cli(workspace: WorkspaceOpt = None, config: ConfigOpt = None, url: Ur
                port: PortOpt = None, json_out: JsonOpt = False) -> None:
     """Whether Label Studio is up, and per project the task and annotation counts it reports."""
     settings = _settings(config, workspace, url=url, port=port)
-    from pathlib import Path
-    from pipeline.store import DB_NAME
     has_ws = (Path(settings.workspace) / DB_NAME).exists()
     if has_ws:
         with open_workspace(settings) as store:

@@ -54,12 +54,13 @@ class OpenAIBackend:
     supports_concurrency = True
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0,
-                 retries: int = 3, json_schema: bool = True, backoff: float = 1.0):
+                 retries: int = 3, json_schema: bool = True, backoff: float = 1.0,
+                 transport: httpx.BaseTransport | None = None):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout, self.retries, self.json_schema, self.backoff = timeout, retries, json_schema, backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
 
     @property
     def model_id(self) -> str:

@@ -50,7 +50,7 @@ def _export(studio: Studio, project_id: int) -> list[dict[str, Any]] | None:
     """All tasks of a project with their annotations; None when the project is gone."""
     try:
         raw = studio.call(lambda: b"".join(studio.sdk.projects.exports.download_sync(
-            project_id, export_type="JSON", download_all_tasks=True)))
+            project_id, export_type="JSON", download_all_tasks=False)))
     except ApiError as exc:
         if exc.status_code == 404:
             return None

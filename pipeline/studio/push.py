@@ -59,13 +59,13 @@ class PushReport:
 
 def _segments(store: Store, segment_ids: list[str] | None) -> list[Segment]:
     if segment_ids is None:
-        return [s for chunk in store.iter_segments() for s in chunk]
+        return store.segments()  # in document order, so each transcript's context is read once
     found = {s.id: s for s in (store.segment(i) for i in dict.fromkeys(segment_ids)) if s}
     missing = [i for i in segment_ids if i not in found]
     if missing:
         raise CultureCodeError(f"segment(s) not in the workspace: {', '.join(missing[:5])}; "
                                f"list them with `culturecode segments`")
-    return list(found.values())
+    return sorted(found.values(), key=lambda s: (s.document_id, s.position))
 
 
 def _predictions(store: Store, model_version: str | None) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def _server_tasks(studio: Studio, project_id: int) -> dict[str, list[Any]]:
     return by_segment
 
 
-def _reconcile(studio: Studio, store: Store, ref: ProjectPush, wanted: set[str]) -> dict[str, Any]:
+def _reconcile(studio: Studio, store: Store, ref: ProjectPush) -> dict[str, Any]:
     """Make the ledger match the server; returns segment_id -> the one server task kept."""
     server = _server_tasks(studio, ref.id)
     ledger = {r["segment_id"]: r for r in store.conn.execute(
@@ -119,8 +119,22 @@ def _reconcile(studio: Studio, store: Store, ref: ProjectPush, wanted: set[str])
     return keep
 
 
-def _task_payload(store: Store, seg: Segment, pred: Any, model_version: str | None) -> dict[str, Any]:
-    before, after = store.neighbours(seg)
+class _Context:
+    """Turns around a segment (2 before, 1 after, as `Store.neighbours`), read once per document."""
+
+    def __init__(self, store: Store):
+        self.store, self.docs = store, {}
+
+    def __call__(self, seg: Segment) -> tuple[list[Segment], list[Segment]]:
+        if seg.document_id not in self.docs:
+            self.docs = {seg.document_id: {s.position: s for s in self.store.segments(seg.document_id)}}
+        turns = self.docs[seg.document_id]
+        pick = lambda rng: [turns[p] for p in rng if p in turns]  # noqa: E731
+        return pick(range(seg.position - 2, seg.position)), pick(range(seg.position + 1, seg.position + 2))
+
+
+def _task_payload(context: _Context, seg: Segment, pred: Any, model_version: str | None) -> dict[str, Any]:
+    before, after = context(seg)
     rationale = pred["rationale"] if pred is not None else None
     task: dict[str, Any] = {"data": labeling.task_data(seg, before, after, rationale,
                                                        model_version if pred is not None else None)}
@@ -132,10 +146,10 @@ def _task_payload(store: Store, seg: Segment, pred: Any, model_version: str | No
 
 def _import(studio: Studio, store: Store, settings: Settings, ref: ProjectPush, todo: list[Segment],
             preds: dict[str, Any], model_version: str | None, bar: Any) -> None:
-    size = settings.studio.batch_size
+    size, context = settings.studio.batch_size, _Context(store)
     for start in range(0, len(todo), size):
         batch = todo[start:start + size]
-        payload = [_task_payload(store, s, preds.get(s.id), model_version) for s in batch]
+        payload = [_task_payload(context, s, preds.get(s.id), model_version) for s in batch]
         resp = studio.call(studio.sdk.projects.import_tasks, ref.id, request=payload, return_task_ids=True)
         ids = list(resp.task_ids or [])
         if len(ids) != len(batch):
@@ -182,10 +196,22 @@ def _update_predictions(studio: Studio, store: Store, settings: Settings, ref: P
         ref.predictions_updated += len(batch)
 
 
+def _out_of_step(studio: Studio, store: Store, ref: ProjectPush, model_version: str | None) -> bool:
+    """Whether listing the project's tasks is needed: the server's task count differs from the
+    ledger (a killed push, a deleted task, a duplicate) or some tasks may need new predictions."""
+    if ref.created:
+        return False
+    ledger = store.count("tasks", "server_url = ? AND project_id = ?", (studio.url, ref.id))
+    stale = store.conn.execute(
+        "SELECT COUNT(*) FROM tasks t JOIN predictions p ON p.segment_id = t.segment_id AND p.model_version = ? "
+        "WHERE t.server_url = ? AND t.project_id = ? AND t.model_version IS NOT ?",
+        (model_version, studio.url, ref.id, model_version)).fetchone()[0] if model_version else 0
+    return bool(stale) or studio.call(studio.sdk.projects.get, ref.id).task_number != ledger
+
+
 def _push_project(studio: Studio, store: Store, settings: Settings, ref: ProjectPush, segments: list[Segment],
                   preds: dict[str, Any], model_version: str | None, show_progress: bool) -> None:
-    wanted = {s.id for s in segments}
-    keep = {} if ref.created else _reconcile(studio, store, ref, wanted)
+    keep = _reconcile(studio, store, ref) if _out_of_step(studio, store, ref, model_version) else {}
     have = {r[0] for r in store.conn.execute(
         "SELECT segment_id FROM tasks WHERE server_url = ? AND project_id = ?", (studio.url, ref.id))}
     todo = [s for s in segments if s.id not in have]
@@ -193,7 +219,7 @@ def _push_project(studio: Studio, store: Store, settings: Settings, ref: Project
     with progress_bar(f"push to project {ref.id}", len(todo), show_progress) as bar:
         _import(studio, store, settings, ref, todo, preds, model_version, bar)
     if studio.retried > before:  # a request may have landed twice while the server was flaky
-        keep = _reconcile(studio, store, ref, wanted)
+        keep = _reconcile(studio, store, ref)
     _update_predictions(studio, store, settings, ref, keep, preds, model_version)
     if model_version:
         studio.call(studio.sdk.projects.update, ref.id, model_version=model_version, show_collab_predictions=True)

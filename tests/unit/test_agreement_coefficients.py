@@ -162,6 +162,13 @@ def test_alpha_matches_nltk_on_random_data_with_missing_values(seed: int) -> Non
     assert co.krippendorff_alpha(x, 3).value == pytest.approx(nltk_alpha, abs=1e-9)
 
 
+@pytest.mark.parametrize("seed", [12, 13])
+def test_alpha_matches_the_krippendorff_package(seed: int) -> None:
+    x = random_ratings(seed, k=4, missing=0.3)
+    expected = krippendorff.alpha(reliability_data=x.T, level_of_measurement="nominal", value_domain=[0, 1, 2, 3])
+    assert co.krippendorff_alpha(x, 4).value == pytest.approx(expected, abs=1e-12)
+
+
 @pytest.mark.parametrize("seed", [4, 5])
 def test_cohen_matches_scikit_learn_on_shared_units(seed: int) -> None:
     x = random_ratings(seed, raters=2)

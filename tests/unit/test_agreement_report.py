@@ -15,7 +15,7 @@ from pipeline.agreement.ratings import Record, from_records
 from pipeline.agreement.report import compute_agreement
 from pipeline.cli import app
 from pipeline.config import load_codebook, load_settings
-from tests.unit.test_agreement_workspace import ANNOTATORS, HOSTILE, SMALL_CODEBOOK, build_workspace, insert_annotation
+from tests.unit.test_agreement_workspace import ANNOTATORS, HOSTILE, SMALL_CODEBOOK, build_workspace
 
 runner = CliRunner()
 CODE_KEYS = {"percent_agreement", "cohen_kappa_mean", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1",
@@ -211,3 +211,39 @@ def test_input_file_errors(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("item,who,codes\n1,a,b\n")
     wrong = run("agreement", "--input", str(tmp_path / "x.csv"))
     assert wrong.exit_code == 2 and "'annotator'" in wrong.stderr
+
+
+def test_single_choice_workspace(tmp_path: Path) -> None:
+    import yaml
+
+    from pipeline.store import Store
+
+    raw = yaml.safe_load(SMALL_CODEBOOK.read_text())
+    raw["single_choice"] = True
+    book_path = tmp_path / "single.yaml"
+    book_path.write_text(yaml.safe_dump(raw))
+    decisions = {"d1": [(["carrot"], ["carrot"], ["carrot"]), (["stick"], ["stick"], ["carrot"]),
+                        ([], [], []), (["stick"], ["stick"], ["stick"])]}
+    build_workspace(tmp_path / "ws", book_path, decisions=decisions).close()
+    result = runner.invoke(app, ["agreement", "-w", str(tmp_path / "ws"), "--codebook", str(book_path),
+                                 "--json", "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    overall = strict_json(result.stdout)["overall"]
+    x = np.array([[0, 0, 0], [1, 1, 0], [2, 2, 2], [1, 1, 1]], dtype=float)  # 2 = no code
+    assert overall["krippendorff_alpha_nominal"] == pytest.approx(co.krippendorff_alpha(x, 3).value)
+    assert overall["fleiss_kappa"] == pytest.approx(co.fleiss_kappa(x, 3).value)
+    with Store(tmp_path / "ws") as store:
+        store.conn.execute("UPDATE annotations SET codes = '[\"carrot\", \"stick\"]' WHERE annotation_id = 1")
+    bad = runner.invoke(app, ["agreement", "-w", str(tmp_path / "ws"), "--codebook", str(book_path)])
+    assert bad.exit_code == 2 and "single-choice" in bad.stderr
+
+
+def test_since_filter_from_the_cli(workspace: Path) -> None:
+    from pipeline.store import Store
+
+    with Store(workspace) as store:
+        store.conn.execute("UPDATE annotations SET updated_at = '2026-05-01T09:00:00+00:00' "
+                           "WHERE segment_id LIKE 'doc_c-%'")
+    data = strict_json(run("agreement", "-w", str(workspace), "--since", "2026-04-30", "--json",
+                           "--bootstrap", "0").stdout)
+    assert data["n_items"] == 6 and data["filters"]["since"] == "2026-04-30"

@@ -51,7 +51,8 @@ def segment_text(doc: str, position: int) -> str:
     return f"Turn {position} of {doc}: we talked about housing and recall."
 
 
-def build_workspace(path: Path, codebook_path: Path = SMALL_CODEBOOK, model: bool = True) -> Store:
+def build_workspace(path: Path, codebook_path: Path = SMALL_CODEBOOK, model: bool = True,
+                    decisions: dict | None = None) -> Store:
     """A workspace with 3 documents x 6 segments, 3 annotators, one model version, a review project."""
     book = load_codebook(codebook_path)
     store = Store(path)
@@ -68,7 +69,7 @@ def build_workspace(path: Path, codebook_path: Path = SMALL_CODEBOOK, model: boo
         if model:
             store.conn.execute("INSERT INTO models(version, kind, codebook_hash, is_current, created_at) "
                                "VALUES('v1', 'classifier', ?, 1, ?)", (book.content_hash, now()))
-        for doc, rows in DECISIONS.items():
+        for doc, rows in (decisions or DECISIONS).items():
             segs = [Segment(id=f"{doc}-{p}", document_id=doc, position=p, text=segment_text(doc, p),
                             speaker="Officer" if p % 2 else "Interviewer") for p in range(len(rows))]
             store.put_document(Document(doc, f"{doc}.txt", "txt", doc), segs)

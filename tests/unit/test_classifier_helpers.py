@@ -41,7 +41,7 @@ def examples(n_docs: int = 6, per_doc: int = 8, seed: int = 0, codes: tuple[str,
                 labels.append("stick")
             if not parts:
                 parts.append(rng.choice(NEUTRAL))
-            rows.append({"text": ". ".join(parts) + f". ({d}-{i})", "codes": labels, "document": f"doc{d}",
+            rows.append({"text": ". ".join(parts) + f". ({seed}-{d}-{i})", "codes": labels, "document": f"doc{d}",
                          "speaker": "PC"})
     return rows
 

@@ -1,0 +1,148 @@
+"""Label segments with a backend: render, look up the cache, call (bounded concurrency), validate,
+repair once, cache. Every call's raw answer is kept in `llm_cache`, failures included.
+
+Cache rows are committed one call at a time (they are a ledger of paid-for answers, not stage
+output), so a killed run resumes from the cache; predictions are written by the caller in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from pipeline.config import Codebook, LlmSettings
+from pipeline.errors import CultureCodeError
+from pipeline.llm.backends import Backend, Completion
+from pipeline.llm.parse import AnswerError, LlmLabel, answer_schema, parse_answer, repair_message
+from pipeline.llm.prompts import Prompt
+from pipeline.progress import progress_bar
+from pipeline.store import Store, dumps, now
+
+
+@dataclass
+class Job:
+    segment_id: str
+    prompt: Prompt | None  # None: nothing to ask (an empty segment)
+    key: str = ""
+    prompt_hash: str = ""
+
+
+@dataclass
+class Outcome:
+    segment_id: str
+    label: LlmLabel | None
+    raw: str = ""
+    error: str | None = None
+    cached: bool = False
+    attempts: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+def sampling(settings: LlmSettings) -> dict:
+    return {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "seed": settings.seed,
+            "json_schema": settings.json_schema}
+
+
+def make_job(segment_id: str, prompt: Prompt | None, backend: Backend, prompt_version: str,
+             settings: LlmSettings) -> Job:
+    if prompt is None:
+        return Job(segment_id, None)
+    prompt_hash = hashlib.sha256(f"{prompt.system}\0{prompt.user}".encode("utf-8")).hexdigest()[:16]
+    material = dumps([backend.name, backend.model_id, prompt_version, prompt_hash, sampling(settings)])
+    return Job(segment_id, prompt, hashlib.sha256(material.encode("utf-8")).hexdigest()[:24], prompt_hash)
+
+
+def ask(backend: Backend, prompt: Prompt, codebook: Codebook, settings: LlmSettings) -> Outcome:
+    """One answer, validated; one repair round if it is unusable; then a recorded failure."""
+    schema = answer_schema(codebook)
+    messages = prompt.messages()
+    raws: list[str] = []
+    tokens = [0, 0]
+    started = time.monotonic()
+    error: AnswerError | None = None
+    for _ in range(2):
+        done: Completion = backend.complete(messages, settings.max_tokens, settings.temperature, schema,
+                                            settings.seed)
+        raws.append(done.text)
+        tokens[0] += done.prompt_tokens
+        tokens[1] += done.completion_tokens
+        try:
+            label = parse_answer(done.text, codebook)
+            return Outcome("", label, done.text, None, False, raws, *tokens, time.monotonic() - started)
+        except AnswerError as exc:
+            error = exc
+            messages = messages + [{"role": "assistant", "content": done.text},
+                                   {"role": "user", "content": repair_message(exc)}]
+    return Outcome("", None, raws[-1], str(error), False, raws, *tokens, time.monotonic() - started)
+
+
+def _from_cache(store: Store, job: Job, codebook: Codebook) -> Outcome | None:
+    row = store.conn.execute("SELECT * FROM llm_cache WHERE key = ?", (job.key,)).fetchone()
+    if row is None:
+        return None
+    attempts = json.loads(row["attempts"])
+    label = None
+    if row["error"] is None:
+        label = parse_answer(row["response"], codebook)
+    return Outcome(job.segment_id, label, row["response"], row["error"], True, attempts,
+                   row["prompt_tokens"], row["completion_tokens"], 0.0)
+
+
+def _to_cache(store: Store, job: Job, outcome: Outcome, backend: Backend, prompt_version: str,
+              settings: LlmSettings) -> None:
+    with store.transaction():
+        store.conn.execute(
+            "INSERT OR REPLACE INTO llm_cache(key, backend, model, prompt_version, segment_id, segment_hash, "
+            "params, response, attempts, error, prompt_tokens, completion_tokens, seconds, created_at) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job.key, backend.name, backend.model_id, prompt_version, job.segment_id, job.prompt_hash,
+             dumps(sampling(settings)), outcome.raw, dumps(outcome.attempts), outcome.error,
+             outcome.prompt_tokens, outcome.completion_tokens, round(outcome.seconds, 3), now()))
+
+
+def run_jobs(store: Store, jobs: list[Job], backend: Backend, codebook: Codebook, settings: LlmSettings,
+             prompt_version: str, refresh: bool = False, show_progress: bool = True,
+             on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Answer every job, from the cache where possible; transport errors become failed outcomes."""
+    outcomes: dict[str, Outcome] = {}
+    todo: list[Job] = []
+    for job in jobs:
+        if job.prompt is None:
+            outcomes[job.segment_id] = Outcome(job.segment_id, None, "", "empty segment: nothing to label")
+            continue
+        hit = None if refresh else _from_cache(store, job, codebook)
+        if hit is not None:
+            outcomes[job.segment_id] = hit
+        else:
+            todo.append(job)
+    workers = settings.concurrency if backend.supports_concurrency else 1
+    started = time.monotonic()
+    with progress_bar(f"LLM ({backend.name})", len(todo), show_progress) as bar, \
+            ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(ask, backend, job.prompt, codebook, settings): job for job in todo}
+        for done_count, future in enumerate(as_completed(futures), start=1):
+            job = futures[future]
+            try:
+                outcome = future.result()
+            except CultureCodeError as exc:
+                if "refused the API key" in str(exc):
+                    for other in futures:
+                        other.cancel()
+                    raise
+                outcome = Outcome(job.segment_id, None, "", str(exc))
+            else:
+                _to_cache(store, job, outcome, backend, prompt_version, settings)
+            outcome.segment_id = job.segment_id
+            outcomes[job.segment_id] = outcome
+            if on_outcome:
+                on_outcome(outcome)
+            bar.update(description=f"LLM ({backend.name}) {done_count / max(time.monotonic() - started, 1e-9):.2f} calls/s")
+            bar.advance()
+    return [outcomes[job.segment_id] for job in jobs]

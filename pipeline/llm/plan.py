@@ -1,0 +1,87 @@
+"""`plan`: what an LLM run would do, before anything runs: the rendered prompt for one segment, the
+number of calls (cache hits excluded), estimated tokens, time and, for a paid endpoint, cost."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline.config import Codebook, Settings
+from pipeline.llm.label import make_job
+from pipeline.llm.prompts import load_template
+from pipeline.llm.run import select_segments
+from pipeline.store import Store
+
+# Measured on this project's 2-core CI machine with the packaged 0.5B model (int8, one segment at a
+# time): prompt tokens are cheap after the shared system prompt, answers cost ~0.1 s a token.
+LOCAL_PROMPT_TOKENS_PER_S = 60.0
+LOCAL_ANSWER_TOKENS_PER_S = 8.0
+HTTP_SECONDS_PER_CALL = 2.0
+ANSWER_TOKENS = 60  # a typical JSON answer with a one-sentence rationale
+
+
+class _Named:
+    """Stands in for a backend when only its name and model are needed (no model is loaded)."""
+
+    def __init__(self, name: str, model_id: str):
+        self.name, self.model_id = name, model_id
+
+
+@dataclass
+class Plan:
+    backend: str
+    model: str
+    model_version: str
+    prompt_version: str
+    segments: int
+    cached: int
+    calls: int
+    empty_segments: int
+    prompt_tokens: int
+    answer_tokens: int
+    seconds: float
+    cost: float | None
+    example_segment: str
+    example_system: str
+    example_user: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def approx_tokens(text: str) -> int:
+    return max(1, round(len(text) / 4))  # ~4 characters a token for English with BPE tokenizers
+
+
+def plan(store: Store, settings: Settings, codebook: Codebook, segment_ids: list[str] | None = None,
+         limit: int | None = None, examples_path: str | Path | None = None, refresh: bool = False) -> Plan:
+    from pipeline.llm.local import DEFAULT_LOCAL_MODEL
+    from pipeline.llm.run import build_jobs, model_version
+
+    cfg = settings.llm
+    template = load_template(cfg.prompt, cfg.prompts_dir)
+    backend = _Named(cfg.backend, cfg.model or (DEFAULT_LOCAL_MODEL if cfg.backend == "local" else "?"))
+    segments = select_segments(store, segment_ids, limit)
+    jobs = build_jobs(store, settings, codebook, backend, template, segments, examples_path)  # type: ignore[arg-type]
+    asked = [j for j in jobs if j.prompt is not None]
+    cached = set() if refresh else {r[0] for r in store.conn.execute(
+        "SELECT key FROM llm_cache WHERE key IN (SELECT value FROM json_each(?))",
+        (str([j.key for j in asked]).replace("'", '"'),))}
+    todo = [j for j in asked if j.key not in cached]
+    system_tokens = approx_tokens(asked[0].prompt.system) if asked else 0
+    user_tokens = sum(approx_tokens(j.prompt.user) for j in todo)
+    prompt_tokens = user_tokens + (system_tokens * len(todo))
+    answer_tokens = ANSWER_TOKENS * len(todo)
+    if cfg.backend == "local":
+        seconds = (system_tokens if todo else 0) / LOCAL_PROMPT_TOKENS_PER_S + \
+            user_tokens / LOCAL_PROMPT_TOKENS_PER_S + answer_tokens / LOCAL_ANSWER_TOKENS_PER_S
+        cost = None
+    else:
+        seconds = len(todo) * HTTP_SECONDS_PER_CALL / cfg.concurrency
+        cost = round((prompt_tokens * cfg.price_per_million_input + answer_tokens * cfg.price_per_million_output)
+                     / 1e6, 4)
+    example = asked[0] if asked else None
+    return Plan(cfg.backend, backend.model_id, model_version(backend, template), template.version,  # type: ignore[arg-type]
+                len(segments), len(asked) - len(todo), len(todo), len(jobs) - len(asked), prompt_tokens,
+                answer_tokens, round(seconds, 1), cost, example.segment_id if example else "",
+                example.prompt.system if example else "", example.prompt.user if example else "")

@@ -1,0 +1,92 @@
+"""`culturecode llm serve`: the local model behind a small OpenAI-compatible HTTP API.
+
+Routes: `GET /v1/models`, `POST /v1/chat/completions` (messages, max_tokens, temperature, seed;
+`response_format` is accepted and the answer is started as a JSON object). With an API key set,
+requests without `Authorization: Bearer <key>` get 401. Lets a team share one loaded model, and
+lets the HTTP backend be tested against a real server without building llama.cpp.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from pipeline.llm.backends import Backend
+
+
+def _handler(backend: Backend, api_key: str | None):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per request is noise
+            return
+
+        def _send(self, status: int, payload: dict) -> None:
+            body = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _authorised(self) -> bool:
+            if not api_key:
+                return True
+            given = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if hmac.compare_digest(given.encode(), api_key.encode()):
+                return True
+            self._send(401, {"error": {"message": "invalid API key", "type": "invalid_request_error"}})
+            return False
+
+        def do_GET(self) -> None:
+            if not self._authorised():
+                return
+            if self.path.rstrip("/") in ("/v1/models", "/models"):
+                self._send(200, {"object": "list", "data": [{"id": backend.model_id, "object": "model"}]})
+            else:
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self) -> None:
+            if not self._authorised():
+                return
+            if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            try:
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                messages = request["messages"]
+            except (ValueError, KeyError):
+                self._send(400, {"error": {"message": "body must be JSON with 'messages'"}})
+                return
+            schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("schema")
+            wants_json = schema is not None or (request.get("response_format") or {}).get("type") == "json_object"
+            done = backend.complete(messages, int(request.get("max_tokens") or 256),
+                                    float(request.get("temperature") or 0.0), schema if wants_json else None,
+                                    int(request.get("seed") or 0))
+            self._send(200, {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
+                "created": int(time.time()), "model": backend.model_id,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": done.text}}],
+                "usage": {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
+                          "total_tokens": done.prompt_tokens + done.completion_tokens}})
+
+    return Handler
+
+
+def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000,
+                api_key: str | None = None) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), _handler(backend, api_key))
+    server.daemon_threads = True
+    return server
+
+
+def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,223 @@
+"""The LLM stage with a fake backend (a queue of canned answers that records what it was asked):
+prompts, answer validation, repair, failures, cache, resume, plan."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import PROJECT_ROOT, load_codebook, load_settings
+from pipeline.errors import CultureCodeError
+from pipeline.llm import AnswerError, parse_answer, plan, prelabel_llm
+from pipeline.llm.backends import Completion
+from pipeline.llm.prompts import load_template
+from pipeline.store import Document, Segment, Store
+
+GOOD = '{"codes": ["stick"], "confidence": {"stick": 0.8}, "rationale": "A recall is threatened."}'
+NONE = '{"codes": [], "confidence": {}, "rationale": "Small talk."}'
+
+
+class QueueBackend:
+    """Answers from a queue; records every conversation it was sent."""
+
+    name = "fake"
+    supports_concurrency = False
+    model_id = "fake-model"
+
+    def __init__(self, answers: list[str | BaseException]):
+        self.answers = list(answers)
+        self.asked: list[list[dict]] = []
+
+    def complete(self, messages, max_tokens=256, temperature=0.0, schema=None, seed=0) -> Completion:
+        self.asked.append(messages)
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return Completion(answer, 100, 20, 0.01)
+
+
+TURNS = [("Researcher", "How is he getting on?"),
+         ("PC Lee", "One more missed appointment and he's recalled."),
+         ("PC Lee", "I got him a bed at the hostel last week."),
+         ("Researcher", "Thanks.")]
+
+
+@pytest.fixture
+def book(small_codebook):
+    return load_codebook(small_codebook)
+
+
+@pytest.fixture
+def settings(small_codebook, tmp_path):
+    return load_settings(None, {"workspace": str(tmp_path / "ws"), "codebook": str(small_codebook)})
+
+
+@pytest.fixture
+def store(settings, book):
+    store = Store(settings.workspace)
+    with store.transaction():
+        store.record_codebook(book)
+        for doc_id in ("doc_a", "doc_b"):
+            segs = [Segment(f"{doc_id}-{i}", doc_id, i, text if doc_id == "doc_a" else f"{text} Right.", speaker)
+                    for i, (speaker, text) in enumerate(TURNS)]
+            store.put_document(Document(doc_id, f"{doc_id}.txt", "txt", doc_id), segs)
+    yield store
+    store.close()
+
+
+def test_prompt_renders_codebook_segment_and_previous_turn(book, store):
+    template = load_template("zero_shot")
+    seg = store.segment("doc_a-1")
+    before, after = store.neighbours(seg, 1, 0)
+    prompt = template.render(book, seg, before, after)
+    for code in book.codes:
+        assert code.id in prompt.system and code.definition in prompt.system
+    assert "recalled" in prompt.user and "How is he getting on?" in prompt.user
+    assert "hostel" not in prompt.user  # the next turn is not shown with context_after=0
+
+
+def test_prompt_version_is_the_template_hash(tmp_path):
+    shutil.copytree(PROJECT_ROOT / "prompts", tmp_path / "p")
+    before = load_template("zero_shot", tmp_path / "p").version
+    user = tmp_path / "p" / "zero_shot.user.j2"
+    user.write_text(user.read_text() + "\nBe brief.\n")
+    assert load_template("zero_shot", tmp_path / "p").version != before
+
+
+def test_undefined_template_variable_names_template_and_variable(tmp_path, book, store):
+    shutil.copytree(PROJECT_ROOT / "prompts", tmp_path / "p")
+    (tmp_path / "p" / "zero_shot.user.j2").write_text("{{ segment.text }} {{ interviewer_name }}")
+    template = load_template("zero_shot", tmp_path / "p")
+    with pytest.raises(CultureCodeError, match=r"zero_shot\.user\.j2.*interviewer_name"):
+        template.render(book, store.segment("doc_a-0"))
+
+
+def test_unknown_prompt_lists_the_available_ones():
+    with pytest.raises(CultureCodeError, match="few_shot, zero_shot"):
+        load_template("three_shot")
+
+
+@pytest.mark.parametrize("answer, message", [
+    ("Sure! The codes are stick.", "no JSON object"),
+    ('{"codes": ["stick", }', "not valid JSON"),
+    ('{"codes": ["banana"], "confidence": {"banana": 1}, "rationale": "x"}', "unknown code"),
+    ('{"codes": ["stick"], "confidence": {"stick": 0.5}}', "'rationale'"),
+    ('{"codes": ["stick"], "rationale": "x"}', "'confidence' is missing"),
+    ('{"codes": ["stick"], "confidence": {"stick": 7}, "rationale": "x"}', "from 0 to 1"),
+    ('{"codes": "stick", "confidence": {}, "rationale": "x"}', "list of code id"),
+])
+def test_bad_answers_are_rejected_with_a_reason(book, answer, message):
+    with pytest.raises(AnswerError, match=message):
+        parse_answer(answer, book)
+
+
+def test_good_answer_in_a_code_fence_is_parsed(book):
+    label = parse_answer(f"```json\n{GOOD}\n```", book)
+    assert label.codes == ["stick"]
+    assert label.scores == {"carrot": 0.0, "stick": 0.8}
+    assert label.rationale == "A recall is threatened."
+
+
+def test_prelabel_stores_codes_scores_rationale_and_registers_llm_model(settings, book, store):
+    backend = QueueBackend([NONE, GOOD, GOOD, NONE] * 2)
+    report = prelabel_llm(store, settings, book, backend=backend, show_progress=False)
+    assert report.labelled == 8 and report.calls == 8 and not report.failures
+    row = store.conn.execute("SELECT * FROM predictions WHERE segment_id = 'doc_a-1'").fetchone()
+    assert json.loads(row["codes"]) == ["stick"]
+    assert json.loads(row["scores"]) == {"carrot": 0.0, "stick": 0.8}
+    assert row["rationale"] == "A recall is threatened."
+    assert row["model_version"] == report.model_version
+    assert report.prompt_version in report.model_version and "fake-model" in report.model_version
+    model = store.conn.execute("SELECT * FROM models WHERE version = ?", (report.model_version,)).fetchone()
+    assert model["kind"] == "llm" and model["is_current"] == 1
+    assert json.loads(model["metrics"])["prompt_version"] == report.prompt_version
+
+
+def test_bad_answer_gets_one_repair_retry(settings, book, store):
+    backend = QueueBackend(['{"codes": ["banana"], "confidence": {"banana": 1}, "rationale": "x"}', GOOD])
+    report = prelabel_llm(store, settings, book, backend=backend, segment_ids=["doc_a-1"], show_progress=False)
+    assert report.labelled == 1 and report.calls == 2
+    repair = backend.asked[1][-1]["content"]
+    assert "banana" in repair and "JSON" in repair
+
+
+def test_twice_bad_answer_is_a_recorded_failure_not_no_code(settings, book, store):
+    backend = QueueBackend(["not json at all", "still not json"])
+    report = prelabel_llm(store, settings, book, backend=backend, segment_ids=["doc_a-1"], show_progress=False)
+    assert report.labelled == 0
+    assert report.failures[0]["raw"] == "still not json" and "JSON" in report.failures[0]["error"]
+    assert store.count("predictions") == 0
+    cached = store.conn.execute("SELECT * FROM llm_cache").fetchone()
+    assert cached["error"] and json.loads(cached["attempts"]) == ["not json at all", "still not json"]
+
+
+def test_rerun_makes_no_calls_and_refresh_forces_them(settings, book, store):
+    first = prelabel_llm(store, settings, book, backend=QueueBackend([GOOD] * 8), show_progress=False)
+    again = QueueBackend([])
+    second = prelabel_llm(store, settings, book, backend=again, show_progress=False)
+    assert again.asked == [] and second.from_cache == 8 and second.calls == 0
+    assert second.model_version == first.model_version and store.count("predictions") == 8
+    forced = QueueBackend([NONE] * 8)
+    prelabel_llm(store, settings, book, backend=forced, refresh=True, show_progress=False)
+    assert len(forced.asked) == 8
+    assert store.count("predictions", "codes = '[]'") == 8
+
+
+def test_killed_run_resumes_from_the_cache(settings, book, store):
+    dying = QueueBackend([GOOD, GOOD, GOOD, KeyboardInterrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        prelabel_llm(store, settings, book, backend=dying, show_progress=False)
+    assert store.count("predictions") == 0  # stage output is all-or-nothing
+    resumed = QueueBackend([GOOD] * 5)
+    report = prelabel_llm(store, settings, book, backend=resumed, show_progress=False)
+    assert report.from_cache == 3 and len(resumed.asked) == 5 and report.labelled == 8
+
+
+def test_empty_segment_is_not_sent_and_is_reported(settings, book, store):
+    with store.transaction():
+        store.conn.execute("UPDATE segments SET text = '   ' WHERE id = 'doc_b-3'")
+    backend = QueueBackend([GOOD] * 7)
+    report = prelabel_llm(store, settings, book, backend=backend, show_progress=False)
+    assert len(backend.asked) == 7 and report.labelled == 7
+    assert report.failures == [{"segment_id": "doc_b-3", "error": "empty segment: nothing to label", "raw": ""}]
+
+
+def test_plan_shows_prompt_and_counts_calls_minus_cache(settings, book, store):
+    before = plan(store, settings, book)
+    assert before.calls == 8 and before.cached == 0 and before.cost is None
+    assert "stick" in before.example_system and before.example_user.strip()
+    prelabel_llm(store, settings, book, backend=QueueBackend([GOOD] * 8), show_progress=False,
+                 segment_ids=["doc_a-0", "doc_a-1"])
+    after = plan(store, settings, book)
+    assert after.cached == 0  # the fake backend's answers are keyed to its own name, not 'local'
+    paid = plan(store, settings.model_copy(update={"llm": settings.llm.model_copy(update={
+        "backend": "openai", "model": "gpt-x", "price_per_million_input": 1.0})}), book)
+    assert paid.cost is not None and paid.cost > 0
+
+
+def test_llm_plan_cli_prints_the_prompt_and_numbers(cli, settings, store):
+    store.close()
+    result = cli("llm", "plan", "--workspace", settings.workspace, "--codebook", settings.codebook, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["calls"] == 8 and data["model_version"].startswith("llm-qwen2.5-coder-0.5b-instruct-zero_shot-")
+
+
+def test_few_shot_examples_never_come_from_the_segments_own_document(settings, book, store, tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    rows = [{"text": t, "codes": c, "document": d} for d, t, c in [
+        ("doc_a", "One more missed appointment and he's recalled.", ["stick"]),
+        ("other", "He'll be recalled if he misses again.", ["stick"]),
+        ("other", "We found him a hostel place.", ["carrot"])]]
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"prompt": "few_shot",
+                                                                               "few_shot_examples": 2})})
+    backend = QueueBackend([GOOD])
+    prelabel_llm(store, settings, book, backend=backend, segment_ids=["doc_a-1"], examples_path=gold,
+                 show_progress=False)
+    user = backend.asked[0][1]["content"]
+    assert "He'll be recalled if he misses again." in user
+    assert user.count("One more missed appointment") == 1  # only as the segment itself
