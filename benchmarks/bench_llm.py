@@ -146,12 +146,15 @@ def main() -> None:
     parser.add_argument("--silver-docs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--workspace", type=Path, help="keep the workspace (and its LLM cache) here: a rerun "
+                                                         "after an interruption resumes from the cache")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        settings = load_settings(None, {"workspace": str(tmp / "ws"), "classifier.method": "head"})
+        ws = args.workspace or tmp / "ws"
+        settings = load_settings(None, {"workspace": str(ws), "classifier.method": "head"})
         book = load_codebook(settings.codebook_path())
-        store, docs = gold_workspace(tmp / "ws", settings, book)
+        store, docs = gold_workspace(ws, settings, book)
         started = time.monotonic()
         backend = LocalBackend(settings.llm.model, settings.llm.model_dir, args.threads, settings.llm.quantize)
         load_s = round(time.monotonic() - started, 1)

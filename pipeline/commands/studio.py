@@ -137,7 +137,7 @@ def push_cli(
         notes = [n for n, on in (("new project", p.created and not p.recreated),
                                  ("re-created: it was deleted on the server", p.recreated),
                                  ("labeling config updated", p.config_updated)) if on]
-        extra = f" [{'; '.join(notes)}]" if notes else ""
+        extra = f" ({'; '.join(notes)})" if notes else ""
         out.print(f"  project {p.id} '{p.title}': {p.imported} imported, {p.tasks} task(s), "
                   f"{p.predictions_updated} pre-label(s) updated, {p.duplicates_removed} duplicate(s) removed"
                   f"{extra}  {report.url}/projects/{p.id}", highlight=False)

@@ -1,90 +1,81 @@
-"""Constrained decoding of the answer for the local model, one token at a time with a KV cache.
+"""Constrained answers for the local model: every code is decided by the model's own probability,
+and only the rationale is free text.
 
-After `{"codes": [` the model may only emit a codebook id in quotes (or `]` to stop): at each step
-the logits are restricted to the tokens that continue some allowed item, so a tiny model cannot
-invent codes or break the JSON. A chosen code's confidence is the probability of its item under
-that restricted distribution (a real probability, not a number the model writes). Then
-`"rationale": "` is forced and the model writes free text up to the closing quote. The answer is
-assembled with json.dumps, so it is always valid JSON.
+A tiny model asked to write a list of codes copies the codebook's order. Instead, after the
+prompt (system + user, from the KV cache) the assistant turn is started once per code with
+`Code "<id>" (<name>) applies:` and the probabilities of " yes" and " no" are read off, for all
+codes in one batched forward pass. A code is chosen when P(yes) >= 0.5, and P(yes) is its
+confidence (a real probability, not a number the model writes). Then the rationale is written
+after `{"codes": [...], "rationale": "` up to the closing quote. The answer is assembled with
+json.dumps, so it is always valid JSON and only has codebook ids.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 
 import torch
 
-
-def _items(tokenizer, code_ids: list[str], first: bool) -> dict[str, list[int]]:
-    sep = "" if first else ", "
-    items = {code: tokenizer.encode(f'{sep}"{code}"', add_special_tokens=False) for code in code_ids}
-    items["]"] = tokenizer.encode("]", add_special_tokens=False)
-    return items
+YES = (" yes", "yes", " Yes", "Yes")
+NO = (" no", "no", " No", "No")
 
 
-class Decoder:
-    def __init__(self, model, tokenizer):
-        self.model, self.tokenizer = model, tokenizer
-        self.tokens = 0
-
-    def feed(self, ids: list[int] | torch.Tensor, cache) -> tuple[torch.Tensor, object]:
-        ids = torch.as_tensor(ids, dtype=torch.long).reshape(1, -1)
-        out = self.model(input_ids=ids, cache=cache, use_cache=True)
-        return out.logits[0, -1].float(), out.cache
-
-    def choose(self, logits: torch.Tensor, cache, items: dict[str, list[int]]) -> tuple[str, float, torch.Tensor, object]:
-        """Greedy walk down the token trie of `items`; returns the item, its probability, state."""
-        alive = dict(items)
-        position, prob = 0, 1.0
-        while True:
-            allowed = sorted({seq[position] for seq in alive.values()})
-            probs = torch.softmax(logits[allowed], dim=0)
-            best = int(torch.argmax(probs))
-            token = allowed[best]
-            prob *= float(probs[best])
-            alive = {k: s for k, s in alive.items() if s[position] == token}
-            logits, cache = self.feed([token], cache)
-            self.tokens += 1
-            position += 1
-            done = [k for k, s in alive.items() if len(s) == position]
-            if done:
-                return done[0], prob, logits, cache
-
-    def rationale(self, logits: torch.Tensor, cache, max_tokens: int) -> str:
-        pieces: list[int] = []
-        configured = getattr(self.model.generation_config, "eos_token_id", None)
-        eos = {self.tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}
-        for _ in range(max_tokens):
-            token = int(torch.argmax(logits))
-            if token in eos:
-                break
-            pieces.append(token)
-            if '"' in self.tokenizer.decode([token]):
-                break
-            logits, cache = self.feed([token], cache)
-            self.tokens += 1
-        text = self.tokenizer.decode(pieces, skip_special_tokens=True)
-        return " ".join(text.split('"')[0].split())
+def _token_ids(tokenizer, words: tuple[str, ...]) -> list[int]:
+    ids = {tokenizer.encode(w, add_special_tokens=False)[0] for w in words}
+    return sorted(ids)
 
 
-def constrained_answer(model, tokenizer, ids: torch.Tensor, cache, code_ids: list[str], max_codes: int,
-                       max_tokens: int) -> tuple[str, int]:
-    """The JSON answer for a prompt ending in `{"codes": [`; returns (text, tokens generated)."""
-    decoder = Decoder(model, tokenizer)
-    logits, cache = decoder.feed(ids, cache)
-    chosen: dict[str, float] = {}
-    while len(chosen) < max_codes:
-        remaining = [c for c in code_ids if c not in chosen]
-        if not remaining:
+def _feed(model, ids: torch.Tensor, cache) -> tuple[torch.Tensor, object]:
+    out = model(input_ids=ids, cache=cache, use_cache=True)
+    return out.logits, out.cache
+
+
+def code_probabilities(model, tokenizer, cache, probes: dict[str, str]) -> dict[str, float]:
+    """P(yes) for each probe text fed after `cache` (batched; right padding is harmless: causal)."""
+    encoded = {code: tokenizer.encode(text, add_special_tokens=False) for code, text in probes.items()}
+    width = max(len(ids) for ids in encoded.values())
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    batch = torch.tensor([ids + [pad] * (width - len(ids)) for ids in encoded.values()], dtype=torch.long)
+    batched = copy.deepcopy(cache)
+    batched.batch_repeat_interleave(len(encoded))
+    logits, _ = _feed(model, batch, batched)
+    yes, no = _token_ids(tokenizer, YES), _token_ids(tokenizer, NO)
+    result = {}
+    for row, (code, ids) in enumerate(encoded.items()):
+        probs = torch.softmax(logits[row, len(ids) - 1].float(), dim=-1)
+        p_yes, p_no = float(probs[yes].sum()), float(probs[no].sum())
+        result[code] = p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.0
+    return result
+
+
+def write_rationale(model, tokenizer, cache, start: str, max_tokens: int) -> str:
+    """Greedy free text after `start`, up to the closing quote or the end of the turn."""
+    logits, cache = _feed(model, torch.tensor([tokenizer.encode(start, add_special_tokens=False)]), cache)
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    eos = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}
+    pieces: list[int] = []
+    for _ in range(max_tokens):
+        token = int(torch.argmax(logits[0, -1]))
+        if token in eos:
             break
-        item, prob, logits, cache = decoder.choose(logits, cache, _items(tokenizer, remaining, not chosen))
-        if item == "]":
+        pieces.append(token)
+        if '"' in tokenizer.decode([token]):
             break
-        chosen[item] = round(prob, 4)
-    tail = ('' if len(chosen) < max_codes and len(chosen) < len(code_ids) else "]") + ', "rationale": "'
-    logits, cache = decoder.feed(tokenizer.encode(tail, add_special_tokens=False), cache)
-    rationale = decoder.rationale(logits, cache, max(8, max_tokens - decoder.tokens))
-    ordered = [c for c in code_ids if c in chosen]
-    answer = {"codes": ordered, "confidence": {c: chosen[c] for c in ordered},
-              "rationale": rationale or "no reason given"}
-    return json.dumps(answer, ensure_ascii=False), decoder.tokens
+        logits, cache = _feed(model, torch.tensor([[token]]), cache)
+    return " ".join(tokenizer.decode(pieces, skip_special_tokens=True).split('"')[0].split())
+
+
+def constrained_answer(model, tokenizer, ids: torch.Tensor, cache, codes: dict[str, str], max_codes: int,
+                       max_tokens: int, threshold: float = 0.5) -> tuple[str, int]:
+    """The JSON answer for the prompt `ids` (after `cache`); `codes` maps id -> name."""
+    _, cache = _feed(model, ids, cache)
+    probes = {c: f'Code "{c}" ({name}) applies:' for c, name in codes.items()}
+    scores = code_probabilities(model, tokenizer, cache, probes)
+    ranked = sorted((c for c in codes if scores[c] >= threshold), key=lambda c: -scores[c])[:max_codes]
+    chosen = [c for c in codes if c in ranked]
+    start = json.dumps({"codes": chosen})[:-1] + ', "rationale": "'
+    rationale = write_rationale(model, tokenizer, cache, start, max(8, min(max_tokens, 48)))
+    answer = {"codes": chosen, "confidence": {c: round(scores[c], 4) for c in chosen},
+              "scores": {c: round(scores[c], 4) for c in codes}, "rationale": rationale or "no reason given"}
+    return json.dumps(answer, ensure_ascii=False), len(rationale.split())

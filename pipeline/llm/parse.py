@@ -77,6 +77,13 @@ def _confidence(raw: Any, codes: list[str]) -> dict[str, float]:
     return scores
 
 
+def _other_scores(raw: Any, codebook: Codebook) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        return {}
+    return {c: float(v) for c, v in raw.items()
+            if c in codebook.code_ids and isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1}
+
+
 def parse_answer(text: str, codebook: Codebook) -> LlmLabel:
     """Validate one answer; raises AnswerError naming what is wrong."""
     obj = _json_object(text)
@@ -96,7 +103,8 @@ def parse_answer(text: str, codebook: Codebook) -> LlmLabel:
     if not isinstance(rationale, str) or not rationale.strip():
         raise AnswerError("'rationale' must be a non-empty sentence")
     chosen_scores = _confidence(obj.get("confidence"), chosen)
-    scores = {c: chosen_scores.get(c, 0.0) for c in codebook.code_ids}
+    others = _other_scores(obj.get("scores"), codebook)  # optional: backends that score every code
+    scores = {c: chosen_scores.get(c, others.get(c, 0.0)) for c in codebook.code_ids}
     return LlmLabel(chosen, scores, " ".join(rationale.split()))
 
 
