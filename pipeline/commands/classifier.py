@@ -82,12 +82,20 @@ def prelabel_cli(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Segments per forward pass.")] = None,
     workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
     quiet: QuietOpt = False, json_out: JsonOpt = False,
+    with_: Annotated[str, typer.Option("--with", help="classifier (default), or llm: label with the LLM instead (see `culturecode llm label`).")] = "classifier",
 ) -> None:
     """Score every segment the model has not scored yet; `culturecode push` sends the predictions.
 
     Stores a probability per code and the codes that reach their per-code thresholds. Reruns
-    only score new segments; an interrupted run resumes where it stopped.
+    only score new segments; an interrupted run resumes where it stopped. `--with llm` labels
+    with the LLM instead (codes, confidence and a rationale per segment; cached in the workspace).
     """
+    if with_ == "llm":  # the LLM stage's branch (pipeline/commands/llm.py)
+        from pipeline.commands.llm import label_cli
+        return label_cli(workspace=workspace, config=config, codebook=codebook, quiet=quiet, json_out=json_out)
+    if with_ != "classifier":
+        from pipeline.errors import CultureCodeError
+        raise CultureCodeError(f"--with '{with_}': use classifier or llm")
     settings = settings_for(config, workspace, codebook, **{"classifier.inference_batch_size": batch_size})
     with open_workspace(settings) as store:
         report = classifier.prelabel(store, settings, settings.load_codebook(), model_version=model,

@@ -75,7 +75,7 @@ def constrained_answer(model, tokenizer, ids: torch.Tensor, cache, codes: dict[s
     ranked = sorted((c for c in codes if scores[c] >= threshold), key=lambda c: -scores[c])[:max_codes]
     chosen = [c for c in codes if c in ranked]
     start = json.dumps({"codes": chosen})[:-1] + ', "rationale": "'
-    rationale = write_rationale(model, tokenizer, cache, start, max(8, min(max_tokens, 48)))
+    rationale = write_rationale(model, tokenizer, cache, start, max(8, min(max_tokens, 24)))
     answer = {"codes": chosen, "confidence": {c: round(scores[c], 4) for c in chosen},
               "scores": {c: round(scores[c], 4) for c in codes}, "rationale": rationale or "no reason given"}
     return json.dumps(answer, ensure_ascii=False), len(rationale.split())

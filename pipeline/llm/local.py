@@ -108,6 +108,9 @@ class LocalBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress bar is the one that counts
         self.model_name = model or DEFAULT_LOCAL_MODEL
         self.path = resolve_local_model(model, cache_dir)
         if threads:

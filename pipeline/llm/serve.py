@@ -82,7 +82,9 @@ def _handler(backend: Backend, api_key: str | None):
 def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000,
                 api_key: str | None = None) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((host, port), _handler(backend, api_key))
-    server.daemon_threads = True
+    # server_close() waits for answers still being computed: a model killed mid-forward aborts
+    server.daemon_threads = False
+    server.block_on_close = True
     return server
 
 

@@ -21,8 +21,8 @@ def _annotate(http, task_id: int, codes: list[str]) -> None:
 
 
 def _server_predictions(settings, project_id: int) -> dict[str, list[str]]:
-    tasks = connect(settings).sdk.tasks.list(project=project_id, fields="all", page_size=1000)
-    return {t.data["segment_id"]: sorted(p["model_version"] for p in (t.predictions or [])) for t in tasks}
+    tasks = [t.model_dump() for t in connect(settings).sdk.tasks.list(project=project_id, fields="all", page_size=1000)]
+    return {t["data"]["segment_id"]: sorted(p["model_version"] for p in (t["predictions"] or [])) for t in tasks}
 
 
 def test_train_prelabel_push_annotate_pull_retrain(studio_server, tmp_path, codebook):

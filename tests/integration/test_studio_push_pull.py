@@ -145,3 +145,21 @@ def test_changed_codebook_is_refused_unless_update_config(studio_server, tmp_pat
     assert 'value="referral"' in studio.sdk.projects.get(pid).label_config
     assert studio.sdk.projects.get(pid).total_annotations_number == 1
     push(store, settings, grown, show_progress=False)  # the new codebook is now the project's
+
+
+def test_cli_push_and_status_json_agree_with_the_workspace(studio_server, tmp_path, cli):
+    make_workspace(tmp_path / "ws", n_docs=1, turns=3)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(f"studio:\n  api_key_file: {studio_server.key_file}\n  api_key_env: CULTURECODE_TEST_UNSET_KEY\n")
+    common = ["--workspace", tmp_path / "ws", "--config", config, "--url", studio_server.url]
+    first = cli("push", *common, "--codebook", studio_server.workspace_settings(tmp_path).codebook,
+                "--annotators", "x1,x2", "--quiet")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.count("3 imported") == 2 and first.stdout.count("(new project)") == 2
+    status = cli("studio", "status", *common, "--json")
+    assert status.exit_code == 0, status.output
+    report = json.loads(status.stdout)
+    assert report["running"] and report["tasks"] == 6
+    assert sorted(p["tasks"] for p in report["projects"]) == [3, 3]
+    assert all(p["annotations"] == 0 for p in report["projects"])
+    assert studio_server.api_key not in first.stdout + status.stdout

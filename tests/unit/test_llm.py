@@ -221,3 +221,22 @@ def test_few_shot_examples_never_come_from_the_segments_own_document(settings, b
     user = backend.asked[0][1]["content"]
     assert "He'll be recalled if he misses again." in user
     assert user.count("One more missed appointment") == 1  # only as the segment itself
+
+
+def test_answer_scores_for_unchosen_codes_are_kept(book):
+    label = parse_answer('{"codes": ["stick"], "confidence": {"stick": 0.7}, "scores": {"carrot": 0.2, '
+                         '"stick": 0.7, "banana": 0.9}, "rationale": "x"}', book)
+    assert label.scores == {"carrot": 0.2, "stick": 0.7}
+
+
+def test_prelabel_with_llm_cli_reports_an_unreachable_endpoint(cli, settings, store, tmp_path):
+    store.close()
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("llm:\n  backend: openai\n  model: m\n  base_url: http://127.0.0.1:9/v1\n  retries: 0\n"
+                      "  timeout: 2\n")
+    result = cli("prelabel", "--with", "llm", "--config", config, "--workspace", settings.workspace,
+                 "--codebook", settings.codebook, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["labelled"] == 0 and len(data["failures"]) == 8
+    assert "cannot reach http://127.0.0.1:9/v1" in data["failures"][0]["error"]
