@@ -52,6 +52,8 @@ def plan_cli(backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseU
     out.print(result.example_user, highlight=False, markup=False)
     out.rule("plan")
     cost = "n/a (local)" if result.cost is None else f"${result.cost:.4f}"
+    if result.cost == 0:
+        cost += " (set llm.price_per_million_input/_output in the settings for a paid endpoint)"
     out.print(f"{result.backend} / {result.model} -> model version {result.model_version}\n"
               f"segments {result.segments}: {result.calls} call(s), {result.cached} cached, "
               f"{result.empty_segments} empty (not sent)\n"

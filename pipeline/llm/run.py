@@ -8,6 +8,7 @@ kind='llm'.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -112,8 +113,6 @@ def prelabel_llm(store: Store, settings: Settings, codebook: Codebook, backend: 
     version = model_version(backend, template)
     jobs = build_jobs(store, settings, codebook, backend, template, segments, examples_path)
     with store.run("prelabel-llm", {"model_version": version, "refresh": refresh}) as summary:
-        import time
-
         started = time.monotonic()
         outcomes = run_jobs(store, jobs, backend, codebook, settings.llm, template.version, refresh, show_progress)
         failures = [{"segment_id": o.segment_id, "error": o.error, "raw": o.raw} for o in outcomes if o.label is None]

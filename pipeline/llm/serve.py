@@ -22,6 +22,7 @@ from pipeline.llm.backends import Backend
 def _handler(backend: Backend, api_key: str | None):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 15  # seconds an idle keep-alive connection is held, so shutdown never waits long
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per request is noise
             return

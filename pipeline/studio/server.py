@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from pipeline.config import Settings
 from pipeline.errors import CultureCodeError
@@ -96,16 +97,15 @@ def _port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _pid_alive(pid: int | None) -> bool:
+def _pid_alive(pid: int | None, settings: Settings) -> bool:
+    """Whether `pid` is this workspace's Label Studio (a stale pid file may name a reused pid)."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and str(data_dir(settings)) in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _state(settings: Settings) -> dict[str, Any]:
@@ -118,8 +118,9 @@ def server_status(settings: Settings) -> ServerInfo:
     state = _state(settings)
     url = state.get("url", local_url(settings))
     pid = state.get("pid")
-    running = _pid_alive(pid) and is_healthy(url)
-    return ServerInfo(url=url, running=running, pid=pid if _pid_alive(pid) else None,
+    alive = _pid_alive(pid, settings)
+    running = alive and is_healthy(url)
+    return ServerInfo(url=url, running=running, pid=pid if alive else None,
                       data_dir=str(data_dir(settings)), username=settings.studio.username)
 
 
@@ -161,6 +162,8 @@ def start_server(settings: Settings, timeout: float | None = None) -> ServerInfo
     info = server_status(settings)
     if info.running:
         return info
+    if info.pid is not None:  # our server is still starting (another `start` launched it)
+        return _wait_healthy(settings, None, timeout)
     host, port = settings.studio.host, settings.studio.port
     if _port_in_use(host, port):
         raise CultureCodeError(
@@ -170,24 +173,29 @@ def start_server(settings: Settings, timeout: float | None = None) -> ServerInfo
     ddir.mkdir(parents=True, exist_ok=True, mode=0o700)
     creds = credentials(settings, create=True)
     proc = _launch(settings, creds)
-    url = local_url(settings)
-    _write_private(ddir / STATE, {"pid": proc.pid, "url": url, "port": port})
-    deadline = time.monotonic() + (timeout or settings.studio.start_timeout)
+    _write_private(ddir / STATE, {"pid": proc.pid, "url": local_url(settings), "port": port})
+    return _wait_healthy(settings, proc, timeout)
+
+
+def _wait_healthy(settings: Settings, proc: subprocess.Popen | None, timeout: float | None) -> ServerInfo:
+    ddir, url = data_dir(settings), server_status(settings).url
+    limit = timeout or settings.studio.start_timeout
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             (ddir / STATE).unlink(missing_ok=True)
             raise CultureCodeError(
                 f"Label Studio exited during start (code {proc.returncode}); see {ddir / LOG}: "
                 f"{_log_tail(settings)}")
         if is_healthy(url):
             info = server_status(settings)
-            info.started = True
+            info.started = proc is not None
             return info
         time.sleep(1.0)
     stop_server(settings)
     raise CultureCodeError(
-        f"Label Studio did not answer on {url} within {timeout or settings.studio.start_timeout:.0f} s; "
-        f"see {ddir / LOG} and retry with a larger studio.start_timeout")
+        f"Label Studio did not answer on {url} within {limit:.0f} s; see {ddir / LOG} and retry "
+        f"with a larger studio.start_timeout")
 
 
 def stop_server(settings: Settings, timeout: float = 30.0) -> bool:
@@ -195,17 +203,20 @@ def stop_server(settings: Settings, timeout: float = 30.0) -> bool:
     state = _state(settings)
     pid = state.get("pid")
     path = data_dir(settings) / STATE
-    if not _pid_alive(pid):
+    if not _pid_alive(pid, settings):
         path.unlink(missing_ok=True)
         return False
     os.killpg(os.getpgid(pid), signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(pid):
+    while time.monotonic() < deadline and _pid_alive(pid, settings):
         _reap(pid)
         time.sleep(0.2)
-    if _pid_alive(pid):
+    if _pid_alive(pid, settings):
         os.killpg(os.getpgid(pid), signal.SIGKILL)
-        _reap(pid)
+    _reap(pid)  # when this process started it (tests), collect the exit status
+    port = state.get("port", settings.studio.port)
+    while time.monotonic() < deadline + 10 and _port_in_use(settings.studio.host, port):
+        time.sleep(0.2)  # an exiting process can hold the port a moment longer
     path.unlink(missing_ok=True)
     return True
 
