@@ -122,9 +122,11 @@ def test_100mb_transcript_streams_in_bounded_memory(tmp_path):
         while fh.tell() < 100 * 1024 * 1024:
             fh.write(turn.format(n=n % 7) + f"number {n}\n")
             n += 1
-    code = ("import sys, resource; from pipeline.store import Store; from pipeline.ingest import ingest;"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (pytest) across fork+exec
+    code = ("import sys, re; from pipeline.store import Store; from pipeline.ingest import ingest;"
             "r = ingest(Store(sys.argv[2]), [sys.argv[1]], show_progress=False);"
-            "print(r.segments_added, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1);"
+            "print(r.segments_added, hwm)")
     out = subprocess.run([sys.executable, "-c", code, str(big), str(tmp_path / "ws")],
                          capture_output=True, text=True, check=True).stdout.split()
     segments, peak_kb = int(out[0]), int(out[1])
