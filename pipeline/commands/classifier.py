@@ -20,7 +20,7 @@ BackendOpt = Annotated[str | None, typer.Option(
     "--backend", help="torch, or onnx for the int8 ONNX Runtime copy (about 1.5x faster).")]
 MethodOpt = Annotated[str | None, typer.Option(
     "--method", help="finetune (whole network; best with a few hundred labelled segments) or head "
-                     "(frozen encoder + logistic regression per code; seconds to train).")]
+                     "(frozen encoder + logistic regression per code; about a minute to train).")]
 
 
 def metrics_table(result: dict, title: str, thresholds: dict[str, float] | None = None) -> Table:

@@ -119,6 +119,7 @@ def serve_cli(model: ModelOpt = None,
     """Serve the local model on an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
     settings = settings_for(config, None, None, **{"llm.model": model, "llm.backend": "local"})
     backend = llm.make_backend(settings.llm)
+    backend.load()  # before the first request, not during it
     server = llm.make_server(backend, host, port, os.environ.get(api_key_env) if api_key_env else None)
     out.print(f"serving {backend.model_id} on http://{host}:{server.server_port}/v1 (Ctrl-C stops)")
     try:

@@ -130,5 +130,5 @@ def make_backend(settings: LlmSettings) -> Backend:
     if settings.backend == "local":
         from pipeline.llm.local import LocalBackend
 
-        return LocalBackend(settings.model, settings.model_dir, settings.threads)
+        return LocalBackend(settings.model, settings.model_dir, settings.threads, settings.quantize, lazy=True)
     raise CultureCodeError(f"llm.backend '{settings.backend}' is not known; use 'local' or 'openai'")

@@ -104,27 +104,37 @@ class LocalBackend:
     supports_concurrency = False
 
     def __init__(self, model: str | None = None, cache_dir: str | None = None, threads: int | None = None,
-                 quantize: bool = True):
+                 quantize: bool = True, lazy: bool = False):
+        self.model_name = model or DEFAULT_LOCAL_MODEL
+        self._args = (model, cache_dir, threads, quantize)
+        self._prefix: tuple[str, object, object] | None = None  # (system text, token ids, kv cache)
+        self._lock = threading.Lock()
+        self.model = None
+        if not lazy:
+            self.load()
+
+    def load(self) -> None:
+        """Unpack (first time only) and load the model; a run answered from the cache never gets here."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
         from transformers.utils import logging as hf_logging
 
+        if self.model is not None:
+            return
+        model, cache_dir, threads, quantize = self._args
         hf_logging.disable_progress_bar()  # our own progress bar is the one that counts
-        self.model_name = model or DEFAULT_LOCAL_MODEL
         self.path = resolve_local_model(model, cache_dir)
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-        self.model = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=torch.float32).eval()
+        loaded = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=torch.float32).eval()
         if quantize:
-            # int8 weights for the linear layers: about 3x faster decoding on a CPU, same answers here
+            # int8 weights for the linear layers: about 3x faster decoding on a CPU
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch suggests torchao; this API still works and needs nothing more
-                torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-        self._prefix: tuple[str, object, object] | None = None  # (system text, token ids, kv cache)
-        self._lock = threading.Lock()
+                torch.ao.quantization.quantize_dynamic(loaded, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        self.model = loaded
 
     @property
     def model_id(self) -> str:
@@ -147,6 +157,8 @@ class LocalBackend:
     def complete(self, messages: list[dict[str, str]], max_tokens: int = 256, temperature: float = 0.0,
                  schema: dict | None = None, seed: int = 0) -> Completion:
         """With a label schema: constrained decoding (pipeline/llm/constrained.py); else free text."""
+        with self._lock:
+            self.load()
         torch = self._torch
         start = time.monotonic()
         code_ids = _schema_codes(schema)
