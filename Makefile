@@ -25,9 +25,20 @@ browser:
 	  || echo "could not install chromium: browser tests will be skipped"; \
 	else echo "chromium not found: install Debian's chromium to run the browser tests"; fi
 
+# The main job on the bundled example data: ingest, Label Studio, first model, pre-labels, push.
+# Reruns reuse what is there (the model is trained once; pushes add no duplicates).
+CC := $(BIN)/culturecode
 demo: $(STAMP)
-	$(BIN)/culturecode ingest examples/transcripts --workspace $(WS)
-	$(BIN)/culturecode status --workspace $(WS)
+	$(CC) ingest examples/transcripts --workspace $(WS)
+	$(CC) studio start --workspace $(WS)
+	@if $(CC) models list --workspace $(WS) --json | grep -q '"version"'; then \
+	  echo "Reusing the current model (delete $(WS)/models to retrain)."; \
+	else $(CC) train --gold examples/gold/ --method head --workspace $(WS); fi
+	$(CC) prelabel --workspace $(WS)
+	$(CC) annotators add alice bob --workspace $(WS)
+	$(CC) push --annotators alice,bob --workspace $(WS)
+	$(CC) status --workspace $(WS)
+	$(CC) studio status --workspace $(WS)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest tests -q; rc=$$?; \
