@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -41,7 +40,10 @@ def child(workspace: str, n: int, backend: str) -> None:
     started = time.perf_counter()
     report = prelabel(store, settings, settings.load_codebook(), backend=backend, show_progress=False)
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (which trained the model)
+    # across fork+exec, so ru_maxrss would report the parent's peak
+    status = Path("/proc/self/status").read_text()
+    peak_mb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
     print(json.dumps({"n": n, "scored": report.scored, "peak_mb": round(peak_mb), "seconds": round(seconds, 1)}))
 
 
