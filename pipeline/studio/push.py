@@ -26,14 +26,9 @@ from pipeline.studio.users import annotator_email
 
 
 @dataclass
-class ProjectPush:
-    id: int
-    title: str
-    role: str
-    annotator: str | None
-    created: bool = False
-    recreated: bool = False
-    config_updated: bool = False
+class ProjectPush(ProjectRef):
+    """A project as `ensure_project` found it, plus what this push did to it."""
+
     imported: int = 0
     adopted: int = 0
     duplicates_removed: int = 0
