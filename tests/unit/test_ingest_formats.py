@@ -140,3 +140,10 @@ def test_split_turn_never_exceeds_the_limit(text, limit):
     pieces = split_turn(text, limit)
     assert pieces and all(len(p) <= limit for p in pieces)
     assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
+
+
+def test_utf16_with_bom_is_decoded(tmp_path):
+    path = tmp_path / "exported.txt"
+    path.write_bytes("R: Was the caf\u00e9 open?\nOM3: It cost \u00a340.\n".encode("utf-16"))
+    store = _ingest(tmp_path, path)
+    assert [s.text for s in store.segments("exported")] == ["Was the caf\u00e9 open?", "It cost \u00a340."]
