@@ -57,17 +57,16 @@ def ingest_cli(
 
 
 def _check_codebook(store, book) -> None:
+    """Record the codebook; a different one is refused once anything has been labelled with the old."""
     stored = store.codebook_hash
-    if stored is None:
-        with store.transaction():
-            store.record_codebook(book)
-    elif stored != book.content_hash and store.count("annotations") + store.count("predictions") > 0:
+    if stored == book.content_hash:
+        return
+    if stored is not None and store.count("annotations") + store.count("predictions") > 0:
         raise CultureCodeError(
             f"the codebook differs from the one this workspace was labelled with ({stored}); "
             f"use the original codebook or a new workspace")
-    elif stored != book.content_hash:
-        with store.transaction():
-            store.record_codebook(book)
+    with store.transaction():
+        store.record_codebook(book)
 
 
 @handle_errors

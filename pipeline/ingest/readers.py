@@ -8,6 +8,7 @@ cue, and those libraries only report that parsing failed.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -80,13 +81,8 @@ def turns_from_lines(lines: Iterator[tuple[int, str]], ctx: ReadContext, sample:
         if len(buffered) >= sample:
             break
     speaker_mode = _is_speaker_transcript([text for _, text in buffered])
-    stream = _chain(buffered, lines)
+    stream = itertools.chain(buffered, lines)
     yield from (_speaker_turns(stream, ctx) if speaker_mode else _paragraphs(stream, ctx))
-
-
-def _chain(first: list[tuple[int, str]], rest: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-    yield from first
-    yield from rest
 
 
 def _read_header(stream: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, str]]:
