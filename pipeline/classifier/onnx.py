@@ -48,15 +48,38 @@ def export_int8(model, tokenizer, version_dir: Path) -> Path:
                 opset_version=17)
         _set_attention(model, previous)
         model.eval()
+        fused = _fuse_transformer_ops(fp32, model.encoder.config)
         partial = target.with_suffix(".partial")
         # the per-code output layer is tiny and sensitive (thresholds sit on its output): keep it fp32
-        head_nodes = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node
-                      if n.name.startswith("/model/head/")]
+        # (the quantizer first rewrites Gemm as <name>_MatMul + <name>_Add: exclude those names too)
+        head_nodes = [name for n in onnx.load(str(fused), load_external_data=False).graph.node
+                      if n.name.startswith("/model/head/") for name in (n.name, n.name + "_MatMul")]
         logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # pre-processing hint
-        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, nodes_to_exclude=head_nodes,
-                         per_channel=True)
+        quantize_dynamic(str(fused), str(partial), weight_type=QuantType.QInt8, nodes_to_exclude=head_nodes,
+                         per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         partial.replace(target)
     return target
+
+
+def _fuse_transformer_ops(fp32: Path, config) -> Path:
+    """Fuse attention, layer norms and GELU (ONNX Runtime's transformer optimizer), if it applies.
+
+    The fused graph then quantizes to QAttention and friends. An encoder the optimizer does not
+    know keeps its plain graph: fusion is a speed-up, never a requirement.
+    """
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fused = fp32.with_name("model.fused.onnx")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optimized = optimize_model(str(fp32), model_type="bert",
+                                       num_heads=getattr(config, "num_attention_heads", 0) or 0,
+                                       hidden_size=getattr(config, "hidden_size", 0) or 0)
+            optimized.save_model_to_file(str(fused))
+    except Exception:  # noqa: BLE001 - any failure of an optional optimisation falls back to the plain graph
+        return fp32
+    return fused
 
 
 def _set_attention(model, implementation: str) -> None:

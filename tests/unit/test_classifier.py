@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from pipeline.classifier import evaluate, list_models, load_model, prelabel, promote, train
 from pipeline.classifier import registry
 from pipeline.classifier.data import Example, read_gold, split_by_document
 from pipeline.classifier.metrics import code_metrics, tune_thresholds
+from pipeline.classifier.onnx import ONNX_FILE
 from pipeline.config import ClassifierSettings, load_codebook
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store
@@ -240,6 +243,11 @@ def test_onnx_backend_agrees_with_torch(workspace):
     assert onnx_report.backend == "onnx" and onnx_report.scored == torch_report.scored
     same = sum(torch_codes[k] == onnx_codes[k] for k in torch_codes) / len(torch_codes)
     assert same >= 0.9
+    graph = onnx.load(str(Path(ws) / "models" / onnx_report.model_version / ONNX_FILE)).graph
+    operators = {node.op_type for node in graph.node}
+    assert "QAttention" in operators, "attention was not fused before int8 quantization"
+    assert not any(node.name.startswith("/model/head/") and node.op_type.endswith("Integer")
+                   for node in graph.node), "the per-code head must stay fp32"
 
 
 def test_evaluate_outside_file_leaves_out_training_segments(workspace, tmp_path):
