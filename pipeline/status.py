@@ -14,8 +14,11 @@ def _per_code(store: Store, table: str, where: str = "", params: tuple = ()) -> 
     return {row[0]: row[1] for row in store.conn.execute(sql, params)}
 
 
-def current_model(store: Store) -> str | None:
-    row = store.conn.execute("SELECT version FROM models WHERE is_current = 1 ORDER BY created_at DESC LIMIT 1").fetchone()
+def current_model(store: Store, kind: str | None = None) -> str | None:
+    """The current version of `kind`; by default the classifier's, else (a cold start) the LLM's."""
+    where, params = ("AND kind = ?", (kind,)) if kind else ("", ())
+    row = store.conn.execute(f"SELECT version FROM models WHERE is_current = 1 {where} "
+                             "ORDER BY kind = 'classifier' DESC, created_at DESC LIMIT 1", params).fetchone()
     return row[0] if row else None
 
 

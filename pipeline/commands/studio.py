@@ -11,7 +11,9 @@ from rich.table import Table
 from pipeline.commands.common import (CodebookOpt, ConfigOpt, JsonOpt, WorkspaceOpt, handle_errors,
                                       open_workspace, out, print_json, settings_for)
 from pipeline import studio as ls
-from pipeline.store import DB_NAME
+from pipeline.errors import CultureCodeError
+from pipeline.status import current_model
+from pipeline.store import DB_NAME, Store
 
 studio_app = typer.Typer(help="Run the embedded Label Studio (or check a team server).", no_args_is_help=True)
 annotators_app = typer.Typer(help="Annotator accounts in Label Studio.", no_args_is_help=True)
@@ -106,6 +108,16 @@ def annotators_add_cli(
               + "` gives each one their own project.", highlight=False)
 
 
+def _current_of_kind(store: Store, kind: str) -> str:
+    if kind not in ("classifier", "llm"):
+        raise CultureCodeError(f"--with '{kind}': use classifier or llm")
+    version = current_model(store, kind)
+    if version is None:
+        how = "culturecode llm label" if kind == "llm" else "culturecode train --gold examples/gold/"
+        raise CultureCodeError(f"no {kind} labels in {store.workspace}: run `{how}` first")
+    return version
+
+
 def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
 
@@ -115,7 +127,8 @@ def push_cli(
     workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
     url: UrlOpt = None, port: PortOpt = None,
     annotators: Annotated[str | None, typer.Option("--annotators", "-a", help="Comma-separated annotators; each gets their own project over the same segments (independent coding on Community edition). Default: the workspace's existing projects, or one shared project.")] = None,
-    model_version: Annotated[str | None, typer.Option("--model-version", help="Pre-label with this model version's predictions (default: the current model).")] = None,
+    model_version: Annotated[str | None, typer.Option("--model-version", help="Pre-label with this model version's predictions (default: the current classifier; with none, the current LLM labels).")] = None,
+    with_: Annotated[str | None, typer.Option("--with", help="classifier or llm: pre-label with the current version of that kind. With llm, annotators see the LLM's one-sentence reason beside its pre-selected codes; Label Studio pre-selects one model version per project, so segments the LLM has not labelled show none.")] = None,
     update_config: Annotated[bool, typer.Option("--update-config", help="Apply a changed codebook to existing projects (annotations are kept).")] = False,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Tasks per import request (default 1000).")] = None,
     quiet: QuietOpt = False, json_out: JsonOpt = False,
@@ -126,6 +139,8 @@ def push_cli(
                                                             "studio.batch_size": batch_size})
     book = settings.load_codebook()
     with open_workspace(settings) as store:
+        if with_ is not None:
+            model_version = model_version or _current_of_kind(store, with_)
         report = ls.push(store, settings, book, annotators=_names(annotators), model_version=model_version,
                          update_config=update_config, show_progress=not quiet)
     if json_out:

@@ -112,12 +112,13 @@ def make_workspace(path: Path, n_docs: int = 2, turns: int = 4, model_version: s
 
 
 def add_model(store: Store, version: str, codebook_hash: str, current: bool = True,
-              codes_for=lambda i: ["carrot"] if i % 2 else ["stick"], rationale: str | None = None) -> None:
+              codes_for=lambda i: ["carrot"] if i % 2 else ["stick"], rationale: str | None = None,
+              kind: str = "classifier") -> None:
     with store.transaction():
         if current:
-            store.conn.execute("UPDATE models SET is_current = 0")
+            store.conn.execute("UPDATE models SET is_current = 0 WHERE kind = ?", (kind,))
         store.conn.execute("INSERT INTO models(version, kind, codebook_hash, is_current, created_at) "
-                           "VALUES(?, 'classifier', ?, ?, ?)", (version, codebook_hash, int(current), now()))
+                           "VALUES(?, ?, ?, ?, ?)", (version, kind, codebook_hash, int(current), now()))
         for i, seg in enumerate(store.segments()):
             codes = codes_for(i)
             scores = {c: (0.9 if c in codes else 0.1) for c in ("carrot", "stick")}

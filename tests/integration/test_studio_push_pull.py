@@ -65,6 +65,32 @@ def test_rationale_is_shown_in_the_task(studio_server, tmp_path, codebook):
     assert '<Text name="rationale" value="$rationale"' in connect(settings).sdk.projects.get(pid).label_config
 
 
+def test_push_defaults_to_the_classifier_and_with_llm_shows_the_llm_reasons(studio_server, tmp_path, cli, codebook):
+    store = make_workspace(tmp_path / "ws", n_docs=1, turns=3)  # classifier v1 is current
+    add_model(store, "llm-1", codebook.content_hash, kind="llm", codes_for=lambda i: ["carrot"],
+              rationale="offers the hostel bed")  # newer than v1, but not the default for push
+    store.close()
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(f"studio:\n  api_key_file: {studio_server.key_file}\n  api_key_env: CULTURECODE_TEST_UNSET_KEY\n")
+    common = ["--workspace", tmp_path / "ws", "--config", config, "--url", studio_server.url,
+              "--codebook", studio_server.workspace_settings(tmp_path).codebook, "--quiet", "--json"]
+    first = cli("push", *common)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["model_version"] == "v1"
+    with_llm = cli("push", *common, "--with", "llm")
+    assert with_llm.exit_code == 0, with_llm.output
+    report = json.loads(with_llm.stdout)
+    assert report["model_version"] == "llm-1" and report["imported"] == 0
+    settings = studio_server.workspace_settings(tmp_path / "ws")
+    pid = report["projects"][0]["id"]
+    assert connect(settings).sdk.projects.get(pid).model_version == "llm-1"
+    for task in server_tasks(connect(settings), pid):
+        assert task["data"]["rationale"] == "Model's reasoning: offers the hostel bed"
+        assert {p["model_version"]: p["result"][0]["value"]["choices"] for p in task["predictions"]}["llm-1"] == ["carrot"]
+    wrong = cli("push", *common, "--with", "oracle")
+    assert wrong.exit_code == 2 and "use classifier or llm" in wrong.output
+
+
 def test_each_annotator_gets_a_project_and_pull_names_them(studio_server, tmp_path, codebook):
     store = make_workspace(tmp_path / "ws", n_docs=1, turns=3)
     settings = studio_server.workspace_settings(tmp_path / "ws")

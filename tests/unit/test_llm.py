@@ -14,9 +14,21 @@ from pipeline.errors import CultureCodeError
 from pipeline.llm import AnswerError, parse_answer, plan, prelabel_llm
 from pipeline.llm.backends import Completion
 from pipeline.llm.prompts import load_template
+from pipeline.status import current_model, workspace_status
 from pipeline.store import Document, Segment, Store
 
 GOOD = '{"codes": ["stick"], "confidence": {"stick": 0.8}, "rationale": "A recall is threatened."}'
+def test_llm_labels_are_the_default_only_until_a_classifier_exists(settings, book, store):
+    report = prelabel_llm(store, settings, book, backend=QueueBackend([GOOD] * 8), show_progress=False)
+    assert current_model(store) == report.model_version  # cold start: only LLM labels
+    with store.transaction():
+        store.conn.execute("INSERT INTO models(version, kind, codebook_hash, is_current, created_at) "
+                           "VALUES('clf-001', 'classifier', ?, 1, '2000-01-01T00:00:00')", (book.content_hash,))
+    assert current_model(store) == "clf-001"  # older than the LLM version, but a classifier
+    assert current_model(store, "llm") == report.model_version
+    assert workspace_status(store, book)["current_model"] == "clf-001"
+
+
 NONE = '{"codes": [], "confidence": {}, "rationale": "Small talk."}'
 
 
