@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 WS     ?= workspace
+LLM_SEGMENTS ?= 10
 
 .PHONY: demo test test-fast bench venv browser clean
 
@@ -25,8 +26,10 @@ browser:
 	  || echo "could not install chromium: browser tests will be skipped"; \
 	else echo "chromium not found: install Debian's chromium to run the browser tests"; fi
 
-# The main job on the bundled example data: ingest, Label Studio, first model, pre-labels, push.
-# Reruns reuse what is there (the model is trained once; pushes add no duplicates).
+# The main job on the bundled example data: ingest, Label Studio, first model, pre-labels, push,
+# then the local LLM labels the first $(LLM_SEGMENTS) segments (codes, confidences, a reason each).
+# Reruns reuse what is there (the model is trained once; pushes add no duplicates; LLM answers
+# come from the workspace cache).
 CC := $(BIN)/culturecode
 demo: $(STAMP)
 	$(CC) ingest examples/transcripts --workspace $(WS)
@@ -37,6 +40,7 @@ demo: $(STAMP)
 	$(CC) prelabel --workspace $(WS)
 	$(CC) annotators add alice bob --workspace $(WS)
 	$(CC) push --annotators alice,bob --workspace $(WS)
+	$(CC) llm label --limit $(LLM_SEGMENTS) --show $(LLM_SEGMENTS) --workspace $(WS)
 	$(CC) status --workspace $(WS)
 	$(CC) studio status --workspace $(WS)
 

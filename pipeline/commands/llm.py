@@ -66,6 +66,7 @@ def label_cli(backend: BackendOpt = None, model: ModelOpt = None, base_url: Base
               prompt: PromptOpt = None, limit: LimitOpt = None, segment: SegmentOpt = None,
               examples: ExamplesOpt = None,
               refresh: Annotated[bool, typer.Option("--refresh", help="Ask again even where the cache has an answer.")] = False,
+              show: Annotated[int, typer.Option("--show", help="Print the labels (codes, reason) of the first N segments of this model version.")] = 0,
               workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
               quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
     """Label segments with the LLM (the same as `culturecode prelabel --with llm`).
@@ -78,15 +79,29 @@ def label_cli(backend: BackendOpt = None, model: ModelOpt = None, base_url: Base
     with open_workspace(settings) as store:
         report = llm.prelabel_llm(store, settings, settings.load_codebook(), segment_ids=segment, limit=limit,
                                   refresh=refresh, examples_path=examples, show_progress=not quiet)
+        shown = llm.labels_of(store, report.model_version, show) if show and not json_out else []
     if json_out:
         print_json(report.as_dict())
         return
+    if shown:
+        table = Table(title=f"LLM labels ({report.model_version})", show_lines=False)
+        for col in ("segment", "speaker", "text", "codes (confidence)", "reason"):
+            table.add_column(col, overflow="fold")
+        for row in shown:
+            codes = ", ".join(f"{c} ({row['scores'][c]:.2f})" for c in row["codes"]) or "-"
+            table.add_row(row["segment_id"][:8], row["speaker"] or "", _excerpt(row["text"], 70), codes, row["rationale"] or "")
+        out.print(table)
     out.print(f"LLM-labelled {report.labelled} of {report.segments} segment(s) as {report.model_version}: "
               f"{report.calls} call(s), {report.from_cache} from the cache, {report.seconds:.1f} s.")
     for failure in report.failures[:10]:
         out.print(f"[yellow]failed[/] {failure['segment_id']}: {failure['error']}", highlight=False)
     if len(report.failures) > 10:
         out.print(f"... and {len(report.failures) - 10} more failures (see --json)")
+
+
+def _excerpt(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 @handle_errors

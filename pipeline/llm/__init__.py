@@ -10,9 +10,9 @@ from pipeline.llm.distill import distill, evaluate_llm
 from pipeline.llm.parse import AnswerError, LlmLabel, parse_answer
 from pipeline.llm.plan import Plan, plan
 from pipeline.llm.prompts import load_template
-from pipeline.llm.run import LlmPrelabelReport, prelabel_llm
+from pipeline.llm.run import LlmPrelabelReport, labels_of, prelabel_llm
 from pipeline.llm.serve import make_server
 
 __all__ = ["AnswerError", "Backend", "Completion", "LlmLabel", "LlmPrelabelReport", "OpenAIBackend", "Plan",
            "distill", "evaluate_llm", "load_template", "make_backend", "make_server", "parse_answer", "plan",
-           "prelabel_llm"]
+           "labels_of", "prelabel_llm"]

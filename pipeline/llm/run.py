@@ -7,6 +7,7 @@ kind='llm'.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -126,3 +127,12 @@ def prelabel_llm(store: Store, settings: Settings, codebook: Codebook, backend: 
         summary.update({"model_version": version, "labelled": report.labelled, "from_cache": report.from_cache,
                         "failures": len(failures)})
     return report
+
+
+def labels_of(store: Store, version: str, limit: int) -> list[dict]:
+    """The stored labels of an LLM version, in document order: for showing, not for computing."""
+    rows = store.conn.execute(
+        "SELECT p.segment_id, s.speaker, s.text, p.codes, p.scores, p.rationale FROM predictions p "
+        "JOIN segments s ON s.id = p.segment_id WHERE p.model_version = ? "
+        "ORDER BY s.document_id, s.position LIMIT ?", (version, limit)).fetchall()
+    return [{**dict(r), "codes": json.loads(r["codes"]), "scores": json.loads(r["scores"])} for r in rows]

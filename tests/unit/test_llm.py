@@ -11,13 +11,22 @@ import pytest
 
 from pipeline.config import PROJECT_ROOT, load_codebook, load_settings
 from pipeline.errors import CultureCodeError
-from pipeline.llm import AnswerError, parse_answer, plan, prelabel_llm
+from pipeline.llm import AnswerError, labels_of, parse_answer, plan, prelabel_llm
 from pipeline.llm.backends import Completion
 from pipeline.llm.prompts import load_template
 from pipeline.status import current_model, workspace_status
 from pipeline.store import Document, Segment, Store
 
 GOOD = '{"codes": ["stick"], "confidence": {"stick": 0.8}, "rationale": "A recall is threatened."}'
+def test_labels_of_lists_a_versions_labels_in_document_order(settings, book, store):
+    report = prelabel_llm(store, settings, book, backend=QueueBackend([NONE, GOOD] * 4), show_progress=False)
+    shown = labels_of(store, report.model_version, 3)
+    order = [(s.document_id, s.position) for s in store.segments()][:3]
+    assert [(store.segment(r["segment_id"]).document_id, store.segment(r["segment_id"]).position) for r in shown] == order
+    assert shown[1]["codes"] == ["stick"] and shown[1]["scores"]["stick"] == 0.8
+    assert shown[1]["rationale"] == "A recall is threatened." and shown[0]["codes"] == []
+
+
 def test_llm_labels_are_the_default_only_until_a_classifier_exists(settings, book, store):
     report = prelabel_llm(store, settings, book, backend=QueueBackend([GOOD] * 8), show_progress=False)
     assert current_model(store) == report.model_version  # cold start: only LLM labels
