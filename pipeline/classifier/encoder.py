@@ -96,14 +96,21 @@ class ProbabilityModel(nn.Module):
 
 def length_sorted_batches(texts: list[str], tokenizer, batch_size: int, max_length: int
                           ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """Batches of similar length (little padding); yields original indices and numpy encodings."""
-    order = np.argsort([len(t) for t in texts], kind="stable")
+    """Batches of texts sorted by token count, so there is almost no padding; yields the original
+    indices and numpy encodings (right-padded)."""
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    order = np.argsort(lengths, kind="stable")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(texts), batch_size):
         idx = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                        max_length=max_length, return_tensors="np")
-        yield idx, {"input_ids": enc["input_ids"].astype(np.int64),
-                    "attention_mask": enc["attention_mask"].astype(np.int64)}
+        width = int(lengths[idx].max())
+        input_ids = np.full((len(idx), width), pad, dtype=np.int64)
+        attention_mask = np.zeros((len(idx), width), dtype=np.int64)
+        for row, i in enumerate(idx):
+            input_ids[row, :lengths[i]] = ids[i]
+            attention_mask[row, :lengths[i]] = 1
+        yield idx, {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
 @torch.inference_mode()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +32,23 @@ MANIFEST = "classifier.json"
 class LoadedModel:
     version: str
     path: Path
-    model: CodeClassifier
     tokenizer: object
     codes: list[str]
     thresholds: np.ndarray
     manifest: dict
+    head: dict[str, torch.Tensor] = field(repr=False)
+    _model: CodeClassifier | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> CodeClassifier:
+        """The torch model, loaded on first use: the ONNX path never needs it (saves ~4 s)."""
+        if self._model is None:
+            model = CodeClassifier(load_encoder(str(self.path)), len(self.codes))
+            with torch.no_grad():
+                model.head.weight.copy_(self.head["weight"])
+                model.head.bias.copy_(self.head["bias"])
+            self._model = model.eval()
+        return self._model
 
     def decide(self, probs: np.ndarray) -> list[list[str]]:
         hits = probs >= self.thresholds
@@ -166,11 +178,5 @@ def load_model_dir(path: Path, codebook: Codebook, version: str | None = None) -
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise CultureCodeError(f"model {version}: {path / 'head.safetensors'} is corrupt ({exc}); "
                                f"retrain with `culturecode train`") from None
-    encoder = load_encoder(str(path))
-    model = CodeClassifier(encoder, len(manifest["codes"]))
-    with torch.no_grad():
-        model.head.weight.copy_(head["weight"])
-        model.head.bias.copy_(head["bias"])
-    model.eval()
-    return LoadedModel(version, path, model, load_tokenizer(str(path)), manifest["codes"],
-                       np.array(manifest["thresholds"], dtype=np.float32), manifest)
+    return LoadedModel(version, path, load_tokenizer(str(path)), manifest["codes"],
+                       np.array(manifest["thresholds"], dtype=np.float32), manifest, head)
