@@ -94,3 +94,26 @@ def test_endpoint_down_is_a_clear_failure(workspace):
     backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", timeout=2, retries=1, backoff=0)
     report = prelabel_llm(store, settings, book, backend=backend, segment_ids=["s0"], show_progress=False)
     assert "cannot reach" in report.failures[0]["error"]
+
+
+def test_the_official_openai_client_gets_schema_valid_answers_and_a_401(server, workspace):
+    """A third-party client (the `openai` SDK) checks the server's side of the protocol."""
+    import openai
+    from pipeline.llm.parse import answer_schema, parse_answer
+
+    _, book, _ = workspace
+    client = openai.OpenAI(base_url=server, api_key=KEY, max_retries=0, timeout=600)
+    assert [m.id for m in client.models.list().data] == ["qwen2.5-coder-0.5b-instruct"]
+    reply = client.chat.completions.create(
+        model="qwen2.5-coder-0.5b-instruct", temperature=0, max_tokens=64,
+        messages=[{"role": "system", "content": "Label the segment with the codes carrot (support) or stick (enforcement)."},
+                  {"role": "user", "content": TURNS[0][1]}],
+        response_format={"type": "json_schema", "json_schema": {"name": "label", "schema": answer_schema(book)}})
+    choice = reply.choices[0]
+    assert choice.message.role == "assistant" and choice.finish_reason in ("stop", "length")
+    label = parse_answer(choice.message.content, book)
+    assert set(label.codes) <= set(book.code_ids) and label.rationale
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens >= 0
+    wrong = openai.OpenAI(base_url=server, api_key="not-the-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
