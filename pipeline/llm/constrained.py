@@ -26,10 +26,10 @@ def _token_ids(tokenizer, words: tuple[str, ...]) -> list[int]:
     return sorted(ids)
 
 
-def _feed(model, ids: torch.Tensor, cache) -> tuple[torch.Tensor, object]:
-    """Run `ids` after `cache`; logits of the last position only (a 2,500-token prompt's logits
-    over a 150k vocabulary would take 1.5 GB)."""
-    out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+def _feed(model, ids: torch.Tensor, cache, keep: int | torch.Tensor = 1) -> tuple[torch.Tensor, object]:
+    """Run `ids` after `cache`; logits only at the last `keep` positions, or at the positions a
+    tensor lists (a 2,500-token prompt's logits over a 150k vocabulary would take 1.5 GB)."""
+    out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=keep)
     return out.logits, out.cache
 
 
@@ -43,11 +43,11 @@ def code_probabilities(model, tokenizer, cache, probes: dict[str, str]) -> dict[
     batched.batch_repeat_interleave(len(encoded))
     # logits only at the positions where some probe ends
     ends = sorted({len(ids) - 1 for ids in encoded.values()})
-    out = model(input_ids=batch, cache=batched, use_cache=True, logits_to_keep=torch.tensor(ends))
+    logits, _ = _feed(model, batch, batched, keep=torch.tensor(ends))
     yes, no = _token_ids(tokenizer, YES), _token_ids(tokenizer, NO)
     result = {}
     for row, (code, ids) in enumerate(encoded.items()):
-        probs = torch.softmax(out.logits[row, ends.index(len(ids) - 1)].float(), dim=-1)
+        probs = torch.softmax(logits[row, ends.index(len(ids) - 1)].float(), dim=-1)
         p_yes, p_no = float(probs[yes].sum()), float(probs[no].sum())
         result[code] = p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.0
     return result
