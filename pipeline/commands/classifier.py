@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from pipeline import classifier
-from pipeline.commands.common import (CodebookOpt, ConfigOpt, JsonOpt, WorkspaceOpt, handle_errors,
+from pipeline.commands.common import (CodebookOpt, ConfigOpt, JsonOpt, WorkspaceOpt, check_labeller, handle_errors,
                                       open_workspace, out, print_json, settings_for)
 
 models_app = typer.Typer(help="List, inspect and promote classifier versions.", no_args_is_help=True)
@@ -90,12 +90,9 @@ def prelabel_cli(
     only score new segments; an interrupted run resumes where it stopped. `--with llm` labels
     with the LLM instead (codes, confidence and a rationale per segment; cached in the workspace).
     """
-    if with_ == "llm":  # the LLM stage's branch (pipeline/commands/llm.py)
+    if check_labeller(with_) == "llm":  # the LLM stage's branch (pipeline/commands/llm.py)
         from pipeline.commands.llm import label_cli
         return label_cli(workspace=workspace, config=config, codebook=codebook, quiet=quiet, json_out=json_out)
-    if with_ != "classifier":
-        from pipeline.errors import CultureCodeError
-        raise CultureCodeError(f"--with '{with_}': use classifier or llm")
     settings = settings_for(config, workspace, codebook, **{"classifier.inference_batch_size": batch_size})
     with open_workspace(settings) as store:
         report = classifier.prelabel(store, settings, settings.load_codebook(), model_version=model,

@@ -62,5 +62,15 @@ def open_workspace(settings: Settings, create: bool = False) -> Store:
     return Store(Path(settings.workspace), create=create)
 
 
+LABELLER_KINDS = ("classifier", "llm")
+
+
+def check_labeller(kind: str) -> str:
+    """The value of a `--with` option: which kind of model labels."""
+    if kind not in LABELLER_KINDS:
+        raise CultureCodeError(f"--with '{kind}': use {' or '.join(LABELLER_KINDS)}")
+    return kind
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.commands.common import (CodebookOpt, ConfigOpt, JsonOpt, WorkspaceOpt, handle_errors,
+from pipeline.commands.common import (CodebookOpt, ConfigOpt, JsonOpt, WorkspaceOpt, check_labeller, handle_errors,
                                       open_workspace, out, print_json, settings_for)
 from pipeline import studio as ls
 from pipeline.errors import CultureCodeError
@@ -109,9 +109,7 @@ def annotators_add_cli(
 
 
 def _current_of_kind(store: Store, kind: str) -> str:
-    if kind not in ("classifier", "llm"):
-        raise CultureCodeError(f"--with '{kind}': use classifier or llm")
-    version = current_model(store, kind)
+    version = current_model(store, check_labeller(kind))
     if version is None:
         how = "culturecode llm label" if kind == "llm" else "culturecode train --gold examples/gold/"
         raise CultureCodeError(f"no {kind} labels in {store.workspace}: run `{how}` first")
