@@ -27,8 +27,9 @@ import numpy as np  # noqa: E402
 from pipeline.classifier import evaluate, train  # noqa: E402
 from pipeline.classifier.metrics import code_metrics  # noqa: E402
 from pipeline.config import PROJECT_ROOT, load_codebook, load_settings  # noqa: E402
-from pipeline.llm import distill, prelabel_llm  # noqa: E402
-from pipeline.llm.local import LocalBackend  # noqa: E402
+from pipeline.flows import distill  # noqa: E402
+from pipeline.llm import prelabel_llm  # noqa: E402
+from pipeline.llm.backends.local import LocalBackend  # noqa: E402
 from pipeline.store import Document, Segment, Store  # noqa: E402
 
 GOLD = PROJECT_ROOT / "examples" / "gold" / "gold.jsonl"
@@ -109,13 +110,13 @@ def quality(store, settings, book, backend, docs, tmp: Path, n_test: int, n_silv
         store.conn.execute("UPDATE models SET is_current = CASE WHEN version = ? THEN 1 ELSE 0 END "
                            "WHERE kind = 'llm'", (zero.model_version,))
     distilled = distill(store, settings, book, zero.model_version, show_progress=False)
-    results["classifier distilled from LLM"] = evaluate(store, settings, book, distilled["train"]["version"],
-                                                        gold_file=test_file, include_training=True)
+    results["classifier distilled from LLM"] = evaluate(store, settings, book, distilled.train.version,
+                                                        gold_file=test_file, include_training=True).as_dict()
     gold_model = train(store, settings, book, gold=pool_file, show_progress=False)
     results["classifier trained on gold"] = evaluate(store, settings, book, gold_model.version,
-                                                     gold_file=test_file, include_training=True)
+                                                     gold_file=test_file, include_training=True).as_dict()
     return {"test_documents": test, "test_segments": len(test_ids), "silver_documents": silver,
-            "silver_segments": len(silver_ids), "silver_kept": distilled["segments"],
+            "silver_segments": len(silver_ids), "silver_kept": distilled.segments,
             "gold_train_segments": sum(len(docs[d]) for d in rest), "llm_failures": failures,
             "results": results}
 

@@ -97,7 +97,7 @@ def main() -> None:
         for key, backend in (("b", "torch"), ("c", "onnx")):
             store.conn.execute("DELETE FROM predictions")
             started = time.perf_counter()
-            prelabel(store, settings, book, backend=backend, show_progress=False)
+            prelabel(store, settings, book, runtime=backend, show_progress=False)
             secs[key] = time.perf_counter() - started
             f1[key] = code_metrics(truth, from_store(store, ids, report.version, book.code_ids), book.code_ids)["macro_f1"]
         store.close()

@@ -38,7 +38,7 @@ def child(workspace: str, n: int, backend: str) -> None:
         with store.transaction():
             store.put_document(Document(doc, f"{doc}.txt", "txt", doc), segs)
     started = time.perf_counter()
-    report = prelabel(store, settings, settings.load_codebook(), backend=backend, show_progress=False)
+    report = prelabel(store, settings, settings.load_codebook(), runtime=backend, show_progress=False)
     seconds = time.perf_counter() - started
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (which trained the model)
     # across fork+exec, so ru_maxrss would report the parent's peak

@@ -1,6 +1,9 @@
 """The `culturecode` command: a thin typer layer; each command calls one library function.
 
-Stage commands live in `pipeline/commands/<stage>.py` and register themselves here.
+Stage commands live in `pipeline/commands/<stage>.py` and register themselves here. Those modules
+import only typer, rich and light project modules at load time; each command imports its stage
+(torch, transformers, label_studio_sdk, ...) inside its function, so `--help` and `status` start
+in a fraction of a second (tests/unit/test_cli_lazy.py checks the modules loaded).
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """culturecode: transcripts in, agreement figures and gold data out."""
 
 

@@ -7,18 +7,41 @@ Settings come from the file; flags override them through `load_settings(override
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from pipeline.errors import CultureCodeError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "pipeline.yaml"
-DEFAULT_CODEBOOK = PROJECT_ROOT / "configs" / "codebooks" / "police_culture.yaml"
+
+
+def shipped_roots() -> list[Path]:
+    """Where the shipped `configs/` and `prompts/` live, first match wins: the checkout's root (a source tree
+    or an editable install), then the copies inside the installed package (the wheel maps them to
+    pipeline/configs and pipeline/prompts)."""
+    roots = [PROJECT_ROOT] if (PROJECT_ROOT / "pyproject.toml").is_file() else []
+    package = importlib.resources.files("pipeline")
+    if isinstance(package, Path):  # a zip import has no real paths; pip installs wheels as plain files
+        roots.append(package)
+    return roots
+
+
+def shipped_file(relative: str | Path) -> Path:
+    """`configs/...` or `prompts/...` as shipped with culturecode (checkout first, else the installed package)."""
+    for root in shipped_roots():
+        if (root / relative).exists():
+            return root / relative
+    return PROJECT_ROOT / relative
+
+
+DEFAULT_CONFIG = shipped_file("configs/pipeline.yaml")
+DEFAULT_CODEBOOK = shipped_file("configs/codebooks/police_culture.yaml")
 
 
 class Strict(BaseModel):
@@ -95,7 +118,7 @@ def _read_yaml(path: Path, what: str) -> Any:
         raise CultureCodeError(f"{path}: {what} is not UTF-8 text") from None
 
 
-def _describe_codebook_error(raw: Any, err: dict[str, Any]) -> str:
+def _describe_codebook_error(raw: Any, err: ErrorDetails) -> str:
     loc = list(err["loc"])
     where = ""
     if len(loc) >= 2 and loc[0] == "codes" and isinstance(loc[1], int):
@@ -176,10 +199,10 @@ class ClassifierSettings(Strict):
     validation_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     early_stopping_patience: int = Field(3, ge=1)
-    backend: str = Field("torch", pattern="^(torch|onnx)$")
+    runtime: str = Field("torch", pattern="^(torch|onnx)$")
     head_c: float = Field(0.1, gt=0)  # inverse regularisation of the `head` method's logistic regressions
     min_segments: int = Field(20, ge=5)  # fewer labelled segments than this is refused
-    export_onnx: bool = True  # export + int8-quantise each trained version (for --backend onnx)
+    export_onnx: bool = True  # export + int8-quantise each trained version (for --runtime onnx)
     inference_batch_size: int = Field(32, ge=1, le=1024)
     chunk_size: int = Field(2000, ge=1, le=100_000)  # segments read, scored and written per step
 
@@ -192,8 +215,10 @@ class AgreementSettings(Strict):
 
 
 class LlmSettings(Strict):
-    backend: str = Field("local", pattern="^(local|openai)$")
-    model: str | None = None  # local: null = the packaged Qwen2.5-Coder-0.5B-Instruct, or a path; openai: the served name
+    # an installed LLM backend: local, openai or a plugin's; checked against the labeller registry
+    # (pipeline.labellers.registry.check_llm_backend) where it is used and by `config check`
+    backend: str = Field("local", pattern=r"^[A-Za-z0-9_.-]+$")
+    model: str | None = None  # local: null = the packaged Qwen2.5-Coder-0.5B-Instruct, or a path; openai: its name
     model_dir: str | None = None  # where the local model is unpacked once (null: ~/.cache/culturecode/llm)
     quantize: bool = True  # local: int8 linear layers, ~3x faster on a CPU
     threads: int | None = Field(None, ge=1, le=256)  # local: torch threads (null: torch's default)
@@ -201,7 +226,7 @@ class LlmSettings(Strict):
     api_key_env: str = "OPENAI_API_KEY"
     json_schema: bool = True  # send the answer's JSON schema (constrained decoding) to the endpoint
     prompt: str = "zero_shot"
-    prompts_dir: str | None = None  # null: the bundled prompts/ folder
+    prompts_dir: str | None = None  # null: ./prompts when it has the template, else the shipped prompts
     few_shot_examples: int = Field(3, ge=0, le=20)
     context_before: int = Field(1, ge=0, le=10)
     context_after: int = Field(0, ge=0, le=10)
@@ -240,11 +265,11 @@ class Settings(Strict):
 
 
 def resolve_path(value: str | Path) -> Path:
-    """A relative path is taken from the current directory, else from the project root."""
+    """A relative path is taken from the current directory, else from what culturecode ships (`shipped_file`)."""
     path = Path(value).expanduser()
     if path.is_absolute() or path.exists():
         return path
-    bundled = PROJECT_ROOT / path
+    bundled = shipped_file(path)
     return bundled if bundled.exists() else path
 
 

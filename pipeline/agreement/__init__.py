@@ -18,9 +18,10 @@ from pipeline.agreement.report import compute_agreement, contested
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store, now
+from pipeline.store.segments import segment_texts
 
 __all__ = ["AgreementResult", "agreement_report", "agreement_from_file", "compute_agreement",
-           "disagreements", "load_ratings", "read_input", "push_disagreements"]
+           "disagreements", "load_ratings", "read_input"]
 
 
 @dataclass
@@ -60,9 +61,7 @@ def agreement_report(store: Store, settings: Settings, codebook: Codebook, annot
     codes = _check_codes(codes, ratings.codes)
     report = compute_agreement(ratings, codes, settings.agreement.bootstrap, settings.agreement.seed,
                                models=model_labels(store, ratings))
-    ids = [d["item"] for d in report["disagreements"]]
-    texts = {seg: text for seg, text in store.conn.execute(
-        f"SELECT id, text FROM segments WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+    texts = segment_texts(store, [d["item"] for d in report["disagreements"]])
     if out_dir == "default":
         out_dir = store.workspace / "reports"
     with store.transaction(), store.run("agreement", {"annotators": annotators, "codes": codes, "since": since,
@@ -96,14 +95,3 @@ def disagreements(store: Store, codebook: Codebook, annotators: list[str] | None
         seg = store.segment(row["item"])
         row.update(document=seg.document_id, position=seg.position, speaker=seg.speaker, text=seg.text)
     return rows
-
-
-def push_disagreements(store: Store, settings: Settings, codebook: Codebook, rows: list[dict[str, Any]],
-                       adjudicator: str | None = None, show_progress: bool = True) -> Any:
-    """Send contested segments to a separate Label Studio review project (for `adjudicator`, if named)."""
-    from pipeline import studio  # the studio stage is optional for everything else here
-
-    if not rows:
-        raise CultureCodeError("no contested segments to push: every annotator pair agrees")
-    return studio.push(store, settings, codebook, annotators=[adjudicator] if adjudicator else None,
-                       segment_ids=[r["item"] for r in rows], role="review", show_progress=show_progress)

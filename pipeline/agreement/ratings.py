@@ -18,6 +18,8 @@ import numpy as np
 from pipeline.config import Codebook
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store
+from pipeline.store.annotations import live_annotations
+from pipeline.store.predictions import all_prediction_codes
 
 NO_CODE = "(no code)"
 NO_ROUND = "(no pre-label)"
@@ -105,26 +107,11 @@ def from_records(records: Iterable[Record], codes: list[str], single_choice: boo
 
 def store_records(store: Store, codebook: Codebook, annotators: list[str] | None = None,
                   since: str | None = None, documents: list[str] | None = None) -> list[Record]:
-    sql = ("SELECT a.segment_id, a.annotator, a.codes, a.prediction_version, a.annotation_id "
-           "FROM annotations a JOIN segments s ON s.id = a.segment_id "
-           "WHERE a.deleted = 0 AND a.was_cancelled = 0 AND NOT EXISTS (SELECT 1 FROM studio_projects p "
-           "WHERE p.server_url = a.server_url AND p.id = a.project_id AND p.role = 'review')")
-    params: list[str] = []
-    if annotators:
-        sql += f" AND a.annotator IN ({','.join('?' * len(annotators))})"
-        params += annotators
-    if documents:
-        sql += f" AND s.document_id IN ({','.join('?' * len(documents))})"
-        params += documents
-    if since:
-        sql += " AND COALESCE(a.updated_at, a.created_at, a.pulled_at) >= ?"
-        params.append(since)
-    sql += " ORDER BY COALESCE(a.updated_at, a.created_at, a.pulled_at), a.annotation_id"
-    records = []
-    for seg, annotator, codes, version, ann_id in store.conn.execute(sql, params):
-        codes = codebook.check_codes(json.loads(codes), f"annotation {ann_id} of segment {seg}")
-        records.append(Record(seg, annotator, codes, version))
-    return records
+    """Live annotations (annotation projects; not skipped, not deleted), oldest edit first."""
+    return [Record(a.segment_id, a.annotator,
+                   codebook.check_codes(a.codes, f"annotation {a.annotation_id} of segment {a.segment_id}"),
+                   a.prediction_version)
+            for a in live_annotations(store, annotators, documents, since)]
 
 
 def load_ratings(store: Store, codebook: Codebook, annotators: list[str] | None = None,
@@ -144,13 +131,13 @@ def model_labels(store: Store, ratings: Ratings) -> dict[str, tuple[np.ndarray, 
     index = {item: i for i, item in enumerate(ratings.items)}
     code_index = {c: k for k, c in enumerate(ratings.codes)}
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for seg, version, codes in store.conn.execute("SELECT segment_id, model_version, codes FROM predictions"):
+    for seg, version, codes in all_prediction_codes(store):
         if seg not in index:
             continue
         labels, has = out.setdefault(version, (np.zeros((ratings.n_items, len(ratings.codes)), bool),
                                                np.zeros(ratings.n_items, bool)))
         has[index[seg]] = True
-        for code in json.loads(codes):
+        for code in codes:
             if code in code_index:
                 labels[index[seg], code_index[code]] = True
     return out

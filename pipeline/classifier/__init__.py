@@ -1,14 +1,56 @@
-"""The classifier stage: train, pre-label (torch or ONNX int8), evaluate, manage versions, retrain.
+"""The classifier stage: train, pre-label (torch or ONNX int8), evaluate, manage versions.
 
 Library entry points (each CLI command calls one of these):
-`train`, `prelabel`, `evaluate`, `list_models`, `show_model`, `promote`, `retrain`.
+`train`, `prelabel`, `evaluate`, `list_models`, `show_model`, `promote`. The classifier registers
+as the labeller `classifier` (pipeline/classifier/labeller.py); retraining is a flow
+(`pipeline.flows.retrain`). Names load on first use: importing this package loads no torch.
 """
 
-from pipeline.classifier.evaluation import evaluate
-from pipeline.classifier.loop import retrain
-from pipeline.classifier.predict import PrelabelReport, prelabel
-from pipeline.classifier.registry import current_version, list_models, load_model, promote, show_model
-from pipeline.classifier.training import TrainReport, train
+from __future__ import annotations
 
-__all__ = ["PrelabelReport", "TrainReport", "current_version", "evaluate", "list_models", "load_model",
-           "prelabel", "promote", "retrain", "show_model", "train"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.classifier.evaluation import EvaluationResult, evaluate
+    from pipeline.classifier.predict import ClassifierLabeller, PrelabelReport, prelabel
+    from pipeline.classifier.registry import current_version, list_models, load_model, promote, show_model
+    from pipeline.classifier.training import TrainReport, train
+
+_WHERE = {
+    "EvaluationResult": "evaluation",
+    "evaluate": "evaluation",
+    "ClassifierLabeller": "predict",
+    "PrelabelReport": "predict",
+    "prelabel": "predict",
+    "current_version": "registry",
+    "list_models": "registry",
+    "load_model": "registry",
+    "promote": "registry",
+    "show_model": "registry",
+    "TrainReport": "training",
+    "train": "training",
+}
+
+__all__ = [
+    "ClassifierLabeller",
+    "EvaluationResult",
+    "PrelabelReport",
+    "TrainReport",
+    "current_version",
+    "evaluate",
+    "list_models",
+    "load_model",
+    "prelabel",
+    "promote",
+    "show_model",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"pipeline.classifier.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

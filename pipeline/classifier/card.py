@@ -51,9 +51,9 @@ def write_model_card(path: Path, manifest: dict, training: dict, metrics: dict, 
     ]
     if "onnx_int8" in metrics:
         o = metrics["onnx_int8"]
-        lines.append(f"- The int8 ONNX copy (`--backend onnx`) scored macro F1 {o['macro_f1']:.3f} on the test split "
+        lines.append(f"- The int8 ONNX copy (`--runtime onnx`) scored macro F1 {o['macro_f1']:.3f} on the test split "
                      f"against {o['fp32_macro_f1']:.3f} for the full-precision model "
                      f"({o['same_decisions']:.1%} identical decisions).")
-    lines += ["", "## Use", "```", f"culturecode models promote {manifest['version']}",
+    lines += ["", "## Use", "```", f"culturecode models promote --model-version {manifest['version']}",
               "culturecode prelabel", "```", ""]
     (path / "README.md").write_text("\n".join(lines), encoding="utf-8")

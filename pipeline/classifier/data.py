@@ -14,6 +14,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from pipeline.config import ClassifierSettings, Codebook
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store
+from pipeline.store.gold import gold_segments
 
 MIN_DOCUMENTS = 3  # one each for train, validation and test
 
@@ -86,17 +87,14 @@ def _example(file: Path, lineno: int, line: str, codebook: Codebook, need_docume
 
 
 def gold_from_store(store: Store, codebook: Codebook) -> list[Example]:
-    rows = store.conn.execute(
-        "SELECT g.segment_id, g.codes, g.codebook_hash, s.text, s.document_id FROM gold g "
-        "JOIN segments s ON s.id = g.segment_id ORDER BY s.document_id, s.position").fetchall()
     examples = []
-    for row in rows:
-        if row["codebook_hash"] != codebook.content_hash:
+    for row in gold_segments(store):
+        if row.codebook_hash != codebook.content_hash:
             raise CultureCodeError(
-                f"gold label of segment {row['segment_id']} was made with another codebook "
-                f"({row['codebook_hash']}); rerun `culturecode adjudicate` with the current codebook")
-        codes = codebook.check_codes(json.loads(row["codes"]), f"gold label of segment {row['segment_id']}")
-        examples.append(Example(row["segment_id"], row["text"], codes, row["document_id"]))
+                f"gold label of segment {row.segment_id} was made with another codebook "
+                f"({row.codebook_hash}); rerun `culturecode adjudicate` with the current codebook")
+        codes = codebook.check_codes(row.codes, f"gold label of segment {row.segment_id}")
+        examples.append(Example(row.segment_id, row.text, codes, row.document_id))
     return examples
 
 

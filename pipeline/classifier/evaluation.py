@@ -8,7 +8,9 @@ are left out unless `include_training` is set, so the figures are held-out figur
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +21,27 @@ from pipeline.classifier.registry import LoadedModel, load_model
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store
+from pipeline.store.annotations import live_annotations
+
+
+@dataclass
+class EvaluationResult:
+    """A model version against human labels; `annotators` only against the workspace's own labels."""
+
+    model_version: str
+    source: str
+    excluded_training: int
+    micro_f1: float
+    macro_f1: float
+    segments: int
+    per_code: dict[str, dict[str, Any]]
+    annotators: dict[str, dict[str, Any]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.annotators is None:
+            del data["annotators"]
+        return data
 
 
 def score_examples(loaded: LoadedModel, examples: list[Example], settings: Settings,
@@ -46,7 +69,7 @@ def _held_out(loaded: LoadedModel, examples: list[Example], include_training: bo
 
 def evaluate(store: Store, settings: Settings, codebook: Codebook, model_version: str | None = None,
              gold_file: str | Path | None = None, include_training: bool = False,
-             backend: str = "torch") -> dict:
+             backend: str = "torch") -> EvaluationResult:
     """Per-code P/R/F1/support/kappa, micro and macro F1 of a model version against human labels."""
     loaded = load_model(store, codebook, model_version)
     if gold_file is not None:
@@ -60,28 +83,21 @@ def evaluate(store: Store, settings: Settings, codebook: Codebook, model_version
             + (f" outside its training data ({excluded} were trained on; --include-training counts them)"
                if excluded else "; run `culturecode adjudicate` or pass --gold FILE.jsonl"))
     with store.run("evaluate", {"model_version": loaded.version, "source": source}) as summary:
-        result = {"model_version": loaded.version, "source": source, "excluded_training": excluded,
-                  **score_examples(loaded, examples, settings, backend)}
+        scores = score_examples(loaded, examples, settings, backend)
+        result = EvaluationResult(loaded.version, source, excluded, **scores)
         if gold_file is None:
-            result["annotators"] = _per_annotator(store, loaded, codebook, settings, include_training)
-        summary.update({k: result[k] for k in ("model_version", "micro_f1", "macro_f1", "segments")})
+            result.annotators = _per_annotator(store, loaded, codebook, settings, include_training)
+        summary.update({k: getattr(result, k) for k in ("model_version", "micro_f1", "macro_f1", "segments")})
     return result
 
 
 def _per_annotator(store: Store, loaded: LoadedModel, codebook: Codebook, settings: Settings,
                    include_training: bool) -> dict[str, dict]:
     """The model against each annotator on the segments that annotator labelled (not review projects)."""
-    rows = store.conn.execute(
-        "SELECT a.annotator, a.segment_id, a.codes, s.text, s.document_id FROM annotations a "
-        "JOIN segments s ON s.id = a.segment_id "
-        "WHERE a.deleted = 0 AND a.was_cancelled = 0 AND a.codebook_hash = ? AND NOT EXISTS ("
-        "  SELECT 1 FROM studio_projects p WHERE p.id = a.project_id AND p.server_url = a.server_url "
-        "  AND p.role = 'review') ORDER BY a.annotator, a.updated_at",
-        (codebook.content_hash,)).fetchall()
     by_annotator: dict[str, dict[str, Example]] = {}
-    for r in rows:  # the latest annotation of a segment by an annotator wins
-        by_annotator.setdefault(r["annotator"], {})[r["segment_id"]] = Example(
-            r["segment_id"], r["text"], codebook.check_codes(json.loads(r["codes"]), "annotation"), r["document_id"])
+    for a in live_annotations(store, codebook_hash=codebook.content_hash):  # oldest first: the latest wins
+        by_annotator.setdefault(a.annotator, {})[a.segment_id] = Example(
+            a.segment_id, a.text, codebook.check_codes(a.codes, "annotation"), a.document_id)
     result = {}
     for annotator, items in sorted(by_annotator.items()):
         examples, _ = _held_out(loaded, list(items.values()), include_training)

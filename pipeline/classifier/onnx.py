@@ -96,7 +96,7 @@ class OnnxScorer:
         import onnxruntime as ort
 
         if not path.is_file():
-            raise CultureCodeError(f"{path} is missing; rerun with --backend torch or retrain")
+            raise CultureCodeError(f"{path} is missing; rerun with --runtime torch or retrain")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -1,29 +1,31 @@
-"""`prelabel(...)`: score every segment the model has not scored yet, in chunks.
+"""The classifier as a labeller: score every segment the model has not scored yet, in chunks.
 
-Segments are read, scored and written `chunk_size` at a time (keyset pagination), so memory
-stays flat however large the workspace. Each chunk is written in one transaction: an
+`ClassifierLabeller` goes through the one pre-labelling path (pipeline/labellers/run.py):
+segments are read, scored and written `classifier.chunk_size` at a time (keyset pagination), so
+memory stays flat however large the workspace. Each chunk is written in one transaction: an
 interrupted run keeps whole chunks only, and a rerun resumes with the segments still unscored.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-
-import numpy as np
 
 from pipeline.classifier.onnx import ONNX_FILE, OnnxScorer, export_int8
 from pipeline.classifier.registry import LoadedModel, load_model
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
-from pipeline.progress import progress_bar
-from pipeline.store import Store, dumps, now
+from pipeline.labellers.base import LabelContext
+from pipeline.labellers.run import LabelRun, run_labeller
+from pipeline.store import Segment, Store
+from pipeline.store.predictions import PredictionRow
+
+RUNTIMES = ("torch", "onnx")
 
 
 @dataclass
 class PrelabelReport:
     model_version: str
-    backend: str
+    runtime: str
     scored: int
     already_scored: int
     seconds: float
@@ -37,14 +39,14 @@ class PrelabelReport:
         return {**self.__dict__, "segments_per_second": self.segments_per_second}
 
 
-def scorer_for(loaded: LoadedModel, backend: str, batch_size: int, max_length: int):
-    """A function texts -> probabilities for the chosen backend."""
-    if backend == "torch":
+def scorer_for(loaded: LoadedModel, runtime: str, batch_size: int, max_length: int):
+    """A function texts -> probabilities for the chosen runtime (torch or onnx)."""
+    if runtime == "torch":
         from pipeline.classifier.encoder import predict_proba
 
         return lambda texts: predict_proba(loaded.model, loaded.tokenizer, texts, batch_size, max_length)
-    if backend != "onnx":
-        raise CultureCodeError(f"unknown backend '{backend}'; use torch or onnx")
+    if runtime != "onnx":
+        raise CultureCodeError(f"unknown runtime '{runtime}'; use {' or '.join(RUNTIMES)}")
     path = loaded.path / ONNX_FILE
     if not path.is_file():  # versions trained with export_onnx: false are exported on first use
         export_int8(loaded.model, loaded.tokenizer, loaded.path)
@@ -52,55 +54,59 @@ def scorer_for(loaded: LoadedModel, backend: str, batch_size: int, max_length: i
     return lambda texts: onnx.predict_proba(texts, batch_size, max_length)
 
 
-def prelabel(store: Store, settings: Settings, codebook: Codebook, model_version: str | None = None,
-             backend: str | None = None, show_progress: bool = True,
-             segment_ids: list[str] | None = None) -> PrelabelReport:
+class ClassifierLabeller:
+    """A registered classifier version (the current one by default) as a labeller."""
+
+    name = kind = "classifier"
+
+    def __init__(self, context: LabelContext):
+        cfg = context.settings.classifier
+        self.runtime = context.options.get("runtime") or cfg.runtime
+        check_workspace_codebook(context.store, context.codebook)
+        self.loaded = load_model(context.store, context.codebook, context.model_version)
+        self.version = self.loaded.version
+        self.batch_size = cfg.chunk_size
+        self._score = scorer_for(self.loaded, self.runtime, cfg.inference_batch_size, cfg.max_length)
+
+    def label(self, segments: list[Segment]) -> list[PredictionRow]:
+        probs = self._score([s.text for s in segments])
+        codes = self.loaded.codes
+        return [
+            PredictionRow(
+                seg.id, self.version, {c: round(float(p), 4) for c, p in zip(codes, row, strict=True)}, chosen
+            )
+            for seg, row, chosen in zip(segments, probs, self.loaded.decide(probs), strict=True)
+        ]
+
+    def model_record(self) -> None:
+        return None  # versions are registered by `train` and made current by `models promote`
+
+    def report(self, run: LabelRun) -> PrelabelReport:
+        return PrelabelReport(run.model_version, self.runtime, run.labelled, run.already, run.seconds, run.per_code)
+
+
+def prelabel(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    model_version: str | None = None,
+    runtime: str | None = None,
+    show_progress: bool = True,
+    segment_ids: list[str] | None = None,
+) -> PrelabelReport:
     """Write `predictions` rows (scores, codes by per-code thresholds) for unscored segments."""
-    cfg = settings.classifier
-    backend = backend or cfg.backend
-    _check_workspace_codebook(store, codebook)
-    loaded = load_model(store, codebook, model_version)
-    score = scorer_for(loaded, backend, cfg.inference_batch_size, cfg.max_length)
-    todo = ("NOT EXISTS (SELECT 1 FROM predictions p WHERE p.segment_id = segments.id "
-            "AND p.model_version = ?)")
-    params: tuple = (loaded.version,)
-    if segment_ids is not None:
-        todo += " AND id IN (SELECT value FROM json_each(?))"
-        params += (dumps(segment_ids),)
-    total = store.count("segments", todo, params)
-    per_code = dict.fromkeys(loaded.codes, 0)
-    started, scored = time.monotonic(), 0
-    with store.run("prelabel", {"model_version": loaded.version, "backend": backend}) as summary, \
-            progress_bar(f"prelabel {loaded.version}", total=total, enabled=show_progress) as bar:
-        for chunk in store.iter_segments(cfg.chunk_size, todo, params):
-            probs = score([s.text for s in chunk])
-            _write_chunk(store, loaded, codebook, [s.id for s in chunk], probs, per_code)
-            scored += len(chunk)
-            bar.advance(len(chunk))
-        summary.update({"model_version": loaded.version, "backend": backend, "scored": scored})
-    already = store.count("predictions", "model_version = ?", (loaded.version,)) - scored
-    return PrelabelReport(loaded.version, backend, scored, already, round(time.monotonic() - started, 2), per_code)
+    options = {"runtime": runtime} if runtime else {}
+    labeller = ClassifierLabeller(LabelContext(store, settings, codebook, model_version, options, show_progress))
+    run = run_labeller(
+        labeller, store, codebook, segment_ids, show_progress=show_progress, run_args={"runtime": labeller.runtime}
+    )
+    return labeller.report(run)
 
 
-def _write_chunk(store: Store, loaded: LoadedModel, codebook: Codebook, ids: list[str], probs: np.ndarray,
-                 per_code: dict[str, int]) -> None:
-    created = now()
-    decisions = loaded.decide(probs)
-    rows = []
-    for seg_id, row, codes in zip(ids, probs, decisions):
-        scores = {c: round(float(p), 4) for c, p in zip(loaded.codes, row)}
-        rows.append((seg_id, loaded.version, dumps(scores), dumps(codes), codebook.content_hash, created))
-        for code in codes:
-            per_code[code] += 1
-    with store.transaction():
-        store.conn.executemany(
-            "INSERT OR REPLACE INTO predictions(segment_id, model_version, scores, codes, rationale, "
-            "codebook_hash, created_at) VALUES(?, ?, ?, ?, NULL, ?, ?)", rows)
-
-
-def _check_workspace_codebook(store: Store, codebook: Codebook) -> None:
+def check_workspace_codebook(store: Store, codebook: Codebook) -> None:
     stored = store.codebook_hash
     if stored is not None and stored != codebook.content_hash:
         raise CultureCodeError(
             f"the workspace {store.workspace} is labelled with codebook {stored}, not {codebook.id} "
-            f"({codebook.content_hash}); pass the workspace's codebook with --codebook")
+            f"({codebook.content_hash}); pass the workspace's codebook with --codebook"
+        )

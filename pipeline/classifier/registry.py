@@ -22,7 +22,9 @@ from safetensors.torch import load_file, save_file
 from pipeline.classifier.encoder import CodeClassifier, load_encoder, load_tokenizer
 from pipeline.config import Codebook
 from pipeline.errors import CultureCodeError
-from pipeline.store import Store, dumps, now
+from pipeline.store import Store
+from pipeline.store.models import current_model, get_model, model_versions, promote_model, register_model
+from pipeline.store.models import list_models as list_model_rows
 
 KIND = "classifier"
 MANIFEST = "classifier.json"
@@ -60,8 +62,7 @@ def models_dir(store: Store) -> Path:
 
 
 def next_version(store: Store) -> str:
-    numbers = [int(m.group(1)) for (v,) in store.conn.execute("SELECT version FROM models WHERE kind = ?", (KIND,))
-               if (m := re.fullmatch(r"clf-(\d+)", v))]
+    numbers = [int(m.group(1)) for v in model_versions(store, KIND) if (m := re.fullmatch(r"clf-(\d+)", v))]
     return f"clf-{max(numbers, default=0) + 1:03d}"
 
 
@@ -87,12 +88,7 @@ def register(store: Store, tmp_dir: Path, version: str, codebook_hash: str, metr
     try:
         with store.transaction():
             tmp_dir.rename(final)
-            store.conn.execute(
-                "INSERT INTO models(version, kind, path, codebook_hash, is_current, metrics, created_at) "
-                "VALUES(?, ?, ?, ?, 0, ?, ?)",
-                (version, KIND, str(final), codebook_hash, dumps(metrics), now()))
-            if promote:
-                _set_current(store, version)
+            register_model(store, version, KIND, str(final), codebook_hash, metrics, promote)
     except BaseException:
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)
@@ -100,19 +96,12 @@ def register(store: Store, tmp_dir: Path, version: str, codebook_hash: str, metr
     return final
 
 
-def _set_current(store: Store, version: str) -> None:
-    store.conn.execute("UPDATE models SET is_current = 0 WHERE kind = ?", (KIND,))
-    store.conn.execute("UPDATE models SET is_current = 1 WHERE version = ?", (version,))
-
-
 def current_version(store: Store) -> str | None:
-    row = store.conn.execute("SELECT version FROM models WHERE kind = ? AND is_current = 1", (KIND,)).fetchone()
-    return row[0] if row else None
+    return current_model(store, KIND)
 
 
 def list_models(store: Store) -> list[dict]:
-    rows = store.conn.execute("SELECT * FROM models WHERE kind = ? ORDER BY created_at, version", (KIND,))
-    return [{**dict(r), "is_current": bool(r["is_current"]), "metrics": json.loads(r["metrics"])} for r in rows]
+    return list_model_rows(store, KIND)
 
 
 def model_row(store: Store, version: str | None) -> dict:
@@ -120,11 +109,11 @@ def model_row(store: Store, version: str | None) -> dict:
     if version is None:
         raise CultureCodeError(f"no classifier in {store.workspace}: train one with "
                                f"`culturecode train --gold examples/gold/`")
-    row = store.conn.execute("SELECT * FROM models WHERE version = ? AND kind = ?", (version, KIND)).fetchone()
+    row = get_model(store, version, KIND)
     if row is None:
         known = ", ".join(m["version"] for m in list_models(store)) or "none"
         raise CultureCodeError(f"no classifier version '{version}' in {store.workspace} (versions: {known})")
-    return {**dict(row), "is_current": bool(row["is_current"]), "metrics": json.loads(row["metrics"])}
+    return row
 
 
 def show_model(store: Store, version: str | None = None) -> dict:
@@ -138,7 +127,7 @@ def promote(store: Store, version: str) -> dict:
     row = model_row(store, version)
     _check_dir(Path(row["path"]), version)
     with store.transaction():
-        _set_current(store, version)
+        promote_model(store, version, KIND)
     return model_row(store, version)
 
 

@@ -3,65 +3,121 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from pipeline.commands.common import (CodebookOpt, ConfigOpt, JsonOpt, WorkspaceOpt, handle_errors,
-                                      open_workspace, out, print_json, settings_for)
-from pipeline.config import load_codebook
+from pipeline.commands.common import (
+    CodebookOpt,
+    ConfigOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    handle_errors,
+    open_workspace,
+    out,
+    print_result,
+    settings_for,
+    split_list,
+)
+from pipeline.commands.render import Column, print_table
 
-AnnotatorsOpt = Annotated[str | None, typer.Option(
-    "--annotators", help="Only these annotators (comma-separated, as stored: Label Studio e-mails).")]
-DocumentsOpt = Annotated[str | None, typer.Option(
-    "--documents", help="Only segments of these documents (comma-separated document names).")]
-
-
-def _split(value: str | None) -> list[str] | None:
-    items = [v.strip() for v in (value or "").split(",") if v.strip()]
-    return items or None
+AnnotatorsOpt = Annotated[
+    str | None,
+    typer.Option("--annotators", help="Only these annotators (comma-separated, as stored: Label Studio e-mails)."),
+]
+DocumentsOpt = Annotated[
+    str | None, typer.Option("--documents", help="Only segments of these documents (comma-separated document names).")
+]
 
 
 def _cell(value: float | None) -> str:
     return "[dim]undefined[/]" if value is None else f"{value:.3f}"
 
 
-def _print_report(report: dict, paths: dict) -> None:
-    table = Table(title=f"Agreement: {report['n_items']} items, {report['n_annotators']} annotators")
-    for col in ("code", "% agr.", "Cohen κ", "Fleiss κ", "Kripp. α", "α 95% CI", "AC1", "units", "α band"):
-        table.add_column(col, justify="left" if col in ("code", "α band") else "right")
-    for code, s in report["codes"].items():
-        ci = s["krippendorff_alpha_ci"]
-        table.add_row(code, _cell(s["percent_agreement"]), _cell(s["cohen_kappa_mean"]), _cell(s["fleiss_kappa"]),
-                      _cell(s["krippendorff_alpha"]), f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "-",
-                      _cell(s["gwet_ac1"]), str(s["n_units"]), s["interpretation"]["krippendorff_alpha"])
-    out.print(table)
+def _coefficient(header: str, key: str) -> Column:
+    return Column(header, key, fmt=_cell, missing=_cell(None), justify="right")
+
+
+AGREEMENT_COLUMNS = [
+    Column("code"),
+    _coefficient("% agr.", "percent_agreement"),
+    _coefficient("Cohen κ", "cohen_kappa_mean"),
+    _coefficient("Fleiss κ", "fleiss_kappa"),
+    _coefficient("Kripp. α", "krippendorff_alpha"),
+    Column(
+        "α 95% CI", "krippendorff_alpha_ci", fmt=lambda ci: f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "-", justify="right"
+    ),
+    _coefficient("AC1", "gwet_ac1"),
+    Column("units", "n_units", justify="right"),
+    Column("α band", lambda s: s["interpretation"]["krippendorff_alpha"]),
+]
+
+
+def _show_agreement(report: dict[str, Any]) -> None:
+    rows = [{"code": code, **s} for code, s in report["codes"].items()]
+    print_table(
+        rows, AGREEMENT_COLUMNS, title=f"Agreement: {report['n_items']} items, {report['n_annotators']} annotators"
+    )
     o = report["overall"]
-    line = ", ".join(f"{k} {_cell(o[k])}" for k in o if isinstance(o[k], float) or
-                     (o[k] is None and k in o["undefined_reasons"]))
+    line = ", ".join(
+        f"{k} {_cell(o[k])}" for k in o if isinstance(o[k], float) or (o[k] is None and k in o["undefined_reasons"])
+    )
     out.print(f"Whole label set: {line}")
     for code, s in report["codes"].items():
         if s["undefined_reason"]:
             out.print(f"[yellow]{code}[/]: {s['undefined_reason']}")
     out.print(report["summary"]["text"])
-    for ext, path in paths.items():
+    for path in report["paths"].values():
         out.print(f"wrote {path}")
 
 
 @handle_errors
 def agreement_cli(
-    input_file: Annotated[Path | None, typer.Option("--input", "-i", help="Annotations made elsewhere: CSV or JSONL with columns item, annotator, codes (a list or ';'-separated; empty = no code). Codes are checked against --codebook when given, else taken from the data.")] = None,
-    single_choice: Annotated[bool, typer.Option("--single-choice", help="With --input: each item has exactly one code (adds multi-category coefficients).")] = False,
+    input_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Annotations made elsewhere: CSV or JSONL with columns item, annotator, codes "
+            "(a list or ';'-separated; empty = no code). Codes are checked against --codebook "
+            "when given, else taken from the data.",
+        ),
+    ] = None,
+    single_choice: Annotated[
+        bool,
+        typer.Option(
+            "--single-choice", help="With --input: each item has exactly one code (adds multi-category coefficients)."
+        ),
+    ] = False,
     annotators: AnnotatorsOpt = None,
-    codes: Annotated[str | None, typer.Option("--codes", help="Only these codes in the per-code table (comma-separated ids).")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only annotations made or updated on/after this date (YYYY-MM-DD or ISO time, UTC).")] = None,
+    codes: Annotated[
+        str | None, typer.Option("--codes", help="Only these codes in the per-code table (comma-separated ids).")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only annotations made or updated on/after this date (YYYY-MM-DD or ISO time, UTC)."
+        ),
+    ] = None,
     documents: DocumentsOpt = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for agreement-<date>.{html,md,json} (default: <workspace>/reports; with --input: ./reports).")] = None,
-    bootstrap: Annotated[int | None, typer.Option("--bootstrap", help="Bootstrap replicates for the confidence intervals (0 = none).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for the bootstrap (same seed, same intervals).")] = None,
-    workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for agreement-<date>.{html,md,json} (default: <workspace>/reports; with --input: ./reports).",
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        int | None, typer.Option("--bootstrap", help="Bootstrap replicates for the confidence intervals (0 = none).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed for the bootstrap (same seed, same intervals).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Inter-annotator agreement per code and over the label set, with bootstrap CIs; writes HTML/MD/JSON.
@@ -72,62 +128,118 @@ def agreement_cli(
     annotators as an extra rater. Undefined coefficients are reported with the reason.
     """
     from pipeline.agreement import agreement_from_file, agreement_report
+    from pipeline.config import load_codebook
 
     settings = settings_for(config, workspace, codebook, **{"agreement.bootstrap": bootstrap, "agreement.seed": seed})
     if input_file is not None:
         book = load_codebook(settings.codebook_path()) if codebook else None
-        result = agreement_from_file(input_file, settings, book, single_choice or bool(book and book.single_choice),
-                                     _split(codes), _split(annotators), out_dir or Path("reports"))
+        result = agreement_from_file(
+            input_file,
+            settings,
+            book,
+            single_choice or bool(book and book.single_choice),
+            split_list(codes),
+            split_list(annotators),
+            out_dir or Path("reports"),
+        )
     else:
         with open_workspace(settings) as store:
-            result = agreement_report(store, settings, settings.load_codebook(), _split(annotators), _split(codes),
-                                      since, _split(documents), out_dir or store.workspace / "reports")
-    if json_out:
-        print_json({**result.report, "paths": {k: str(v) for k, v in result.paths.items()}})
-    else:
-        _print_report(result.report, result.paths)
+            result = agreement_report(
+                store,
+                settings,
+                settings.load_codebook(),
+                split_list(annotators),
+                split_list(codes),
+                since,
+                split_list(documents),
+                out_dir or store.workspace / "reports",
+            )
+    print_result({**result.report, "paths": result.paths}, json_out, _show_agreement)
 
 
 @handle_errors
 def disagreements_cli(
     limit: Annotated[int, typer.Option("--limit", "-n", help="Show at most this many segments.")] = 20,
-    push: Annotated[bool, typer.Option("--push", help="Send the listed segments to a separate Label Studio review project for an adjudicator (then `culturecode pull` and `culturecode adjudicate --method adjudicator`).")] = False,
-    adjudicator: Annotated[str | None, typer.Option("--adjudicator", help="With --push: the Label Studio user (name or e-mail) who adjudicates; gets a review project of their own.")] = None,
-    annotators: AnnotatorsOpt = None, documents: DocumentsOpt = None,
-    workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
+    push: Annotated[
+        bool,
+        typer.Option(
+            "--push",
+            help="Send the listed segments to a separate Label Studio review project for an adjudicator "
+            "(then `culturecode pull` and `culturecode adjudicate --method adjudicator`).",
+        ),
+    ] = False,
+    adjudicator: Annotated[
+        str | None,
+        typer.Option(
+            "--adjudicator",
+            help="With --push: the Label Studio user (name or e-mail) who adjudicates; gets a "
+            "review project of their own.",
+        ),
+    ] = None,
+    annotators: AnnotatorsOpt = None,
+    documents: DocumentsOpt = None,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List segments where annotators disagree, most contested first; --push sends them for review.
 
     Score: per code the smaller of the yes and no counts, summed over codes, divided by the number of annotators.
     """
-    from pipeline.agreement import disagreements, push_disagreements
+    from pipeline.agreement import disagreements
+    from pipeline.flows import push_disagreements
 
     settings = settings_for(config, workspace, codebook)
     book = settings.load_codebook()
     with open_workspace(settings) as store:
-        rows = disagreements(store, book, _split(annotators), _split(documents), limit)
+        rows = disagreements(store, book, split_list(annotators), split_list(documents), limit)
         pushed = push_disagreements(store, settings, book, rows, adjudicator, not json_out) if push else None
-    if json_out:
-        print_json({"disagreements": rows, "pushed": pushed.as_dict() if pushed is not None else None})
-        return
-    table = Table(title=f"{len(rows)} most contested segment(s)")
-    for col in ("segment", "doc", "#", "score", "split votes", "text"):
-        table.add_column(col, overflow="fold" if col == "text" else "ellipsis")
-    for r in rows:
-        votes = ", ".join(f"{c} {n}/{r['n_annotators']}" for c, n in r["split_votes"].items())
-        table.add_row(escape(r["item"]), escape(r["document"]), str(r["position"]), f"{r['score']:.2f}", votes,
-                      escape(r["text"][:200]))
-    out.print(table)
+    print_result({"disagreements": rows, "pushed": pushed}, json_out, _show_disagreements)
+
+
+def _split_votes(row: dict[str, Any]) -> str:
+    return ", ".join(f"{c} {n}/{row['n_annotators']}" for c, n in row["split_votes"].items())
+
+
+def _show_disagreements(result: dict[str, Any]) -> None:
+    rows = result["disagreements"]
+    print_table(
+        rows,
+        [
+            Column("segment", lambda r: escape(r["item"])),
+            Column("doc", lambda r: escape(r["document"])),
+            Column("#", "position"),
+            Column("score", fmt=".2f"),
+            Column("split votes", _split_votes),
+            Column("text", lambda r: escape(r["text"][:200]), overflow="fold"),
+        ],
+        title=f"{len(rows)} most contested segment(s)",
+    )
+    pushed = result["pushed"]
     if pushed is not None:
-        out.print(f"pushed {len(rows)} segment(s) to review project(s) "
-                  f"{', '.join(str(p.id) for p in pushed.projects)} on {pushed.url}")
+        out.print(
+            f"pushed {len(rows)} segment(s) to review project(s) "
+            f"{', '.join(str(p['id']) for p in pushed['projects'])} on {pushed['url']}"
+        )
 
 
 @handle_errors
 def adjudicate_cli(
-    method: Annotated[str, typer.Option("--method", "-m", help="majority: more than half ticked the code (a tie means absent); dawid-skene: crowd-kit's Dawid-Skene per code, weighting annotators by estimated accuracy; adjudicator: the decision made in the review project (`disagreements --push`), majority where there is none.")] = "majority",
-    workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            "-m",
+            help="majority: more than half ticked the code (a tie means absent); dawid-skene: "
+            "crowd-kit's Dawid-Skene per code, weighting annotators by estimated accuracy; "
+            "adjudicator: the decision made in the review project (`disagreements --push`), "
+            "majority where there is none.",
+        ),
+    ] = "majority",
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Turn annotations into gold labels per segment and code; records the method and the votes.
@@ -139,24 +251,41 @@ def adjudicate_cli(
     settings = settings_for(config, workspace, codebook)
     with open_workspace(settings) as store:
         report = adjudicate(store, settings.load_codebook(), method)
-    if json_out:
-        print_json(report.as_dict())
-        return
-    out.print(f"Gold labels for {report.segments} segment(s) by {report.method}.")
-    if report.method == "majority" and report.ties:
-        out.print(f"{report.ties} tied (segment, code) vote(s) were resolved as 'absent'; "
-                  f"see `culturecode disagreements` or use --method adjudicator.")
-    if report.method == "adjudicator":
-        out.print(f"{report.adjudicated} decided in the review project, {report.fallback_majority} by majority.")
-    out.print("Per code: " + ", ".join(f"{c} {n}" for c, n in report.per_code.items()))
+    print_result(report, json_out, _show_adjudication)
+
+
+def _show_adjudication(report: dict[str, Any]) -> None:
+    out.print(f"Gold labels for {report['segments']} segment(s) by {report['method']}.")
+    if report["method"] == "majority" and report["ties"]:
+        out.print(
+            f"{report['ties']} tied (segment, code) vote(s) were resolved as 'absent'; "
+            f"see `culturecode disagreements` or use --method adjudicator."
+        )
+    if report["method"] == "adjudicator":
+        out.print(f"{report['adjudicated']} decided in the review project, {report['fallback_majority']} by majority.")
+    out.print("Per code: " + ", ".join(f"{c} {n}" for c, n in report["per_code"].items()))
 
 
 @handle_errors
 def export_cli(
-    formats: Annotated[list[str] | None, typer.Option("--format", "-f", help="hf (datasets.DatasetDict saved to disk), parquet, jsonl or csv; repeat for several (default: all).")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: <workspace>/exports/gold-<date>).")] = None,
-    keep_annotator_ids: Annotated[bool, typer.Option("--keep-annotator-ids", help="Keep annotator e-mails instead of pseudonyms (annotator_1, ...).")] = False,
-    workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="hf (datasets.DatasetDict saved to disk), parquet, jsonl or csv; repeat for several (default: all).",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: <workspace>/exports/gold-<date>).")
+    ] = None,
+    keep_annotator_ids: Annotated[
+        bool,
+        typer.Option("--keep-annotator-ids", help="Keep annotator e-mails instead of pseudonyms (annotator_1, ...)."),
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Write the gold dataset and its dataset card (README.md): train/validation/test split by document.
@@ -169,12 +298,15 @@ def export_cli(
     settings = settings_for(config, workspace, codebook)
     with open_workspace(settings) as store:
         report = export(store, settings, settings.load_codebook(), formats, out_dir, keep_annotator_ids)
-    if json_out:
-        print_json(report.as_dict())
-        return
-    out.print(f"Exported {report.rows} gold segment(s) to {report.out_dir}: "
-              + ", ".join(f"{s} {n} ({report.documents[s]} doc)" for s, n in report.splits.items()))
-    for kind, path in report.files.items():
+    print_result(report, json_out, _show_export)
+
+
+def _show_export(report: dict[str, Any]) -> None:
+    out.print(
+        f"Exported {report['rows']} gold segment(s) to {report['out_dir']}: "
+        + ", ".join(f"{s} {n} ({report['documents'][s]} doc)" for s, n in report["splits"].items())
+    )
+    for kind, path in report["files"].items():
         out.print(f"  {kind}: {path}")
 
 

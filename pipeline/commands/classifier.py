@@ -1,88 +1,144 @@
-"""Classifier commands: train, prelabel, evaluate, models list|show|promote, retrain."""
+"""Classifier commands: train, prelabel, evaluate, models list|show|promote, retrain.
+
+The classifier stage (torch, transformers) is imported inside each command, never at start-up.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from pipeline import classifier
-from pipeline.commands.common import (CodebookOpt, ConfigOpt, JsonOpt, WorkspaceOpt, check_labeller, handle_errors,
-                                      open_workspace, out, print_json, settings_for)
+from pipeline.commands.common import (
+    CodebookOpt,
+    ConfigOpt,
+    JsonOpt,
+    ModelVersionOpt,
+    QuietOpt,
+    RuntimeOpt,
+    WorkspaceOpt,
+    check_labeller,
+    handle_errors,
+    open_workspace,
+    out,
+    print_result,
+    settings_for,
+)
+from pipeline.commands.render import Column, print_json, print_metrics, print_table
 
 models_app = typer.Typer(help="List, inspect and promote classifier versions.", no_args_is_help=True)
 
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model version (default: the current one).")]
-BackendOpt = Annotated[str | None, typer.Option(
-    "--backend", help="torch, or onnx for the int8 ONNX Runtime copy (about 1.5x faster).")]
-MethodOpt = Annotated[str | None, typer.Option(
-    "--method", help="finetune (whole network; best with a few hundred labelled segments) or head "
-                     "(frozen encoder + logistic regression per code; about a minute to train).")]
-
-
-def metrics_table(result: dict, title: str, thresholds: dict[str, float] | None = None) -> Table:
-    table = Table(title=title)
-    columns = ["code", "support", "precision", "recall", "F1", "kappa"] + (["threshold"] if thresholds else [])
-    for col in columns:
-        table.add_column(col, justify="left" if col == "code" else "right")
-    for code, m in result["per_code"].items():
-        kappa = "-" if m["cohen_kappa"] is None else f"{m['cohen_kappa']:.2f}"
-        row = [code, str(m["support"]), f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['f1']:.2f}", kappa]
-        table.add_row(*row, *([f"{thresholds[code]:.2f}"] if thresholds else []))
-    table.caption = (f"micro F1 {result['micro_f1']:.3f}   macro F1 {result['macro_f1']:.3f}   "
-                     f"({result['segments']} segments)")
-    return table
+MethodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--method",
+        help="finetune (whole network; best with a few hundred labelled segments) or head "
+        "(frozen encoder + logistic regression per code; about a minute to train).",
+    ),
+]
 
 
 @handle_errors
 def train_cli(
-    gold: Annotated[Path | None, typer.Option("--gold", "-g", help="Gold JSONL file or folder (lines with text, codes, document). Default: the workspace's adjudicated gold labels.")] = None,
+    gold: Annotated[
+        Path | None,
+        typer.Option(
+            "--gold",
+            "-g",
+            help="Gold JSONL file or folder (lines with text, codes, document). "
+            "Default: the workspace's adjudicated gold labels.",
+        ),
+    ] = None,
     method: MethodOpt = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Maximum fine-tuning epochs (early stopping may end sooner).")] = None,
-    base_model: Annotated[str | None, typer.Option("--base-model", help="'minilm' (packaged), a local model folder, or a hub name.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed; same data and seed give the same model.")] = None,
-    onnx: Annotated[bool | None, typer.Option("--onnx/--no-onnx", help="Also export the int8 ONNX copy used by --backend onnx.")] = None,
-    promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Make the new version the current model.")] = True,
-    workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
-    quiet: QuietOpt = False, json_out: JsonOpt = False,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Maximum fine-tuning epochs (early stopping may end sooner).")
+    ] = None,
+    base_model: Annotated[
+        str | None, typer.Option("--base-model", help="'minilm' (packaged), a local model folder, or a hub name.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed; same data and seed give the same model.")
+    ] = None,
+    onnx: Annotated[
+        bool | None, typer.Option("--onnx/--no-onnx", help="Also export the int8 ONNX copy used by --runtime onnx.")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote/--no-promote", help="Make the new version the current model.")
+    ] = True,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    codebook: CodebookOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Train a classifier and register it as a new model version, with held-out per-code figures.
 
     The split holds out whole documents; per-code thresholds are tuned on the validation split and
     the table shows the test split.
     """
-    settings = settings_for(config, workspace, codebook, **{
-        "classifier.method": method, "classifier.epochs": epochs, "classifier.base_model": base_model,
-        "classifier.seed": seed, "classifier.export_onnx": onnx})
+    from pipeline import classifier
+
+    settings = settings_for(
+        config,
+        workspace,
+        codebook,
+        **{
+            "classifier.method": method,
+            "classifier.epochs": epochs,
+            "classifier.base_model": base_model,
+            "classifier.seed": seed,
+            "classifier.export_onnx": onnx,
+        },
+    )
     with open_workspace(settings, create=True) as store:
-        report = classifier.train(store, settings, settings.load_codebook(), gold=gold, promote=promote,
-                                  show_progress=not quiet)
-    if json_out:
-        print_json(report.as_dict())
-        return
-    out.print(metrics_table(report.test, f"{report.version} ({report.method}) on held-out documents",
-                            report.thresholds))
-    if report.too_few_positives:
-        few = ", ".join(f"{c} ({n})" for c, n in report.too_few_positives.items())
+        report = classifier.train(
+            store, settings, settings.load_codebook(), gold=gold, promote=promote, show_progress=not quiet
+        )
+    print_result(report, json_out, _show_train)
+
+
+def _show_train(report: dict[str, Any]) -> None:
+    print_metrics(
+        report["test"], f"{report['version']} ({report['method']}) on held-out documents", report["thresholds"]
+    )
+    if report["too_few_positives"]:
+        few = ", ".join(f"{c} ({n})" for c, n in report["too_few_positives"].items())
         out.print(f"[yellow]too few training positives to learn reliably:[/] {few}")
-    if report.onnx_int8:
-        o = report.onnx_int8
-        out.print(f"int8 ONNX copy: macro F1 {o['macro_f1']:.3f} vs {o['fp32_macro_f1']:.3f} full precision "
-                  f"({o['same_decisions']:.1%} identical decisions)")
-    state = "now the current model" if report.promoted else f"promote it with `culturecode models promote {report.version}`"
-    out.print(f"Saved [bold]{report.version}[/] in {report.path} in {report.seconds:.0f} s; {state}.")
+    if report["onnx_int8"]:
+        o = report["onnx_int8"]
+        out.print(
+            f"int8 ONNX copy: macro F1 {o['macro_f1']:.3f} vs {o['fp32_macro_f1']:.3f} full precision "
+            f"({o['same_decisions']:.1%} identical decisions)"
+        )
+    version = report["version"]
+    state = (
+        "now the current model"
+        if report["promoted"]
+        else f"promote it with `culturecode models promote --model-version {version}`"
+    )
+    out.print(f"Saved [bold]{version}[/] in {report['path']} in {report['seconds']:.0f} s; {state}.")
 
 
 @handle_errors
 def prelabel_cli(
-    model: ModelOpt = None, backend: BackendOpt = None,
+    model_version: ModelVersionOpt = None,
+    runtime: RuntimeOpt = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Segments per forward pass.")] = None,
-    workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
-    quiet: QuietOpt = False, json_out: JsonOpt = False,
-    with_: Annotated[str, typer.Option("--with", help="classifier (default), or llm: label with the LLM instead (see `culturecode llm label`).")] = "classifier",
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    codebook: CodebookOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    with_: Annotated[
+        str,
+        typer.Option(
+            "--with",
+            help="An installed labeller: classifier (default); llm (the LLM backend named in the settings, "
+            "see `culturecode llm label`), llm-local or llm-openai; or a plugin's (docs/labellers.md). "
+            "An unknown name lists the installed ones.",
+        ),
+    ] = "classifier",
 ) -> None:
     """Score every segment the model has not scored yet; `culturecode push` sends the predictions.
 
@@ -90,134 +146,253 @@ def prelabel_cli(
     only score new segments; an interrupted run resumes where it stopped. `--with llm` labels
     with the LLM instead (codes, confidence and a rationale per segment; cached in the workspace).
     """
-    if check_labeller(with_) == "llm":  # the LLM stage's branch (pipeline/commands/llm.py)
-        from pipeline.commands.llm import label_cli
-        return label_cli(workspace=workspace, config=config, codebook=codebook, quiet=quiet, json_out=json_out)
-    settings = settings_for(config, workspace, codebook, **{"classifier.inference_batch_size": batch_size})
+    if check_labeller(with_) != "classifier":  # the LLM's own command, or any other installed labeller
+        return _prelabel_with(with_, model_version, workspace, config, codebook, quiet, json_out)
+    from pipeline import classifier
+
+    settings = settings_for(
+        config, workspace, codebook, **{"classifier.inference_batch_size": batch_size, "classifier.runtime": runtime}
+    )
     with open_workspace(settings) as store:
-        report = classifier.prelabel(store, settings, settings.load_codebook(), model_version=model,
-                                     backend=backend, show_progress=not quiet)
-    if json_out:
-        print_json(report.as_dict())
+        report = classifier.prelabel(
+            store, settings, settings.load_codebook(), model_version=model_version, show_progress=not quiet
+        )
+    print_result(report, json_out, _show_prelabel)
+
+
+def _prelabel_with(
+    name: str,
+    model_version: str | None,
+    workspace: Path | None,
+    config: Path | None,
+    codebook: Path | None,
+    quiet: bool,
+    json_out: bool,
+) -> None:
+    """`prelabel --with NAME` for a labeller other than the classifier."""
+    from pipeline.labellers import kind_of, prelabel
+
+    if kind_of(name) == "llm":  # the LLM's own command: cache figures, failures (pipeline/commands/llm.py)
+        from pipeline.commands.llm import label_cli
+
+        backend = name.removeprefix("llm-") if name.startswith("llm-") else None  # `llm`: the settings' backend
+        return label_cli(
+            llm=backend, workspace=workspace, config=config, codebook=codebook, quiet=quiet, json_out=json_out
+        )
+    settings = settings_for(config, workspace, codebook)
+    with open_workspace(settings) as store:
+        report = prelabel(
+            store, settings, settings.load_codebook(), name, model_version=model_version, show_progress=not quiet
+        )
+    print_result(report, json_out, _show_label_run)
+
+
+def _show_label_run(report: dict[str, Any]) -> None:
+    if "labelled" not in report:  # a plugin's own report
+        print_json(report)
         return
-    out.print(f"Pre-labelled {report.scored} segment(s) with {report.model_version} ({report.backend}, "
-              f"{report.segments_per_second} segments/s); {report.already_scored} were already scored.")
-    if report.scored:
-        out.print("predicted: " + ", ".join(f"{c} {n}" for c, n in report.per_code.items()))
+    out.print(
+        f"Pre-labelled {report['labelled']} segment(s) with {report['model_version']} "
+        f"({report['labeller']}); {report['already']} were already labelled.",
+        highlight=False,
+    )
+    if report["labelled"]:
+        out.print("predicted: " + ", ".join(f"{c} {n}" for c, n in report["per_code"].items()), highlight=False)
+
+
+def _show_prelabel(report: dict[str, Any]) -> None:
+    runtime = report.get("runtime") or report.get("backend")
+    out.print(
+        f"Pre-labelled {report['scored']} segment(s) with {report['model_version']} ({runtime}, "
+        f"{report['segments_per_second']} segments/s); {report['already_scored']} were already scored."
+    )
+    if report["scored"]:
+        out.print("predicted: " + ", ".join(f"{c} {n}" for c, n in report["per_code"].items()))
 
 
 @handle_errors
 def evaluate_cli(
-    model: ModelOpt = None,
-    gold: Annotated[Path | None, typer.Option("--gold", "-g", help="Evaluate on an outside JSONL file (text, codes) instead of the workspace's gold labels.")] = None,
-    include_training: Annotated[bool, typer.Option("--include-training", help="Also count segments the model was trained on.")] = False,
-    backend: Annotated[str, typer.Option("--backend", help="torch or onnx.")] = "torch",
-    workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
+    model_version: ModelVersionOpt = None,
+    gold: Annotated[
+        Path | None,
+        typer.Option(
+            "--gold",
+            "-g",
+            help="Evaluate on an outside JSONL file (text, codes) instead of the workspace's gold labels.",
+        ),
+    ] = None,
+    include_training: Annotated[
+        bool, typer.Option("--include-training", help="Also count segments the model was trained on.")
+    ] = False,
+    runtime: RuntimeOpt = None,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Compare a model version with human labels: per-code P/R/F1, Cohen's kappa, micro and macro F1."""
-    settings = settings_for(config, workspace, codebook)
+    from pipeline import classifier
+
+    settings = settings_for(config, workspace, codebook, **{"classifier.runtime": runtime})
     with open_workspace(settings) as store:
-        result = classifier.evaluate(store, settings, settings.load_codebook(), model_version=model,
-                                     gold_file=gold, include_training=include_training, backend=backend)
-    if json_out:
-        print_json(result)
-        return
-    out.print(metrics_table(result, f"{result['model_version']} vs {result['source']}"))
+        result = classifier.evaluate(
+            store,
+            settings,
+            settings.load_codebook(),
+            model_version=model_version,
+            gold_file=gold,
+            include_training=include_training,
+            backend=settings.classifier.runtime,
+        )
+    print_result(result, json_out, _show_evaluation)
+
+
+def _show_evaluation(result: dict[str, Any]) -> None:
+    print_metrics(result, f"{result['model_version']} vs {result['source']}")
     if result["excluded_training"]:
-        out.print(f"left out {result['excluded_training']} segment(s) the model was trained on (--include-training counts them)")
+        out.print(
+            f"left out {result['excluded_training']} segment(s) the model was trained on "
+            f"(--include-training counts them)"
+        )
     if result.get("annotators"):
-        table = Table(title="Model vs each annotator")
-        for col in ("annotator", "segments", "micro F1", "macro F1", "mean kappa"):
-            table.add_column(col, justify="left" if col == "annotator" else "right")
-        for name, m in result["annotators"].items():
-            kappa = "-" if m["mean_kappa"] is None else f"{m['mean_kappa']:.2f}"
-            table.add_row(name, str(m["segments"]), f"{m['micro_f1']:.3f}", f"{m['macro_f1']:.3f}", kappa)
-        out.print(table)
+        rows = [{"annotator": name, **m} for name, m in result["annotators"].items()]
+        print_table(
+            rows,
+            [
+                "annotator",
+                Column("segments", justify="right"),
+                Column("micro F1", "micro_f1", fmt=".3f", justify="right"),
+                Column("macro F1", "macro_f1", fmt=".3f", justify="right"),
+                Column("mean kappa", "mean_kappa", fmt=".2f", justify="right"),
+            ],
+            title="Model vs each annotator",
+        )
 
 
 @models_app.command("list")
 @handle_errors
 def models_list_cli(workspace: WorkspaceOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """List classifier versions with their held-out figures; * marks the current one."""
+    from pipeline import classifier
+
     settings = settings_for(config, workspace)
     with open_workspace(settings) as store:
         rows = classifier.list_models(store)
-    if json_out:
-        print_json(rows)
+    print_result(rows, json_out, _show_models)
+
+
+def _show_models(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        out.print("No classifier versions yet: `culturecode train --gold examples/gold/`.")
         return
-    table = Table()
-    for col in ("", "version", "method", "macro F1", "micro F1", "test segments", "created"):
-        table.add_column(col)
-    for r in rows:
-        m = r["metrics"]
-        table.add_row("*" if r["is_current"] else "", r["version"], m.get("method", ""),
-                      f"{m.get('macro_f1', 0):.3f}", f"{m.get('micro_f1', 0):.3f}",
-                      str(m.get("test_segments", "")), r["created_at"])
-    out.print(table if rows else "No classifier versions yet: `culturecode train --gold examples/gold/`.")
+    print_table(
+        rows,
+        [
+            Column("", lambda r: "*" if r["is_current"] else ""),
+            "version",
+            Column("method", _metric("method"), missing=""),
+            Column("macro F1", _metric("macro_f1"), fmt=".3f"),
+            Column("micro F1", _metric("micro_f1"), fmt=".3f"),
+            Column("test segments", _metric("test_segments"), missing=""),
+            Column("created", "created_at"),
+        ],
+    )
+
+
+def _metric(key: str):
+    """A column key reading one held-out figure from a model row's metrics."""
+    return lambda row: row["metrics"].get(key)
 
 
 @models_app.command("show")
 @handle_errors
-def models_show_cli(version: Annotated[str | None, typer.Argument(help="Version (default: the current one).")] = None,
-                    workspace: WorkspaceOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+def models_show_cli(
+    model_version: ModelVersionOpt = None,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Show one version: settings, training data, thresholds, held-out metrics, model card path."""
+    from pipeline import classifier
+
     settings = settings_for(config, workspace)
     with open_workspace(settings) as store:
-        info = classifier.show_model(store, version)
+        info = classifier.show_model(store, model_version)
     info.get("training", {}).pop("train_texts", None)
-    if json_out:
-        print_json(info)
-        return
+    print_result(info, json_out, _show_model)
+
+
+def _show_model(info: dict[str, Any]) -> None:
     manifest, training = info.get("classifier", {}), info.get("training", {})
-    out.print(f"[bold]{info['version']}[/]{' (current)' if info['is_current'] else ''}: {manifest.get('method')} on "
-              f"{manifest.get('base_model')}, codebook {manifest.get('codebook_id')} ({info['codebook_hash']})")
-    out.print(f"trained on {training.get('segments')} segments from {training.get('documents')} documents "
-              f"({training.get('source')}); model card: {info['model_card']}")
+    out.print(
+        f"[bold]{info['version']}[/]{' (current)' if info['is_current'] else ''}: {manifest.get('method')} on "
+        f"{manifest.get('base_model')}, codebook {manifest.get('codebook_id')} ({info['codebook_hash']})"
+    )
+    out.print(
+        f"trained on {training.get('segments')} segments from {training.get('documents')} documents "
+        f"({training.get('source')}); model card: {info['model_card']}"
+    )
     test = info.get("metrics", {}).get("test")
     if test:
-        out.print(metrics_table(test, "held-out test split", dict(zip(manifest["codes"], manifest["thresholds"]))))
+        print_metrics(test, "held-out test split", dict(zip(manifest["codes"], manifest["thresholds"], strict=True)))
 
 
 @models_app.command("promote")
 @handle_errors
-def models_promote_cli(version: Annotated[str, typer.Argument(help="Version to make current.")],
-                       workspace: WorkspaceOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+def models_promote_cli(
+    model_version: Annotated[str, typer.Option("--model-version", help="The version to make current.")],
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Make a version the current model (used by prelabel, push and evaluate by default)."""
+    from pipeline import classifier
+
     settings = settings_for(config, workspace)
     with open_workspace(settings) as store:
-        row = classifier.promote(store, version)
-    if json_out:
-        print_json(row)
-    else:
-        out.print(f"{row['version']} is now the current classifier.")
+        row = classifier.promote(store, model_version)
+    print_result(row, json_out, lambda r: out.print(f"{r['version']} is now the current classifier."))
 
 
 @handle_errors
 def retrain_cli(
     force: Annotated[bool, typer.Option("--force", help="Promote the new version even if it is not better.")] = False,
     method: MethodOpt = None,
-    gold: Annotated[Path | None, typer.Option("--gold", "-g", help="Extra gold JSONL to train on besides the workspace's labels.")] = None,
-    push: Annotated[bool, typer.Option("--push/--no-push", help="Push updated predictions to Label Studio at the end.")] = True,
-    workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None,
-    quiet: QuietOpt = False, json_out: JsonOpt = False,
+    gold: Annotated[
+        Path | None, typer.Option("--gold", "-g", help="Extra gold JSONL to train on besides the workspace's labels.")
+    ] = None,
+    push: Annotated[
+        bool, typer.Option("--push/--no-push", help="Push updated predictions to Label Studio at the end.")
+    ] = True,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    codebook: CodebookOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Pull -> gold labels (majority) -> train -> evaluate new vs current -> promote if better -> prelabel -> push."""
+    from pipeline.flows import retrain
+
     settings = settings_for(config, workspace, codebook, **{"classifier.method": method})
     with open_workspace(settings) as store:
-        report = classifier.retrain(store, settings, settings.load_codebook(), force=force, extra_gold=gold,
-                                    push=push, show_progress=not quiet)
-    if json_out:
-        print_json(report)
-        return
-    table = Table(title=f"Before / after on {report['held_out_segments']} held-out segments")
-    for col in ("", "version", "micro F1", "macro F1"):
-        table.add_column(col)
-    for label, key in (("before", "current"), ("after", "new")):
-        m = report[key]
-        if m:
-            table.add_row(label, m["model_version"], f"{m['micro_f1']:.3f}", f"{m['macro_f1']:.3f}")
-    out.print(table)
+        report = retrain(
+            store, settings, settings.load_codebook(), force=force, extra_gold=gold, push=push, show_progress=not quiet
+        )
+    print_result(report, json_out, _show_retrain)
+
+
+def _show_retrain(report: dict[str, Any]) -> None:
+    rows = [{"": label, **report[key]} for label, key in (("before", "current"), ("after", "new")) if report[key]]
+    print_table(
+        rows,
+        [
+            "",
+            Column("version", "model_version"),
+            Column("micro F1", "micro_f1", fmt=".3f"),
+            Column("macro F1", "macro_f1", fmt=".3f"),
+        ],
+        title=f"Before / after on {report['held_out_segments']} held-out segments",
+    )
     out.print(report["message"])
 
 

@@ -1,33 +1,55 @@
-"""What every command shares: option types, settings/store loading, error handling, output."""
+"""What every command shares: option types, settings/store loading, error handling, output.
+
+Only light modules are imported here (typer, rich, the error type): `culturecode --help` loads
+this module, and each command imports its stage inside the function that runs it.
+"""
 
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from pipeline.config import Settings, load_settings
+from pipeline.commands.render import out, print_json, print_result, print_table  # noqa: F401  (re-exported)
 from pipeline.errors import CultureCodeError
-from pipeline.store import Store
 
-out = Console(soft_wrap=True)
-if not out.is_terminal:
-    out.width = 140  # piped output: room for tables instead of the 80-column default
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.store import Store
+
 err = Console(stderr=True)
 
-WorkspaceOpt = Annotated[Path | None, typer.Option(
-    "--workspace", "-w", help="Workspace directory (default: 'workspace' in configs/pipeline.yaml).")]
-ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="Settings file (default: configs/pipeline.yaml).")]
-CodebookOpt = Annotated[Path | None, typer.Option(
-    "--codebook", help="Codebook YAML (default: the one named in the settings).")]
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Workspace directory (default: 'workspace' in configs/pipeline.yaml)."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Settings file (default: configs/pipeline.yaml).")
+]
+CodebookOpt = Annotated[
+    Path | None, typer.Option("--codebook", help="Codebook YAML (default: the one named in the settings).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts instead of tables.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+ModelVersionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model-version", help="Model version, as `culturecode models list` shows it (default: the current one)."
+    ),
+]
+RuntimeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--runtime",
+        help="torch, or onnx for the int8 ONNX Runtime copy (about 1.5x faster). "
+        "Default: classifier.runtime in the settings.",
+    ),
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,27 +72,35 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def settings_for(config: Path | None = None, workspace: Path | None = None, codebook: Path | None = None,
-                 **overrides: Any) -> Settings:
+def settings_for(
+    config: Path | None = None, workspace: Path | None = None, codebook: Path | None = None, **overrides: Any
+) -> Settings:
     """Settings from the file with flags applied on top (None means 'not given')."""
-    extra = {"workspace": str(workspace) if workspace else None,
-             "codebook": str(codebook) if codebook else None, **overrides}
+    from pipeline.config import load_settings
+
+    extra = {
+        "workspace": str(workspace) if workspace else None,
+        "codebook": str(codebook) if codebook else None,
+        **overrides,
+    }
     return load_settings(config, extra)
 
 
 def open_workspace(settings: Settings, create: bool = False) -> Store:
+    from pipeline.store import Store
+
     return Store(Path(settings.workspace), create=create)
 
 
-LABELLER_KINDS = ("classifier", "llm")
+def check_labeller(name: str) -> str:
+    """The value of a `--with` option: a labeller installed under the entry-point group
+    `culturecode.labellers` (an unknown name is a one-line error listing the installed ones)."""
+    from pipeline.labellers.registry import check
+
+    return check(name, "--with")
 
 
-def check_labeller(kind: str) -> str:
-    """The value of a `--with` option: which kind of model labels."""
-    if kind not in LABELLER_KINDS:
-        raise CultureCodeError(f"--with '{kind}': use {' or '.join(LABELLER_KINDS)}")
-    return kind
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+def split_list(value: str | None) -> list[str] | None:
+    """A comma-separated option as a list (None when empty)."""
+    items = [v.strip() for v in (value or "").split(",") if v.strip()]
+    return items or None

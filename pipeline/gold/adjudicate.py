@@ -7,7 +7,6 @@ whole table is rewritten in one transaction, so a rerun gives the same gold.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,7 +17,9 @@ import pandas as pd
 from pipeline.agreement.ratings import Ratings, load_ratings
 from pipeline.config import Codebook
 from pipeline.errors import CultureCodeError
-from pipeline.store import Store, dumps, now
+from pipeline.store import Store
+from pipeline.store.annotations import review_annotations
+from pipeline.store.gold import GoldLabel, replace_gold
 
 METHODS = ("majority", "dawid-skene", "adjudicator")
 
@@ -98,13 +99,8 @@ def _dawid_skene(r: Ratings, n_iter: int) -> tuple[np.ndarray, np.ndarray]:
 
 def review_decisions(store: Store, codebook: Codebook) -> dict[str, tuple[list[str], str]]:
     """The latest decision per segment in review projects: {segment: (codes, adjudicator)}."""
-    rows = store.conn.execute(
-        "SELECT a.segment_id, a.codes, a.annotator, a.annotation_id FROM annotations a JOIN studio_projects p "
-        "ON p.server_url = a.server_url AND p.id = a.project_id AND p.role = 'review' "
-        "WHERE a.deleted = 0 AND a.was_cancelled = 0 "
-        "ORDER BY COALESCE(a.updated_at, a.created_at, a.pulled_at), a.annotation_id").fetchall()
-    return {seg: (codebook.check_codes(json.loads(codes), f"review annotation {ann_id}"), who)
-            for seg, codes, who, ann_id in rows}
+    return {a.segment_id: (codebook.check_codes(a.codes, f"review annotation {a.annotation_id}"), a.annotator)
+            for a in review_annotations(store)}
 
 
 def adjudicate(store: Store, codebook: Codebook, method: str = "majority") -> AdjudicationReport:
@@ -135,14 +131,10 @@ def adjudicate(store: Store, codebook: Codebook, method: str = "majority") -> Ad
                 extra[i]["adjudicator"] = who
         report.adjudicated = int((rows_method == "adjudicator").sum())
         report.fallback_majority = ratings.n_items - report.adjudicated
-    stamp = now()
+    labels = [GoldLabel(item, [c for c, g in zip(ratings.codes, gold[i]) if g], str(rows_method[i]),
+                        {**_votes(ratings, i), **extra[i]}) for i, item in enumerate(ratings.items)]
     with store.transaction(), store.run("adjudicate", {"method": method}) as summary:
-        store.conn.execute("DELETE FROM gold")
-        store.conn.executemany(
-            "INSERT INTO gold(segment_id, codes, method, votes, codebook_hash, created_at) VALUES(?, ?, ?, ?, ?, ?)",
-            [(item, dumps([c for c, g in zip(ratings.codes, gold[i]) if g]), rows_method[i],
-              dumps({**_votes(ratings, i), **extra[i]}), codebook.content_hash, stamp)
-             for i, item in enumerate(ratings.items)])
+        replace_gold(store, labels, codebook.content_hash)
         report.per_code = {c: int(gold[:, k].sum()) for k, c in enumerate(ratings.codes)}
         summary.update(report.as_dict())
     return report

@@ -25,6 +25,9 @@ from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.gold.card import dataset_card
 from pipeline.store import Store
+from pipeline.store.annotations import live_annotations
+from pipeline.store.gold import count_gold, gold_documents, gold_segments
+from pipeline.store.predictions import all_prediction_codes
 
 FORMATS = ("hf", "parquet", "jsonl", "csv")
 SPLITS = ("train", "validation", "test")
@@ -87,18 +90,12 @@ def item_agreement(r: Ratings, i: int) -> tuple[float | None, float | None]:
 
 
 def _prelabels(store: Store) -> dict[tuple[str, str], list[str]]:
-    return {(seg, version): json.loads(codes) for seg, version, codes in
-            store.conn.execute("SELECT segment_id, model_version, codes FROM predictions")}
+    return {(seg, version): codes for seg, version, codes in all_prediction_codes(store)}
 
 
 def _versions(store: Store) -> dict[tuple[str, str], str | None]:
     """The pre-label version each annotator saw, from the latest annotation (annotation projects)."""
-    rows = store.conn.execute(
-        "SELECT a.segment_id, a.annotator, a.prediction_version FROM annotations a WHERE a.deleted = 0 "
-        "AND a.was_cancelled = 0 AND NOT EXISTS (SELECT 1 FROM studio_projects p WHERE p.server_url = a.server_url "
-        "AND p.id = a.project_id AND p.role = 'review') ORDER BY COALESCE(a.updated_at, a.created_at, a.pulled_at), "
-        "a.annotation_id")
-    return {(seg, who): version for seg, who, version in rows}
+    return {(a.segment_id, a.annotator): a.prediction_version for a in live_annotations(store)}
 
 
 def gold_rows(store: Store, codebook: Codebook, ratings: Ratings, names: dict[str, str],
@@ -107,10 +104,8 @@ def gold_rows(store: Store, codebook: Codebook, ratings: Ratings, names: dict[st
     prelabels, versions = _prelabels(store), _versions(store)
     code_names = {c.id: c.name for c in codebook.codes}
     rows = []
-    sql = ("SELECT g.segment_id, g.codes, g.method, g.votes, s.text, s.document_id, s.position, s.speaker "
-           "FROM gold g JOIN segments s ON s.id = g.segment_id ORDER BY s.document_id, s.position")
-    for seg, codes, method, votes, text, doc, position, speaker in store.conn.execute(sql):
-        codes = json.loads(codes)
+    for g in gold_segments(store):
+        seg, codes, doc = g.segment_id, g.codes, g.document_id
         i = index.get(seg)
         annotations = []
         for j, who in enumerate(ratings.annotators):
@@ -124,9 +119,9 @@ def gold_rows(store: Store, codebook: Codebook, ratings: Ratings, names: dict[st
         agree, exact = item_agreement(ratings, i) if i is not None else (None, None)
         seen = [a["prelabel_version"] for a in annotations if a["prelabel_version"]]
         rows.append({
-            "id": seg, "text": text, "document": doc, "position": position, "speaker": speaker,
+            "id": seg, "text": g.text, "document": doc, "position": g.position, "speaker": g.speaker,
             "gold_codes": codes, "gold_code_names": [code_names[c] for c in codes],
-            "labels": [int(c in codes) for c in codebook.code_ids], "gold_method": method, "gold_votes": votes,
+            "labels": [int(c in codes) for c in codebook.code_ids], "gold_method": g.method, "gold_votes": g.votes,
             "annotations": annotations, "n_annotators": len(annotations), "agreement": agree,
             "exact_agreement": exact, "prelabel_version": max(set(seen), key=seen.count) if seen else None,
             "split": splits[doc],
@@ -179,12 +174,11 @@ def export(store: Store, settings: Settings, codebook: Codebook, formats: list[s
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise CultureCodeError(f"--format {', '.join(bad)} is not one of {', '.join(FORMATS)}")
-    if store.count("gold") == 0:
+    if count_gold(store) == 0:
         raise CultureCodeError(f"no gold labels in {store.workspace}: run `culturecode adjudicate` first")
     ratings = load_ratings(store, codebook)
     names = pseudonyms(ratings.annotators, keep_annotator_ids)
-    docs = [r[0] for r in store.conn.execute(
-        "SELECT DISTINCT s.document_id FROM gold g JOIN segments s ON s.id = g.segment_id ORDER BY 1")]
+    docs = gold_documents(store)
     cfg = settings.agreement
     splits = split_documents(docs, cfg.export_validation_fraction, cfg.export_test_fraction, cfg.seed)
     rows = gold_rows(store, codebook, ratings, names, splits)

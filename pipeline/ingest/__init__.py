@@ -7,9 +7,7 @@ a killed run leaves the workspace as it was.
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
-
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from pipeline.ingest.segmenter import segment_id, split_turn
 from pipeline.ingest.text import inspect_file
 from pipeline.progress import progress_bar
 from pipeline.store import Document, Segment, Store
+from pipeline.store.segments import count_segments, set_document_metadata
 
 __all__ = ["IngestReport", "find_transcripts", "ingest"]
 
@@ -100,7 +99,7 @@ def ingest(
                 bar.advance()
             if pseudo is not None:
                 pseudo.save()
-        report.segments_total = store.count("segments")
+        report.segments_total = count_segments(store)
         summary.update({k: len(v) if isinstance(v, list) else v for k, v in report.as_dict().items()})
     return report
 
@@ -138,8 +137,7 @@ def _ingest_file(store: Store, path: Path, settings: IngestSettings, salt: str, 
     if counter.count == 0:
         raise CultureCodeError(f"{path}: no text found in the transcript; check its format")
     if ctx.metadata:  # header metadata is only known once the file has been read
-        store.conn.execute("UPDATE documents SET metadata = json(?) WHERE id = ?",
-                           (json.dumps(ctx.metadata), doc_id))
+        set_document_metadata(store, doc_id, ctx.metadata)
     report.skipped_lines.extend(ctx.skipped)
     (report.replaced if existing else report.added).append(doc_id)
 

@@ -70,8 +70,16 @@ def write_rationale(model, tokenizer, cache, start: str, max_tokens: int) -> str
     return " ".join(tokenizer.decode(pieces, skip_special_tokens=True).split('"')[0].split())
 
 
-def constrained_answer(model, tokenizer, ids: torch.Tensor, cache, codes: dict[str, str], max_codes: int,
-                       max_tokens: int, threshold: float = 0.5) -> tuple[str, int]:
+def constrained_answer(
+    model,
+    tokenizer,
+    ids: torch.Tensor,
+    cache,
+    codes: dict[str, str],
+    max_codes: int,
+    max_tokens: int,
+    threshold: float = 0.5,
+) -> tuple[str, int]:
     """The JSON answer for the prompt `ids` (after `cache`); `codes` maps id -> name."""
     _, cache = _feed(model, ids, cache)
     probes = {c: f'Code "{c}" ({name}) applies:' for c, name in codes.items()}
@@ -80,6 +88,10 @@ def constrained_answer(model, tokenizer, ids: torch.Tensor, cache, codes: dict[s
     chosen = [c for c in codes if c in ranked]
     start = json.dumps({"codes": chosen})[:-1] + ', "rationale": "'
     rationale = write_rationale(model, tokenizer, cache, start, max(8, min(max_tokens, 24)))
-    answer = {"codes": chosen, "confidence": {c: round(scores[c], 4) for c in chosen},
-              "scores": {c: round(scores[c], 4) for c in codes}, "rationale": rationale or "no reason given"}
+    answer = {
+        "codes": chosen,
+        "confidence": {c: round(scores[c], 4) for c in chosen},
+        "scores": {c: round(scores[c], 4) for c in codes},
+        "rationale": rationale or "no reason given",
+    }
     return json.dumps(answer, ensure_ascii=False), len(rationale.split())

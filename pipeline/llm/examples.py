@@ -10,7 +10,8 @@ import numpy as np
 
 from pipeline.config import Codebook
 from pipeline.llm.prompts import Example
-from pipeline.store import Store, Segment
+from pipeline.store import Segment, Store
+from pipeline.store.gold import gold_segments
 
 
 def gold_examples(store: Store, codebook: Codebook, path: str | Path | None = None) -> list[Example]:
@@ -19,10 +20,8 @@ def gold_examples(store: Store, codebook: Codebook, path: str | Path | None = No
         from pipeline.classifier.data import read_gold
 
         return [Example(e.text, e.codes, e.document) for e in read_gold(path, codebook)]
-    rows = store.conn.execute("SELECT s.text, s.document_id, g.codes FROM gold g JOIN segments s "
-                              "ON s.id = g.segment_id ORDER BY s.document_id, s.position").fetchall()
-    return [Example(r["text"], codebook.check_codes(json.loads(r["codes"]), "gold table"), r["document_id"])
-            for r in rows]
+    return [Example(g.text, codebook.check_codes(g.codes, "gold table"), g.document_id)
+            for g in gold_segments(store)]
 
 
 def _embed(texts: list[str]) -> np.ndarray:

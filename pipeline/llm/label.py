@@ -9,7 +9,6 @@ transaction.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -21,7 +20,8 @@ from pipeline.llm.backends import Backend, Completion
 from pipeline.llm.parse import AnswerError, LlmLabel, answer_schema, parse_answer, repair_message
 from pipeline.llm.prompts import Prompt
 from pipeline.progress import progress_bar
-from pipeline.store import Store, dumps, now
+from pipeline.store import Store, dumps
+from pipeline.store.llm_cache import CachedAnswer, cache_answer, cached_answer
 
 
 @dataclass
@@ -84,27 +84,23 @@ def ask(backend: Backend, prompt: Prompt, codebook: Codebook, settings: LlmSetti
 
 
 def _from_cache(store: Store, job: Job, codebook: Codebook) -> Outcome | None:
-    row = store.conn.execute("SELECT * FROM llm_cache WHERE key = ?", (job.key,)).fetchone()
+    row = cached_answer(store, job.key)
     if row is None:
         return None
-    attempts = json.loads(row["attempts"])
     label = None
-    if row["error"] is None:
-        label = parse_answer(row["response"], codebook)
-    return Outcome(job.segment_id, label, row["response"], row["error"], True, attempts,
-                   row["prompt_tokens"], row["completion_tokens"], 0.0)
+    if row.error is None:
+        label = parse_answer(row.response, codebook)
+    return Outcome(job.segment_id, label, row.response, row.error, True, row.attempts,
+                   row.prompt_tokens, row.completion_tokens, 0.0)
 
 
 def _to_cache(store: Store, job: Job, outcome: Outcome, backend: Backend, prompt_version: str,
               settings: LlmSettings) -> None:
     with store.transaction():
-        store.conn.execute(
-            "INSERT OR REPLACE INTO llm_cache(key, backend, model, prompt_version, segment_id, segment_hash, "
-            "params, response, attempts, error, prompt_tokens, completion_tokens, seconds, created_at) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job.key, backend.name, backend.model_id, prompt_version, job.segment_id, job.prompt_hash,
-             dumps(sampling(settings)), outcome.raw, dumps(outcome.attempts), outcome.error,
-             outcome.prompt_tokens, outcome.completion_tokens, round(outcome.seconds, 3), now()))
+        cache_answer(store, CachedAnswer(
+            job.key, backend.name, backend.model_id, prompt_version, job.segment_id, job.prompt_hash,
+            sampling(settings), outcome.raw, outcome.attempts, outcome.error, outcome.prompt_tokens,
+            outcome.completion_tokens, round(outcome.seconds, 3)))
 
 
 def run_jobs(store: Store, jobs: list[Job], backend: Backend, codebook: Codebook, settings: LlmSettings,

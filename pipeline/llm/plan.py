@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.config import Codebook, Settings
-from pipeline.llm.label import make_job
+from pipeline.labellers.run import select_segments
 from pipeline.llm.prompts import load_template
-from pipeline.llm.run import select_segments
 from pipeline.store import Store
+from pipeline.store.llm_cache import cached_keys
 
 # Measured on the project's shared 2-core machine (one torch thread, other jobs running) with the
 # packaged 0.5B model, int8: the system prompt is read once (~40 tokens/s), then each segment costs
@@ -56,7 +56,7 @@ def approx_tokens(text: str) -> int:
 
 def plan(store: Store, settings: Settings, codebook: Codebook, segment_ids: list[str] | None = None,
          limit: int | None = None, examples_path: str | Path | None = None, refresh: bool = False) -> Plan:
-    from pipeline.llm.local import DEFAULT_LOCAL_MODEL
+    from pipeline.llm.backends.local import DEFAULT_LOCAL_MODEL
     from pipeline.llm.run import build_jobs, model_version
 
     cfg = settings.llm
@@ -65,9 +65,7 @@ def plan(store: Store, settings: Settings, codebook: Codebook, segment_ids: list
     segments = select_segments(store, segment_ids, limit)
     jobs = build_jobs(store, settings, codebook, backend, template, segments, examples_path)  # type: ignore[arg-type]
     asked = [j for j in jobs if j.prompt is not None]
-    cached = set() if refresh else {r[0] for r in store.conn.execute(
-        "SELECT key FROM llm_cache WHERE key IN (SELECT value FROM json_each(?))",
-        (str([j.key for j in asked]).replace("'", '"'),))}
+    cached = set() if refresh else cached_keys(store, [j.key for j in asked])
     todo = [j for j in asked if j.key not in cached]
     system_tokens = approx_tokens(asked[0].prompt.system) if asked else 0
     user_tokens = sum(approx_tokens(j.prompt.user) for j in todo)

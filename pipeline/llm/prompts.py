@@ -14,11 +14,11 @@ from typing import Any
 
 import jinja2
 
-from pipeline.config import PROJECT_ROOT, Codebook
+from pipeline.config import Codebook, shipped_file, shipped_roots
 from pipeline.errors import CultureCodeError
 from pipeline.store import Segment
 
-PROMPTS_DIR = PROJECT_ROOT / "prompts"
+PROMPTS_DIR = shipped_file("prompts")  # the templates culturecode ships (the checkout's, else the package's)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class PromptTemplate:
 
     @property
     def version(self) -> str:
-        digest = hashlib.sha256(f"{self.system_source}\0{self.user_source}".encode("utf-8"))
+        digest = hashlib.sha256(f"{self.system_source}\0{self.user_source}".encode())
         return digest.hexdigest()[:10]
 
     @property
@@ -64,32 +64,59 @@ class PromptTemplate:
         except jinja2.UndefinedError as exc:
             raise CultureCodeError(
                 f"prompt template {self.directory / filename}: {exc.message}; "
-                f"the variables available are codebook, codes, segment, before, after, examples") from None
+                f"the variables available are codebook, codes, segment, before, after, examples"
+            ) from None
         except jinja2.TemplateSyntaxError as exc:
-            raise CultureCodeError(f"prompt template {self.directory / filename} line {exc.lineno}: "
-                                   f"{exc.message}") from None
+            raise CultureCodeError(
+                f"prompt template {self.directory / filename} line {exc.lineno}: {exc.message}"
+            ) from None
 
     def render_system(self, codebook: Codebook) -> str:
         return self._render("system", codebook=codebook, codes=codebook.codes)
 
-    def render(self, codebook: Codebook, segment: Segment, before: list[Segment] | None = None,
-               after: list[Segment] | None = None, examples: list[Example] | None = None) -> Prompt:
-        context = {"codebook": codebook, "codes": codebook.codes, "segment": segment,
-                   "before": before or [], "after": after or [], "examples": examples or []}
+    def render(
+        self,
+        codebook: Codebook,
+        segment: Segment,
+        before: list[Segment] | None = None,
+        after: list[Segment] | None = None,
+        examples: list[Example] | None = None,
+    ) -> Prompt:
+        context = {
+            "codebook": codebook,
+            "codes": codebook.codes,
+            "segment": segment,
+            "before": before or [],
+            "after": after or [],
+            "examples": examples or [],
+        }
         return Prompt(self.render_system(codebook), self._render("user", **context))
 
 
+def default_prompts_dir(name: str) -> Path:
+    """The first of ./prompts, the checkout's prompts/ and the installed package's copy that has template `name`."""
+    for directory in [Path.cwd() / "prompts", *(root / "prompts" for root in shipped_roots())]:
+        if (directory / f"{name}.system.j2").is_file():
+            return directory
+    return PROMPTS_DIR
+
+
 def load_template(name: str, directory: str | Path | None = None) -> PromptTemplate:
-    """Load `<name>.system.j2` and `<name>.user.j2` from `directory` (default: prompts/)."""
-    directory = Path(directory) if directory else PROMPTS_DIR
+    """Load `<name>.system.j2` and `<name>.user.j2` from `directory` (default: `default_prompts_dir`)."""
+    directory = Path(directory) if directory else default_prompts_dir(name)
     sources = {}
     for part in ("system", "user"):
         path = directory / f"{name}.{part}.j2"
         if not path.exists():
             known = sorted({p.name.split(".")[0] for p in directory.glob("*.j2")})
-            raise CultureCodeError(f"prompt '{name}': {path} not found; prompts in {directory}: "
-                                   f"{', '.join(known) or 'none'}")
+            raise CultureCodeError(
+                f"prompt '{name}': {path} not found; prompts in {directory}: {', '.join(known) or 'none'}"
+            )
         sources[part] = path.read_text(encoding="utf-8")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, autoescape=False)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
     return PromptTemplate(name, directory, sources["system"], sources["user"], env)

@@ -1,25 +1,38 @@
-"""The LLM stage: pre-label segments (`prelabel_llm`), show the plan before spending (`plan`).
+"""The LLM stage as a labeller: pre-label segments (`prelabel_llm`, `LlmLabeller`).
 
 LLM labels are `predictions` rows (codes, a confidence per code, a one-sentence rationale) under
 a model version naming the backend's model and the prompt version, registered in `models` with
-kind='llm'.
+kind='llm'. They go through the same path as every labeller (pipeline/labellers/run.py); every
+selected segment is offered on each run, since answers come from the workspace's cache when the
+prompt has not changed.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
+from pipeline.labellers.base import LabelContext, ModelRecord
+from pipeline.labellers.run import LabelRun, run_labeller, select_segments
 from pipeline.llm.backends import Backend, make_backend
 from pipeline.llm.examples import gold_examples, pick_examples
 from pipeline.llm.label import Job, Outcome, make_job, run_jobs
-from pipeline.llm.prompts import PromptTemplate, load_template
-from pipeline.store import Segment, Store, dumps, now
+from pipeline.llm.prompts import Example, PromptTemplate, load_template
+from pipeline.store import Segment, Store
+from pipeline.store.predictions import PredictionRow, predicted_segments
+
+__all__ = [
+    "LlmLabeller",
+    "LlmPrelabelReport",
+    "build_jobs",
+    "labels_of",
+    "model_version",
+    "prelabel_llm",
+    "select_segments",
+]
 
 
 @dataclass
@@ -42,30 +55,35 @@ def model_version(backend: Backend, template: PromptTemplate) -> str:
     return f"llm-{model}-{template.name}-{template.version}"
 
 
-def select_segments(store: Store, segment_ids: list[str] | None = None, limit: int | None = None) -> list[Segment]:
-    if segment_ids:
-        found = [s for s in (store.segment(i) for i in segment_ids) if s is not None]
-        missing = sorted(set(segment_ids) - {s.id for s in found})
-        if missing:
-            raise CultureCodeError(f"segment(s) {', '.join(missing[:5])} are not in {store.workspace}")
-        return found
-    segments = store.segments(limit=limit)
-    if not segments:
-        raise CultureCodeError(f"{store.workspace} has no segments: run `culturecode ingest PATH` first")
-    return segments
+def _example_pool(
+    store: Store, codebook: Codebook, template: PromptTemplate, examples_path: str | Path | None
+) -> list[Example]:
+    if not template.few_shot:
+        return []
+    pool = gold_examples(store, codebook, examples_path)
+    if not pool:
+        raise CultureCodeError(
+            f"prompt '{template.name}' needs labelled examples: adjudicate some gold "
+            f"first or pass --examples GOLD.jsonl"
+        )
+    return pool
 
 
-def build_jobs(store: Store, settings: Settings, codebook: Codebook, backend: Backend,
-               template: PromptTemplate, segments: list[Segment],
-               examples_path: str | Path | None = None) -> list[Job]:
+def build_jobs(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    backend: Backend,
+    template: PromptTemplate,
+    segments: list[Segment],
+    examples_path: str | Path | None = None,
+    pool: list[Example] | None = None,
+) -> list[Job]:
+    """One job per segment: its rendered prompt (with context turns and few-shot examples), or None if empty."""
     cfg = settings.llm
-    shots = {}
-    if template.few_shot:
-        pool = gold_examples(store, codebook, examples_path)
-        if not pool:
-            raise CultureCodeError(f"prompt '{template.name}' needs labelled examples: adjudicate some gold "
-                                   f"first or pass --examples GOLD.jsonl")
-        shots = pick_examples(segments, pool, cfg.few_shot_examples)
+    if pool is None:
+        pool = _example_pool(store, codebook, template, examples_path)
+    shots = pick_examples(segments, pool, cfg.few_shot_examples) if template.few_shot else {}
     jobs = []
     for seg in segments:
         if not seg.text.strip():
@@ -77,62 +95,117 @@ def build_jobs(store: Store, settings: Settings, codebook: Codebook, backend: Ba
     return jobs
 
 
-def _register(store: Store, version: str, codebook: Codebook, backend: Backend, template: PromptTemplate,
-              report: LlmPrelabelReport) -> None:
-    metrics = {"backend": backend.name, "model": backend.model_id, "prompt": template.name,
-               "prompt_version": template.version, "labelled": report.labelled,
-               "failures": len(report.failures)}
-    store.conn.execute("UPDATE models SET is_current = 0 WHERE kind = 'llm'")
-    store.conn.execute(
-        "INSERT INTO models(version, kind, path, codebook_hash, is_current, metrics, created_at) "
-        "VALUES(?, 'llm', ?, ?, 1, ?, ?) ON CONFLICT(version) DO UPDATE SET is_current = 1, "
-        "metrics = excluded.metrics",
-        (version, str(template.directory), codebook.content_hash, dumps(metrics), now()))
+class LlmLabeller:
+    """An LLM backend and a prompt template as a labeller; keeps the run's cache and failure figures."""
+
+    kind = "llm"
+    relabel = True  # every selected segment is offered again: unchanged prompts are answered from the cache
+
+    def __init__(self, context: LabelContext, backend: Backend):
+        self.context, self.backend = context, backend
+        cfg = context.settings.llm
+        self.template = load_template(cfg.prompt, cfg.prompts_dir)
+        self.template.render_system(context.codebook)  # fail on a broken template before loading a model
+        self.refresh = bool(context.options.get("refresh", False))
+        self.pool = _example_pool(context.store, context.codebook, self.template, context.options.get("examples_path"))
+        self.name = f"llm-{backend.name}"
+        self.version = model_version(backend, self.template)
+        # small batches: each is written when done, so the progress bar moves and a killed run keeps them
+        self.batch_size = cfg.concurrency * 4 if backend.supports_concurrency else 8
+        self.labelled = self.from_cache = self.calls = 0
+        self.failures: list[dict] = []
+
+    def label(self, segments: list[Segment]) -> list[PredictionRow]:
+        ctx = self.context
+        jobs = build_jobs(ctx.store, ctx.settings, ctx.codebook, self.backend, self.template, segments, pool=self.pool)
+        outcomes = run_jobs(
+            ctx.store,
+            jobs,
+            self.backend,
+            ctx.codebook,
+            ctx.settings.llm,
+            self.template.version,
+            self.refresh,
+            show_progress=False,
+        )
+        self._count(outcomes)
+        return [
+            PredictionRow(o.segment_id, self.version, o.label.scores, o.label.codes, o.label.rationale)
+            for o in outcomes
+            if o.label is not None
+        ]
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        self.labelled += sum(o.label is not None for o in outcomes)
+        self.from_cache += sum(o.cached for o in outcomes)
+        self.calls += sum(len(o.attempts) for o in outcomes if not o.cached)
+        self.failures += [
+            {"segment_id": o.segment_id, "error": o.error, "raw": o.raw} for o in outcomes if o.label is None
+        ]
+
+    def model_record(self) -> ModelRecord:
+        metrics = {
+            "backend": self.backend.name,
+            "model": self.backend.model_id,
+            "prompt": self.template.name,
+            "prompt_version": self.template.version,
+            "labelled": self.labelled,
+            "failures": len(self.failures),
+        }
+        return ModelRecord("llm", str(self.template.directory), metrics)
+
+    def report(self, run: LabelRun) -> LlmPrelabelReport:
+        return LlmPrelabelReport(
+            self.version,
+            self.template.version,
+            run.segments,
+            run.labelled,
+            self.from_cache,
+            self.calls,
+            self.failures,
+            run.seconds,
+        )
 
 
-def _write(store: Store, version: str, codebook: Codebook, outcomes: list[Outcome]) -> None:
-    for o in outcomes:
-        if o.label is None:
-            continue
-        store.conn.execute(
-            "INSERT INTO predictions(segment_id, model_version, scores, codes, rationale, codebook_hash, "
-            "created_at) VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(segment_id, model_version) DO UPDATE SET "
-            "scores = excluded.scores, codes = excluded.codes, rationale = excluded.rationale, "
-            "codebook_hash = excluded.codebook_hash, created_at = excluded.created_at",
-            (o.segment_id, version, dumps(o.label.scores), dumps(o.label.codes), o.label.rationale,
-             codebook.content_hash, now()))
-
-
-def prelabel_llm(store: Store, settings: Settings, codebook: Codebook, backend: Backend | None = None,
-                 segment_ids: list[str] | None = None, limit: int | None = None, refresh: bool = False,
-                 examples_path: str | Path | None = None, show_progress: bool = True) -> LlmPrelabelReport:
-    """Label segments with the LLM; predictions are written in one transaction at the end."""
-    template = load_template(settings.llm.prompt, settings.llm.prompts_dir)
-    template.render_system(codebook)  # fail on a broken template before loading a model
-    segments = select_segments(store, segment_ids, limit)
-    backend = backend or make_backend(settings.llm)
-    version = model_version(backend, template)
-    jobs = build_jobs(store, settings, codebook, backend, template, segments, examples_path)
-    with store.run("prelabel-llm", {"model_version": version, "refresh": refresh}) as summary:
-        started = time.monotonic()
-        outcomes = run_jobs(store, jobs, backend, codebook, settings.llm, template.version, refresh, show_progress)
-        failures = [{"segment_id": o.segment_id, "error": o.error, "raw": o.raw} for o in outcomes if o.label is None]
-        report = LlmPrelabelReport(version, template.version, len(segments),
-                                   sum(o.label is not None for o in outcomes), sum(o.cached for o in outcomes),
-                                   sum(len(o.attempts) for o in outcomes if not o.cached), failures,
-                                   round(time.monotonic() - started, 2))
-        with store.transaction():
-            _write(store, version, codebook, outcomes)
-            _register(store, version, codebook, backend, template, report)
-        summary.update({"model_version": version, "labelled": report.labelled, "from_cache": report.from_cache,
-                        "failures": len(failures)})
-    return report
+def prelabel_llm(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    backend: Backend | None = None,
+    segment_ids: list[str] | None = None,
+    limit: int | None = None,
+    refresh: bool = False,
+    examples_path: str | Path | None = None,
+    show_progress: bool = True,
+) -> LlmPrelabelReport:
+    """Label segments with the LLM (the backend in the settings unless one is given)."""
+    context = LabelContext(
+        store, settings, codebook, None, {"refresh": refresh, "examples_path": examples_path}, show_progress
+    )
+    labeller = LlmLabeller(context, backend or make_backend(settings.llm))
+    run = run_labeller(
+        labeller,
+        store,
+        codebook,
+        segment_ids,
+        limit,
+        show_progress,
+        stage="prelabel-llm",
+        run_args={"refresh": refresh},
+    )
+    return labeller.report(run)
 
 
 def labels_of(store: Store, version: str, limit: int) -> list[dict]:
     """The stored labels of an LLM version, in document order: for showing, not for computing."""
-    rows = store.conn.execute(
-        "SELECT p.segment_id, s.speaker, s.text, p.codes, p.scores, p.rationale FROM predictions p "
-        "JOIN segments s ON s.id = p.segment_id WHERE p.model_version = ? "
-        "ORDER BY s.document_id, s.position LIMIT ?", (version, limit)).fetchall()
-    return [{**dict(r), "codes": json.loads(r["codes"]), "scores": json.loads(r["scores"])} for r in rows]
+    return [
+        {
+            "segment_id": p.segment_id,
+            "speaker": p.speaker,
+            "text": p.text,
+            "codes": p.codes,
+            "scores": p.scores,
+            "rationale": p.rationale,
+        }
+        for p in predicted_segments(store, version, limit=limit)
+    ]

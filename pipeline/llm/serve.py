@@ -16,7 +16,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pipeline.llm.backends import Backend
+from pipeline.llm.backends.base import Backend
 
 
 def _handler(backend: Backend, api_key: str | None):
@@ -66,22 +66,37 @@ def _handler(backend: Backend, api_key: str | None):
                 return
             schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("schema")
             wants_json = schema is not None or (request.get("response_format") or {}).get("type") == "json_object"
-            done = backend.complete(messages, int(request.get("max_tokens") or 256),
-                                    float(request.get("temperature") or 0.0), schema if wants_json else None,
-                                    int(request.get("seed") or 0))
-            self._send(200, {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
-                "created": int(time.time()), "model": backend.model_id,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": done.text}}],
-                "usage": {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
-                          "total_tokens": done.prompt_tokens + done.completion_tokens}})
+            done = backend.complete(
+                messages,
+                int(request.get("max_tokens") or 256),
+                float(request.get("temperature") or 0.0),
+                schema if wants_json else None,
+                int(request.get("seed") or 0),
+            )
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": backend.model_id,
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": done.text}}
+                    ],
+                    "usage": {
+                        "prompt_tokens": done.prompt_tokens,
+                        "completion_tokens": done.completion_tokens,
+                        "total_tokens": done.prompt_tokens + done.completion_tokens,
+                    },
+                },
+            )
 
     return Handler
 
 
-def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000,
-                api_key: str | None = None) -> ThreadingHTTPServer:
+def make_server(
+    backend: Backend, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None
+) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((host, port), _handler(backend, api_key))
     # server_close() waits for answers still being computed: a model killed mid-forward aborts
     server.daemon_threads = False

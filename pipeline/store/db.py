@@ -19,6 +19,8 @@ from typing import Any
 from pipeline.errors import CultureCodeError
 
 DB_NAME = "culturecode.db"
+TABLES = ("meta", "documents", "segments", "models", "predictions", "studio_projects", "tasks", "annotations",
+          "gold", "runs", "llm_cache")
 
 MIGRATIONS: list[str] = [
     # 1: the initial schema
@@ -372,19 +374,10 @@ class Store:
             params.append(limit)
         return [Segment.from_row(r) for r in self.conn.execute(sql, params)]
 
-    def iter_segments(self, chunk_size: int = 2000, where: str = "", params: tuple = ()) -> Iterator[list[Segment]]:
-        """Segments in chunks, keyset-paginated so memory stays flat on large workspaces."""
-        last = ""
-        clause = f" AND ({where})" if where else ""
-        while True:
-            rows = self.conn.execute(
-                f"SELECT * FROM segments WHERE id > ?{clause} ORDER BY id LIMIT ?",
-                (last, *params, chunk_size),
-            ).fetchall()
-            if not rows:
-                return
-            yield [Segment.from_row(r) for r in rows]
-            last = rows[-1]["id"]
+    def iter_segments(self, chunk_size: int = 2000) -> Iterator[list[Segment]]:
+        """Every segment in chunks, keyset-paginated so memory stays flat on large workspaces; for a
+        subset, see the named queries in `pipeline.store.segments`."""
+        return iter_segments_where(self, chunk_size)
 
     def segment(self, segment_id: str) -> Segment | None:
         row = self.conn.execute("SELECT * FROM segments WHERE id = ?", (segment_id,)).fetchone()
@@ -401,9 +394,33 @@ class Store:
 
     # ------------------------------------------------------------------ counts
 
-    def count(self, table: str, where: str = "", params: tuple = ()) -> int:
-        sql = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {where}" if where else "")
-        return self.conn.execute(sql, params).fetchone()[0]
+    def count(self, table: str) -> int:
+        """Rows in one table (a quick look for tests and scripts; stages use the named counts)."""
+        if table not in TABLES:
+            raise ValueError(f"no table '{table}' in the workspace database; tables: {', '.join(TABLES)}")
+        return self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def iter_segments_where(store: Store, chunk_size: int, where: str = "", params: tuple = ()) -> Iterator[list[Segment]]:
+    """Segments matching `where` (SQL over the `segments` table) in chunks ordered by id; a segment
+    that stops matching between chunks is neither skipped nor repeated. For the store's modules only."""
+    last = ""
+    clause = f" AND ({where})" if where else ""
+    while True:
+        rows = store.conn.execute(f"SELECT * FROM segments WHERE id > ?{clause} ORDER BY id LIMIT ?",
+                                  (last, *params, chunk_size)).fetchall()
+        if not rows:
+            return
+        yield [Segment.from_row(r) for r in rows]
+        last = rows[-1]["id"]
+
+
+def tally_codes(store: Store, table: str, where: str = "", params: tuple = (), alias: str = "t") -> dict[str, int]:
+    """{code: rows of `table` (named `alias` in `where`) whose JSON `codes` list holds it}; for the
+    store's modules only."""
+    sql = (f"SELECT j.value AS code, COUNT(*) FROM {table} {alias}, json_each({alias}.codes) j"
+           + (f" WHERE {where}" if where else "") + " GROUP BY j.value")
+    return {row[0]: row[1] for row in store.conn.execute(sql, params)}
 
 
 def open_store(workspace: str | Path, create: bool = False) -> Store:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from pipeline.store.db import Store, dumps, now
+from pipeline.store.db import Store, dumps, now, tally_codes
 
 
 @dataclass
@@ -33,3 +34,62 @@ def write_predictions(store: Store, rows: Iterable[PredictionRow], codebook_hash
         batch,
     )
     return len(batch)
+
+
+def _row(r) -> PredictionRow:
+    return PredictionRow(r["segment_id"], r["model_version"], json.loads(r["scores"]), json.loads(r["codes"]),
+                         r["rationale"])
+
+
+def predictions_of(store: Store, model_version: str) -> dict[str, PredictionRow]:
+    """{segment id: prediction} of one model version."""
+    rows = store.conn.execute("SELECT segment_id, model_version, scores, codes, rationale FROM predictions "
+                              "WHERE model_version = ?", (model_version,))
+    return {r["segment_id"]: _row(r) for r in rows}
+
+
+def all_prediction_codes(store: Store) -> Iterator[tuple[str, str, list[str]]]:
+    """(segment id, model version, codes) of every stored prediction."""
+    for seg, version, codes in store.conn.execute("SELECT segment_id, model_version, codes FROM predictions"):
+        yield seg, version, json.loads(codes)
+
+
+def count_predictions(store: Store, model_version: str | None = None) -> int:
+    """Predictions of `model_version` (of every version when None)."""
+    if model_version is None:
+        return store.conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+    return store.conn.execute("SELECT COUNT(*) FROM predictions WHERE model_version = ?",
+                              (model_version,)).fetchone()[0]
+
+
+def predicted_per_code(store: Store, model_version: str) -> dict[str, int]:
+    """{code: segments `model_version` gave it}."""
+    return tally_codes(store, "predictions", "t.model_version = ?", (model_version,))
+
+
+@dataclass
+class PredictedSegment:
+    """A prediction read back with its segment."""
+
+    segment_id: str
+    codes: list[str]
+    scores: dict[str, float]
+    rationale: str | None
+    text: str
+    document_id: str
+    speaker: str | None
+
+
+def predicted_segments(store: Store, model_version: str, codebook_hash: str | None = None,
+                       limit: int | None = None) -> list[PredictedSegment]:
+    """`model_version`'s predictions (made with `codebook_hash`, when given) with their segments, in
+    document order; at most `limit` of them."""
+    sql = ("SELECT p.segment_id, p.codes, p.scores, p.rationale, s.text, s.document_id, s.speaker "
+           "FROM predictions p JOIN segments s ON s.id = p.segment_id WHERE p.model_version = ?")
+    params: list[object] = [model_version]
+    if codebook_hash is not None:
+        sql += " AND p.codebook_hash = ?"
+        params.append(codebook_hash)
+    sql += " ORDER BY s.document_id, s.position LIMIT ?"
+    params.append(-1 if limit is None else limit)
+    return [PredictedSegment(r[0], json.loads(r[1]), json.loads(r[2]), *r[3:]) for r in store.conn.execute(sql, params)]

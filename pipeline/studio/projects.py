@@ -12,7 +12,8 @@ from label_studio_sdk.core.api_error import ApiError
 
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
-from pipeline.store import Store, now
+from pipeline.store import Store
+from pipeline.store.annotations import add_project, find_project, forget_project, projects, set_project_codebook
 from pipeline.studio.client import Studio
 from pipeline.studio.labeling import label_config
 
@@ -38,24 +39,12 @@ def title_for(settings: Settings, role: str, annotator: str | None) -> str:
 
 
 def stored_projects(store: Store, url: str, role: str | None = None) -> list[sqlite3.Row]:
-    sql = "SELECT * FROM studio_projects WHERE server_url = ?"
-    params: list = [url]
-    if role:
-        sql += " AND role = ?"
-        params.append(role)
-    return store.conn.execute(sql + " ORDER BY id", params).fetchall()
-
-
-def _find(store: Store, url: str, role: str, annotator: str | None) -> sqlite3.Row | None:
-    return store.conn.execute(
-        "SELECT * FROM studio_projects WHERE server_url = ? AND role = ? AND annotator IS ? ORDER BY id DESC",
-        (url, role, annotator)).fetchone()
+    return projects(store, url, role)
 
 
 def _forget(store: Store, url: str, project_id: int) -> None:
     with store.transaction():
-        store.conn.execute("DELETE FROM tasks WHERE server_url = ? AND project_id = ?", (url, project_id))
-        store.conn.execute("DELETE FROM studio_projects WHERE server_url = ? AND id = ?", (url, project_id))
+        forget_project(store, url, project_id)
 
 
 def _create(studio: Studio, store: Store, settings: Settings, codebook: Codebook, role: str,
@@ -68,11 +57,10 @@ def _create(studio: Studio, store: Store, settings: Settings, codebook: Codebook
                      f"{codebook.content_hash}. Open only the project with your name."),
         show_collab_predictions=True, model_version=model_version or "", maximum_annotations=1,
         show_skip_button=True, enable_empty_annotation=True, show_instruction=False)
+    if project.id is None:  # the SDK types every field optional; a created project has an id
+        raise CultureCodeError(f"Label Studio at {studio.url} created project '{title}' without an id")
     with store.transaction():
-        store.conn.execute(
-            "INSERT INTO studio_projects(id, server_url, title, role, annotator, codebook_hash, created_at) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?)",
-            (project.id, studio.url, title, role, annotator, codebook.content_hash, now()))
+        add_project(store, studio.url, project.id, title, role, annotator, codebook.content_hash)
     return ProjectRef(project.id, title, role, annotator, created=True)
 
 
@@ -85,14 +73,13 @@ def _update_config(studio: Studio, store: Store, row: sqlite3.Row, codebook: Cod
             f"existing annotations use codes it drops ({str(exc.body)[:160]}); keep those codes or "
             f"use a new workspace") from None
     with store.transaction():
-        store.conn.execute("UPDATE studio_projects SET codebook_hash = ? WHERE server_url = ? AND id = ?",
-                           (codebook.content_hash, studio.url, row["id"]))
+        set_project_codebook(store, studio.url, row["id"], codebook.content_hash)
 
 
 def ensure_project(studio: Studio, store: Store, settings: Settings, codebook: Codebook, role: str,
                    annotator: str | None, model_version: str | None, update_config: bool) -> ProjectRef:
     """The workspace's project for (role, annotator): found, checked against the codebook, or made."""
-    row = _find(store, studio.url, role, annotator)
+    row = find_project(store, studio.url, role, annotator)
     if row is None:
         return _create(studio, store, settings, codebook, role, annotator, model_version)
     try:

@@ -18,7 +18,8 @@ from label_studio_sdk.core.api_error import ApiError
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.progress import progress_bar
-from pipeline.store import Store, dumps, now
+from pipeline.store import Store, dumps
+from pipeline.store.annotations import mark_deleted, project_annotations, task_ledger, upsert_annotations
 from pipeline.studio.client import Studio, connect
 from pipeline.studio.labeling import codes_from_result
 from pipeline.studio.projects import stored_projects
@@ -69,9 +70,7 @@ def _user(studio: Studio, completed_by: Any) -> str:
 
 def _rows(studio: Studio, store: Store, codebook: Codebook, project: Any,
           tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    ledger = {r["task_id"]: r for r in store.conn.execute(
-        "SELECT task_id, segment_id, model_version FROM tasks WHERE server_url = ? AND project_id = ?",
-        (studio.url, project["id"]))}
+    ledger = {r["task_id"]: r for r in task_ledger(store, studio.url, project["id"])}
     rows = []
     for task in tasks:
         seg = (task.get("data") or {}).get("segment_id") or (ledger.get(task["id"]) or {}).get("segment_id")
@@ -93,9 +92,8 @@ def _rows(studio: Studio, store: Store, codebook: Codebook, project: Any,
 
 
 def _merge(store: Store, report: PullReport, url: str, project_id: int, rows: list[dict[str, Any]]) -> None:
-    old = {r["annotation_id"]: r for r in store.conn.execute(
-        "SELECT * FROM annotations WHERE server_url = ? AND project_id = ?", (url, project_id))}
-    stamp = now()
+    old = project_annotations(store, url, project_id)
+    changed = []
     for row in rows:
         before = old.pop(row["annotation_id"], None)
         if before is not None and all(before[k] == row[k] for k in COMPARED):
@@ -105,12 +103,10 @@ def _merge(store: Store, report: PullReport, url: str, project_id: int, rows: li
         report.updated += before is not None
         report.skipped += row["was_cancelled"]
         report.per_annotator[row["annotator"]] = report.per_annotator.get(row["annotator"], 0) + 1
-        cols = ", ".join(row) + ", pulled_at"
-        marks = ", ".join("?" * (len(row) + 1))
-        store.conn.execute(f"INSERT OR REPLACE INTO annotations({cols}) VALUES({marks})", (*row.values(), stamp))
+        changed.append(row)
+    upsert_annotations(store, changed)
     gone = [aid for aid, r in old.items() if not r["deleted"]]
-    store.conn.executemany("UPDATE annotations SET deleted = 1, pulled_at = ? WHERE server_url = ? AND annotation_id = ?",
-                           [(stamp, url, aid) for aid in gone])
+    mark_deleted(store, url, gone)
     report.deleted += len(gone)
 
 

@@ -9,7 +9,6 @@ interrupted push resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,8 +16,20 @@ from typing import Any
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.progress import progress_bar
-from pipeline.status import current_model
-from pipeline.store import Segment, Store, now
+from pipeline.store import Segment, Store
+from pipeline.store.annotations import (
+    count_tasks,
+    count_tasks_to_update,
+    drop_task,
+    project_annotators,
+    record_tasks,
+    set_task_versions,
+    task_ledger,
+    tasks_shown_other_version,
+)
+from pipeline.store.models import current_model
+from pipeline.store.predictions import PredictionRow, count_predictions, predictions_of
+from pipeline.store.segments import segment_ids as all_segment_ids
 from pipeline.studio import labeling
 from pipeline.studio.client import Studio, connect
 from pipeline.studio.projects import ROLES, ProjectRef, ensure_project
@@ -63,17 +74,13 @@ def _segments(store: Store, segment_ids: list[str] | None) -> list[Segment]:
     return sorted(found.values(), key=lambda s: (s.document_id, s.position))
 
 
-def _predictions(store: Store, model_version: str | None) -> dict[str, Any]:
-    if model_version is None:
-        return {}
-    rows = store.conn.execute("SELECT segment_id, scores, codes, rationale FROM predictions "
-                              "WHERE model_version = ?", (model_version,)).fetchall()
-    return {r["segment_id"]: r for r in rows}
+def _predictions(store: Store, model_version: str | None) -> dict[str, PredictionRow]:
+    return predictions_of(store, model_version) if model_version is not None else {}
 
 
 def _server_tasks(studio: Studio, project_id: int) -> dict[str, list[Any]]:
     """segment_id -> the project's tasks for it (normally exactly one)."""
-    tasks = studio.call(lambda: list(studio.sdk.tasks.list(
+    tasks: list[Any] = studio.call(lambda: list(studio.sdk.tasks.list(
         project=project_id, fields="task_only", page_size=5000,
         include="id,data,total_annotations,cancelled_annotations")))
     by_segment: dict[str, list[Any]] = defaultdict(list)
@@ -87,8 +94,7 @@ def _server_tasks(studio: Studio, project_id: int) -> dict[str, list[Any]]:
 def _reconcile(studio: Studio, store: Store, ref: ProjectPush) -> dict[str, Any]:
     """Make the ledger match the server; returns segment_id -> the one server task kept."""
     server = _server_tasks(studio, ref.id)
-    ledger = {r["segment_id"]: r for r in store.conn.execute(
-        "SELECT * FROM tasks WHERE server_url = ? AND project_id = ?", (studio.url, ref.id))}
+    ledger = {r["segment_id"]: r for r in task_ledger(store, studio.url, ref.id)}
     keep: dict[str, Any] = {}
     for seg, tasks in server.items():
         tasks.sort(key=lambda t: (-(t.total_annotations or 0) - (t.cancelled_annotations or 0), t.id))
@@ -97,19 +103,15 @@ def _reconcile(studio: Studio, store: Store, ref: ProjectPush) -> dict[str, Any]
             if not (extra.total_annotations or extra.cancelled_annotations):
                 studio.call(studio.sdk.tasks.delete, extra.id)
                 ref.duplicates_removed += 1
-    known_segments = {r[0] for r in store.conn.execute("SELECT id FROM segments")} if server else set()
+    known_segments = all_segment_ids(store) if server else set()
     with store.transaction():
         for seg, row in ledger.items():
             if seg not in keep or keep[seg].id != row["task_id"]:
-                store.conn.execute("DELETE FROM tasks WHERE server_url = ? AND project_id = ? AND segment_id = ?",
-                                   (studio.url, ref.id, seg))
+                drop_task(store, studio.url, ref.id, seg)
                 ref.vanished += seg not in keep
         for seg, task in keep.items():
             if seg in known_segments and (seg not in ledger or ledger[seg]["task_id"] != task.id):
-                store.conn.execute(
-                    "INSERT OR REPLACE INTO tasks(server_url, project_id, task_id, segment_id, model_version, pushed_at) "
-                    "VALUES(?, ?, ?, ?, ?, ?)",
-                    (studio.url, ref.id, task.id, seg, task.data.get("prediction_version") or None, now()))
+                record_tasks(store, studio.url, ref.id, [(task.id, seg, task.data.get("prediction_version") or None)])
                 ref.adopted += seg not in ledger
     return keep
 
@@ -118,7 +120,8 @@ class _Context:
     """Turns around a segment (2 before, 1 after, as `Store.neighbours`), read once per document."""
 
     def __init__(self, store: Store):
-        self.store, self.docs = store, {}
+        self.store = store
+        self.docs: dict[str, dict[int, Segment]] = {}
 
     def __call__(self, seg: Segment) -> tuple[list[Segment], list[Segment]]:
         if seg.document_id not in self.docs:
@@ -128,47 +131,43 @@ class _Context:
         return pick(range(seg.position - 2, seg.position)), pick(range(seg.position + 1, seg.position + 2))
 
 
-def _task_payload(context: _Context, seg: Segment, pred: Any, model_version: str | None) -> dict[str, Any]:
+def _task_payload(context: _Context, seg: Segment, pred: PredictionRow | None,
+                  model_version: str | None) -> dict[str, Any]:
     before, after = context(seg)
-    rationale = pred["rationale"] if pred is not None else None
+    rationale = pred.rationale if pred is not None else None
     task: dict[str, Any] = {"data": labeling.task_data(seg, before, after, rationale,
                                                        model_version if pred is not None else None)}
     if pred is not None:
-        task["predictions"] = [labeling.prediction(json.loads(pred["codes"]), json.loads(pred["scores"]),
-                                                   model_version)]
+        task["predictions"] = [labeling.prediction(pred.codes, pred.scores, pred.model_version)]
     return task
 
 
 def _import(studio: Studio, store: Store, settings: Settings, ref: ProjectPush, todo: list[Segment],
-            preds: dict[str, Any], model_version: str | None, bar: Any) -> None:
+            preds: dict[str, PredictionRow], model_version: str | None, bar: Any) -> None:
     size, context = settings.studio.batch_size, _Context(store)
     for start in range(0, len(todo), size):
         batch = todo[start:start + size]
         payload = [_task_payload(context, s, preds.get(s.id), model_version) for s in batch]
         resp = studio.call(studio.sdk.projects.import_tasks, ref.id, request=payload, return_task_ids=True)
-        ids = list(resp.task_ids or [])
+        ids = list(getattr(resp, "task_ids", None) or [])  # present when return_task_ids=True
         if len(ids) != len(batch):
             raise CultureCodeError(f"Label Studio imported {len(ids)} of {len(batch)} tasks into project "
                                    f"{ref.id}; rerun `culturecode push` to reconcile")
         with store.transaction():
-            store.conn.executemany(
-                "INSERT OR REPLACE INTO tasks(server_url, project_id, task_id, segment_id, model_version, pushed_at) "
-                "VALUES(?, ?, ?, ?, ?, ?)",
-                [(studio.url, ref.id, tid, s.id, model_version if s.id in preds else None, now())
-                 for tid, s in zip(ids, batch)])
+            shown = [(tid, s.id, model_version if s.id in preds else None)
+                     for tid, s in zip(ids, batch, strict=True)]
+            record_tasks(store, studio.url, ref.id, shown)
         ref.imported += len(batch)
         bar.advance(len(batch))
 
 
 def _update_predictions(studio: Studio, store: Store, settings: Settings, ref: ProjectPush,
-                        keep: dict[str, Any], preds: dict[str, Any], model_version: str | None) -> None:
+                        keep: dict[str, Any], preds: dict[str, PredictionRow], model_version: str | None) -> None:
     """Tasks nobody has annotated yet get the predictions of the new model version."""
     if model_version is None:
         return
-    stale = [r for r in store.conn.execute(
-        "SELECT task_id, segment_id FROM tasks WHERE server_url = ? AND project_id = ? "
-        "AND model_version IS NOT ?", (studio.url, ref.id, model_version))
-        if r["segment_id"] in preds and r["segment_id"] in keep
+    stale = [r for r in tasks_shown_other_version(store, studio.url, ref.id, model_version)
+             if r["segment_id"] in preds and r["segment_id"] in keep
         and not (keep[r["segment_id"]].total_annotations or keep[r["segment_id"]].cancelled_annotations)]
     size = settings.studio.batch_size
     for start in range(0, len(stale), size):
@@ -176,18 +175,15 @@ def _update_predictions(studio: Studio, store: Store, settings: Settings, ref: P
         payload = []
         for row in batch:
             pred = preds[row["segment_id"]]
-            payload.append({"task": row["task_id"], **labeling.prediction(
-                json.loads(pred["codes"]), json.loads(pred["scores"]), model_version)})
+            payload.append({"task": row["task_id"], **labeling.prediction(pred.codes, pred.scores, model_version)})
             data = keep[row["segment_id"]].data
-            shown = f"Model's reasoning: {pred['rationale']}" if pred["rationale"] else ""
+            shown = f"Model's reasoning: {pred.rationale}" if pred.rationale else ""
             if data.get("rationale", "") != shown:
                 studio.call(studio.sdk.tasks.update, row["task_id"],
                             data={**data, "rationale": shown, "prediction_version": model_version})
         studio.call(studio.sdk.projects.import_predictions, ref.id, request=payload)
         with store.transaction():
-            store.conn.executemany(
-                "UPDATE tasks SET model_version = ?, pushed_at = ? WHERE server_url = ? AND project_id = ? "
-                "AND task_id = ?", [(model_version, now(), studio.url, ref.id, r["task_id"]) for r in batch])
+            set_task_versions(store, studio.url, ref.id, [r["task_id"] for r in batch], model_version)
         ref.predictions_updated += len(batch)
 
 
@@ -196,19 +192,15 @@ def _out_of_step(studio: Studio, store: Store, ref: ProjectPush, model_version: 
     ledger (a killed push, a deleted task, a duplicate) or some tasks may need new predictions."""
     if ref.created:
         return False
-    ledger = store.count("tasks", "server_url = ? AND project_id = ?", (studio.url, ref.id))
-    stale = store.conn.execute(
-        "SELECT COUNT(*) FROM tasks t JOIN predictions p ON p.segment_id = t.segment_id AND p.model_version = ? "
-        "WHERE t.server_url = ? AND t.project_id = ? AND t.model_version IS NOT ?",
-        (model_version, studio.url, ref.id, model_version)).fetchone()[0] if model_version else 0
+    ledger = count_tasks(store, studio.url, ref.id)
+    stale = count_tasks_to_update(store, studio.url, ref.id, model_version) if model_version else 0
     return bool(stale) or studio.call(studio.sdk.projects.get, ref.id).task_number != ledger
 
 
 def _push_project(studio: Studio, store: Store, settings: Settings, ref: ProjectPush, segments: list[Segment],
-                  preds: dict[str, Any], model_version: str | None, show_progress: bool) -> None:
+                  preds: dict[str, PredictionRow], model_version: str | None, show_progress: bool) -> None:
     keep = _reconcile(studio, store, ref) if _out_of_step(studio, store, ref, model_version) else {}
-    have = {r[0] for r in store.conn.execute(
-        "SELECT segment_id FROM tasks WHERE server_url = ? AND project_id = ?", (studio.url, ref.id))}
+    have = {r["segment_id"] for r in task_ledger(store, studio.url, ref.id)}
     todo = [s for s in segments if s.id not in have]
     before = studio.retried
     with progress_bar(f"push to project {ref.id}", len(todo), show_progress) as bar:
@@ -218,16 +210,14 @@ def _push_project(studio: Studio, store: Store, settings: Settings, ref: Project
     _update_predictions(studio, store, settings, ref, keep, preds, model_version)
     if model_version:
         studio.call(studio.sdk.projects.update, ref.id, model_version=model_version, show_collab_predictions=True)
-    ref.tasks = store.count("tasks", "server_url = ? AND project_id = ?", (studio.url, ref.id))
+    ref.tasks = count_tasks(store, studio.url, ref.id)
 
 
 def _targets(store: Store, studio: Studio, settings: Settings, annotators: list[str] | None,
              role: str) -> list[str | None]:
     if annotators:
         return list(dict.fromkeys(annotator_email(a, settings) for a in annotators))
-    rows = store.conn.execute("SELECT DISTINCT annotator FROM studio_projects WHERE server_url = ? AND role = ?",
-                              (studio.url, role)).fetchall()
-    return [r[0] for r in rows] or [None]
+    return project_annotators(store, studio.url, role) or [None]
 
 
 def push(store: Store, settings: Settings, codebook: Codebook, annotators: list[str] | None = None,
@@ -243,7 +233,7 @@ def push(store: Store, settings: Settings, codebook: Codebook, annotators: list[
     if role == "review" and not segment_ids:
         raise CultureCodeError("a review push needs the segments to adjudicate (segment_ids)")
     version = model_version or current_model(store)
-    if model_version and not store.count("predictions", "model_version = ?", (model_version,)):
+    if model_version and not count_predictions(store, model_version):
         raise CultureCodeError(f"no predictions of model version '{model_version}' in the workspace; "
                                f"run `culturecode prelabel` first or pick a version from `culturecode status`")
     segments = _segments(store, segment_ids)

@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from pipeline.config import Settings, load_codebook, load_settings
-from pipeline.store import Document, Segment, Store, dumps, now
+from pipeline.store import Store
 from pipeline.studio import server
+from tests import factory
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 _SHARED: dict[str, "StudioServer"] = {}
@@ -97,34 +98,21 @@ def studio_server(tmp_path_factory):
 
 def make_workspace(path: Path, n_docs: int = 2, turns: int = 4, model_version: str | None = "v1") -> Store:
     """A workspace with `n_docs` x `turns` segments and (optionally) predictions of one model."""
-    store = Store(path)
     book = load_codebook(FIXTURES / "codebook_small.yaml")
-    with store.transaction():
-        store.record_codebook(book)
-        for d in range(n_docs):
-            doc = Document(f"doc{d}", f"doc{d}.txt", "txt", f"hash{d}")
-            segs = [Segment(f"seg-{d}-{t}", doc.id, t, f"Turn {t} of document {d}: he got a bed at the hostel.",
-                            speaker="Officer" if t % 2 else "Researcher") for t in range(turns)]
-            store.put_document(doc, segs)
-        if model_version:
-            add_model(store, model_version, book.content_hash, current=True)
+    documents = {f"doc{d}": [f"Turn {t} of document {d}: he got a bed at the hostel." for t in range(turns)]
+                 for d in range(n_docs)}
+    store = factory.make_workspace(path, book, documents, speaker=lambda t: "Officer" if t % 2 else "Researcher")
+    if model_version:
+        add_model(store, model_version, book.content_hash, current=True)
     return store
 
 
 def add_model(store: Store, version: str, codebook_hash: str, current: bool = True,
               codes_for=lambda i: ["carrot"] if i % 2 else ["stick"], rationale: str | None = None,
               kind: str = "classifier") -> None:
-    with store.transaction():
-        if current:
-            store.conn.execute("UPDATE models SET is_current = 0 WHERE kind = ?", (kind,))
-        store.conn.execute("INSERT INTO models(version, kind, codebook_hash, is_current, created_at) "
-                           "VALUES(?, ?, ?, ?, ?)", (version, kind, codebook_hash, int(current), now()))
-        for i, seg in enumerate(store.segments()):
-            codes = codes_for(i)
-            scores = {c: (0.9 if c in codes else 0.1) for c in ("carrot", "stick")}
-            store.conn.execute(
-                "INSERT INTO predictions(segment_id, model_version, scores, codes, rationale, codebook_hash, created_at) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?)", (seg.id, version, dumps(scores), dumps(codes), rationale, codebook_hash, now()))
+    """A model whose codes for the i-th segment (in document order) are `codes_for(i)`."""
+    codes = {seg.id: codes_for(i) for i, seg in enumerate(store.segments())}
+    factory.add_model(store, version, codebook_hash, codes, kind=kind, current=current, rationale=rationale)
 
 
 def rows(store: Store, sql: str, params: tuple = ()) -> list[sqlite3.Row]:

@@ -12,7 +12,8 @@ import uuid
 import pytest
 from datasets import load_from_disk
 
-from pipeline.agreement import agreement_report, disagreements, push_disagreements
+from pipeline.agreement import agreement_report, disagreements
+from pipeline.flows import push_disagreements
 from pipeline.gold import adjudicate, export
 from pipeline.studio import add_annotators, connect, pull, push
 from tests.integration.conftest import codebook, make_workspace, rows, studio_server  # noqa: F401

@@ -12,7 +12,7 @@ from pipeline.config import load_codebook, load_settings
 from pipeline.errors import CultureCodeError
 from pipeline.llm import make_server, prelabel_llm
 from pipeline.llm.backends import OpenAIBackend
-from pipeline.llm.local import LocalBackend
+from pipeline.llm.backends.local import LocalBackend
 from pipeline.llm.serve import serve_in_thread
 from pipeline.store import Document, Segment, Store
 

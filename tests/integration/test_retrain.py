@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from pipeline.classifier import current_version, list_models, prelabel, retrain, train
+from pipeline.classifier import current_version, list_models, prelabel, train
+from pipeline.flows import retrain
 from pipeline.studio import add_annotators, connect, push
 from tests.unit.test_classifier_helpers import add_segments, examples, write_jsonl
 
@@ -56,7 +57,7 @@ def test_train_prelabel_push_annotate_pull_retrain(studio_server, tmp_path, code
                 disagreed.add(seg)
             _annotate(http, task_id, codes)
 
-    report = retrain(store, settings, codebook, show_progress=False)
+    report = retrain(store, settings, codebook, show_progress=False).as_dict()
     assert store.count("annotations") == 2 * (len(seg_ids) - len(unannotated))
     gold = dict(store.conn.execute("SELECT segment_id, codes FROM gold"))
     assert len(gold) == len(seg_ids) - len(unannotated)
@@ -67,7 +68,7 @@ def test_train_prelabel_push_annotate_pull_retrain(studio_server, tmp_path, code
     assert report["promoted"] == (report["new"]["macro_f1"] > report["current"]["macro_f1"])
     assert current_version(store) == (new if report["promoted"] else first.version)
 
-    forced = retrain(store, settings, codebook, force=True, show_progress=False)
+    forced = retrain(store, settings, codebook, force=True, show_progress=False).as_dict()
     assert forced["promoted"] and current_version(store) == "clf-003"
     assert [m["version"] for m in list_models(store) if m["is_current"]] == ["clf-003"]
     assert forced["prelabel"]["scored"] == len(unannotated)  # only segments nobody annotated

@@ -97,7 +97,7 @@ def test_project_deleted_on_server_is_recreated_and_pull_keeps_its_annotations(s
     connect(settings).sdk.projects.delete(pid)
     report = pull(store, settings, codebook, show_progress=False)
     assert report.changed == 0 and "deleted on the server" in report.warnings[0]
-    assert store.count("annotations", "deleted = 0") == 1
+    assert len(rows(store, "SELECT * FROM annotations WHERE deleted = 0")) == 1
     again = push(store, settings, codebook, show_progress=False).projects[0]
     assert again.recreated and again.id != pid and again.imported == 3
     one_task_per_segment(settings, store, again.id)

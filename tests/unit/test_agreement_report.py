@@ -15,6 +15,7 @@ from pipeline.agreement.ratings import Record, from_records
 from pipeline.agreement.report import compute_agreement
 from pipeline.cli import app
 from pipeline.config import load_codebook, load_settings
+from tests.factory import add_annotation
 from tests.unit.test_agreement_workspace import ANNOTATORS, HOSTILE, SMALL_CODEBOOK, build_workspace
 
 runner = CliRunner()
@@ -120,11 +121,12 @@ def test_cli_table_and_filters(workspace: Path) -> None:
     assert bad.exit_code == 2 and "nonsense" in bad.stderr
 
 
-def test_unused_code_is_undefined_not_nan(workspace: Path) -> None:
-    from pipeline.store import Store
+def test_unused_code_is_undefined_not_nan(tmp_path: Path) -> None:
+    from tests.unit.test_agreement_workspace import DECISIONS
 
-    with Store(workspace) as store:
-        store.conn.execute("UPDATE annotations SET codes = '[\"carrot\"]' WHERE codes LIKE '%stick%'")
+    no_stick = {doc: [tuple(None if c is None else ["carrot"] if "stick" in c else c for c in row) for row in rows]
+                for doc, rows in DECISIONS.items()}
+    with build_workspace(tmp_path / "ws", decisions=no_stick) as store:
         report = agreement_report(store, settings(0), load_codebook(SMALL_CODEBOOK), out_dir=None).report
     stick = report["codes"]["stick"]
     for key in ("krippendorff_alpha", "fleiss_kappa", "cohen_kappa_mean"):
@@ -232,18 +234,15 @@ def test_single_choice_workspace(tmp_path: Path) -> None:
     x = np.array([[0, 0, 0], [1, 1, 0], [2, 2, 2], [1, 1, 1]], dtype=float)  # 2 = no code
     assert overall["krippendorff_alpha_nominal"] == pytest.approx(co.krippendorff_alpha(x, 3).value)
     assert overall["fleiss_kappa"] == pytest.approx(co.fleiss_kappa(x, 3).value)
-    with Store(tmp_path / "ws") as store:
-        store.conn.execute("UPDATE annotations SET codes = '[\"carrot\", \"stick\"]' WHERE annotation_id = 1")
+    with Store(tmp_path / "ws") as store:  # annotation 1 edited to two codes
+        add_annotation(store, 1, 1, "d1-0", ANNOTATORS[0], ["carrot", "stick"], store.codebook_hash, "v1")
     bad = runner.invoke(app, ["agreement", "-w", str(tmp_path / "ws"), "--codebook", str(book_path)])
     assert bad.exit_code == 2 and "single-choice" in bad.stderr
 
 
-def test_since_filter_from_the_cli(workspace: Path) -> None:
-    from pipeline.store import Store
-
-    with Store(workspace) as store:
-        store.conn.execute("UPDATE annotations SET updated_at = '2026-05-01T09:00:00+00:00' "
-                           "WHERE segment_id LIKE 'doc_c-%'")
+def test_since_filter_from_the_cli(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    build_workspace(workspace, edited_at={"doc_c": "2026-05-01T09:00:00+00:00"}).close()
     data = strict_json(run("agreement", "-w", str(workspace), "--since", "2026-04-30", "--json",
                            "--bootstrap", "0").stdout)
     assert data["n_items"] == 6 and data["filters"]["since"] == "2026-04-30"

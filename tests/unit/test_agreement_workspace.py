@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT, load_codebook
-from pipeline.store import Document, Segment, Store, dumps, now
+from pipeline.store import Store
+from tests.factory import EDITED_AT, add_annotation, add_documents, add_model, add_project, make_workspace
 
 SMALL_CODEBOOK = PROJECT_ROOT / "tests" / "fixtures" / "codebook_small.yaml"
-SERVER = "http://127.0.0.1:1"
 ANNOTATORS = ["ana@example.org", "bo@example.org", "cy@example.org"]
 HOSTILE = "<script>window.__pwned = 1</script> & <b>bold</b>"
 
@@ -52,53 +52,39 @@ def segment_text(doc: str, position: int) -> str:
 
 
 def build_workspace(path: Path, codebook_path: Path = SMALL_CODEBOOK, model: bool = True,
-                    decisions: dict | None = None) -> Store:
-    """A workspace with 3 documents x 6 segments, 3 annotators, one model version, a review project."""
+                    decisions: dict | None = None, edited_at: dict[str, str] | None = None) -> Store:
+    """A workspace with 3 documents x 6 segments, 3 annotators, one model version, a review project.
+
+    `edited_at` gives the annotations of some documents another edit time than EDITED_AT."""
     book = load_codebook(codebook_path)
-    store = Store(path)
+    store = make_workspace(path, book)
     ann_id = 0
     with store.transaction():
-        store.record_codebook(book)
         for j, annotator in enumerate(ANNOTATORS):
-            store.conn.execute(
-                "INSERT INTO studio_projects(id, server_url, title, role, annotator, codebook_hash, created_at) "
-                "VALUES(?, ?, ?, 'annotation', ?, ?, ?)", (j + 1, SERVER, f"p{j}", annotator, book.content_hash, now()))
-        store.conn.execute(
-            "INSERT INTO studio_projects(id, server_url, title, role, annotator, codebook_hash, created_at) "
-            "VALUES(99, ?, 'review', 'review', NULL, ?, ?)", (SERVER, book.content_hash, now()))
-        if model:
-            store.conn.execute("INSERT INTO models(version, kind, codebook_hash, is_current, created_at) "
-                               "VALUES('v1', 'classifier', ?, 1, ?)", (book.content_hash, now()))
+            add_project(store, j + 1, annotator, book, title=f"p{j}")
+        add_project(store, 99, None, book, role="review", title="review")
+        predicted: dict[str, list[str]] = {}
         for doc, rows in (decisions or DECISIONS).items():
-            segs = [Segment(id=f"{doc}-{p}", document_id=doc, position=p, text=segment_text(doc, p),
-                            speaker="Officer" if p % 2 else "Interviewer") for p in range(len(rows))]
-            store.put_document(Document(doc, f"{doc}.txt", "txt", doc), segs)
-            for seg, decisions in zip(segs, rows):
-                if model:
-                    codes = decisions[0] if decisions[0] is not None else []
-                    store.conn.execute(
-                        "INSERT INTO predictions(segment_id, model_version, scores, codes, codebook_hash, created_at) "
-                        "VALUES(?, 'v1', ?, ?, ?, ?)",
-                        (seg.id, dumps({c: 0.9 if c in codes else 0.1 for c in book.code_ids}), dumps(codes),
-                         book.content_hash, now()))
-                for j, codes in enumerate(decisions):
+            segs = add_documents(store, {doc: [segment_text(doc, p) for p in range(len(rows))]})
+            for seg, coded in zip(segs, rows, strict=True):
+                predicted[seg.id] = coded[0] if coded[0] is not None else []
+                for j, codes in enumerate(coded):
                     if codes is None:
                         continue
                     ann_id += 1
-                    insert_annotation(store, ann_id, j + 1, seg.id, ANNOTATORS[j], codes, book.content_hash,
-                                      "v1" if model else None)
+                    stamp = (edited_at or {}).get(doc, EDITED_AT)
+                    add_annotation(store, ann_id, j + 1, seg.id, ANNOTATORS[j], codes, book,
+                                   "v1" if model else None, updated_at=stamp)
+        if model:
+            add_model(store, "v1", book, predicted, code_ids=book.code_ids)
     return store
 
 
 def insert_annotation(store: Store, ann_id: int, project: int, segment_id: str, annotator: str,
                       codes: list[str], codebook_hash: str, version: str | None = None,
-                      cancelled: bool = False, updated_at: str = "2026-01-01T10:00:00+00:00") -> None:
-    store.conn.execute(
-        "INSERT INTO annotations(server_url, project_id, annotation_id, task_id, segment_id, annotator, codes, "
-        "was_cancelled, deleted, lead_time, prediction_version, codebook_hash, created_at, updated_at, pulled_at) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, 0, 3.5, ?, ?, ?, ?, ?)",
-        (SERVER, project, ann_id, ann_id, segment_id, annotator, dumps(codes), int(cancelled), version,
-         codebook_hash, updated_at, updated_at, now()))
+                      cancelled: bool = False, updated_at: str = EDITED_AT) -> None:
+    add_annotation(store, ann_id, project, segment_id, annotator, codes, codebook_hash, version, cancelled,
+                   updated_at)
 
 
 # --------------------------------------------------------------------------- tests of the builder and the reader

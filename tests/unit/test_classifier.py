@@ -18,6 +18,7 @@ from pipeline.classifier.onnx import ONNX_FILE
 from pipeline.config import ClassifierSettings, load_codebook
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store
+from tests.factory import add_annotation, add_gold
 from tests.unit.test_classifier_helpers import (CODEBOOK, FIXTURES, add_segments, codebook, examples,
                                                 settings, tiny_encoder, write_jsonl)
 
@@ -238,9 +239,9 @@ def test_onnx_backend_agrees_with_torch(workspace):
         torch_report = prelabel(store, cfg, codebook(), show_progress=False)
         torch_codes = dict(store.conn.execute("SELECT segment_id, codes FROM predictions"))
         store.conn.execute("DELETE FROM predictions")
-        onnx_report = prelabel(store, cfg, codebook(), backend="onnx", show_progress=False)
+        onnx_report = prelabel(store, cfg, codebook(), runtime="onnx", show_progress=False)
         onnx_codes = dict(store.conn.execute("SELECT segment_id, codes FROM predictions"))
-    assert onnx_report.backend == "onnx" and onnx_report.scored == torch_report.scored
+    assert onnx_report.runtime == "onnx" and onnx_report.scored == torch_report.scored
     same = sum(torch_codes[k] == onnx_codes[k] for k in torch_codes) / len(torch_codes)
     assert same >= 0.9
     graph = onnx.load(str(Path(ws) / "models" / onnx_report.model_version / ONNX_FILE)).graph
@@ -258,10 +259,11 @@ def test_evaluate_outside_file_leaves_out_training_segments(workspace, tmp_path)
         outside = evaluate(store, settings(ws), codebook(), gold_file=held_out)
         on_train = evaluate(store, settings(ws), codebook(), gold_file=gold)
         on_train_all = evaluate(store, settings(ws), codebook(), gold_file=gold, include_training=True)
-    assert outside["excluded_training"] == 0 and outside["segments"] == 16
-    assert set(outside["per_code"]["carrot"]) == {"precision", "recall", "f1", "support", "cohen_kappa"}
-    assert on_train["segments"] == report.test["segments"]  # only the held-out documents remain
-    assert on_train_all["segments"] == 48 and on_train_all["excluded_training"] == 0
+    assert outside.excluded_training == 0 and outside.segments == 16
+    assert set(outside.per_code["carrot"]) == {"precision", "recall", "f1", "support", "cohen_kappa"}
+    assert "annotators" not in outside.as_dict()  # only against the workspace's own labels
+    assert on_train.segments == report.test["segments"]  # only the held-out documents remain
+    assert on_train_all.segments == 48 and on_train_all.excluded_training == 0
 
 
 def test_evaluate_against_workspace_gold_and_each_annotator(workspace):
@@ -271,17 +273,12 @@ def test_evaluate_against_workspace_gold_and_each_annotator(workspace):
     with Store(ws) as store:
         ids = add_segments(store, rows)
         with store.transaction():
-            for seg_id, row in zip(ids, rows):
-                store.conn.execute("INSERT INTO gold VALUES(?, ?, 'majority', '{}', ?, 'now')",
-                                   (seg_id, json.dumps(row["codes"]), book.content_hash))
-                for n, annotator in enumerate(("ann@a", "ann@b")):
-                    codes = row["codes"] if annotator == "ann@a" else []
-                    store.conn.execute(
-                        "INSERT INTO annotations(server_url, project_id, annotation_id, task_id, segment_id, "
-                        "annotator, codes, codebook_hash, pulled_at) VALUES('s', 1, ?, 1, ?, ?, ?, ?, 'now')",
-                        (len(ids) * n + ids.index(seg_id), seg_id, annotator, json.dumps(codes), book.content_hash))
+            add_gold(store, {seg_id: row["codes"] for seg_id, row in zip(ids, rows, strict=True)}, book)
+            for i, (seg_id, row) in enumerate(zip(ids, rows, strict=True)):
+                add_annotation(store, i, 1, seg_id, "ann@a", row["codes"], book)
+                add_annotation(store, len(ids) + i, 1, seg_id, "ann@b", [], book)
         result = evaluate(store, settings(ws), book)
-    assert result["segments"] == 16 and result["source"] == "workspace gold"
-    assert set(result["annotators"]) == {"ann@a", "ann@b"}
-    assert result["annotators"]["ann@a"]["micro_f1"] == result["micro_f1"]  # ann@a agrees with gold
-    assert result["annotators"]["ann@b"]["micro_f1"] == 0.0  # ann@b ticked nothing
+    assert result.segments == 16 and result.source == "workspace gold"
+    assert set(result.annotators) == {"ann@a", "ann@b"}
+    assert result.annotators["ann@a"]["micro_f1"] == result.micro_f1  # ann@a agrees with gold
+    assert result.annotators["ann@b"]["micro_f1"] == 0.0  # ann@b ticked nothing

@@ -24,7 +24,7 @@ def test_train_prelabel_evaluate_models_commands(cli, tmp_path, monkeypatch):
 
     table = cli("train", "--gold", gold, "--method", "head", "--no-onnx", "--no-promote", "-q", *_common(ws))
     assert table.exit_code == 0, table.output
-    assert "precision" in table.stdout and "clf-002" in table.stdout and "models promote clf-002" in table.stdout
+    assert "precision" in table.stdout and "clf-002" in table.stdout and "models promote --model-version clf-002" in table.stdout
 
     with Store(ws) as store:
         store.record_codebook(__import__("pipeline.config", fromlist=["x"]).load_codebook(CODEBOOK))
@@ -41,10 +41,10 @@ def test_train_prelabel_evaluate_models_commands(cli, tmp_path, monkeypatch):
     assert {"micro_f1", "macro_f1", "per_code"} <= set(result)
     assert set(result["per_code"]["stick"]) == {"precision", "recall", "f1", "support", "cohen_kappa"}
 
-    assert cli("models", "promote", "clf-002", *_common(ws)[:2]).exit_code == 0
+    assert cli("models", "promote", "--model-version", "clf-002", *_common(ws)[:2]).exit_code == 0
     listed = json.loads(cli("models", "list", "--json", *_common(ws)[:2]).stdout)
     assert [(m["version"], m["is_current"]) for m in listed] == [("clf-001", False), ("clf-002", True)]
-    shown = cli("models", "show", "clf-001", *_common(ws)[:2])
+    shown = cli("models", "show", "--model-version", "clf-001", *_common(ws)[:2])
     assert shown.exit_code == 0 and "model card" in shown.stdout
 
 
@@ -60,7 +60,7 @@ def test_bad_gold_is_one_line_and_exit_2(cli, tmp_path):
 def test_unknown_model_version_is_refused(cli, tmp_path):
     ws = tmp_path / "ws"
     Store(ws).close()
-    result = cli("models", "promote", "clf-999", "--workspace", ws)
+    result = cli("models", "promote", "--model-version", "clf-999", "--workspace", ws)
     assert result.exit_code == 2 and "no classifier version 'clf-999'" in result.stderr
     result = cli("prelabel", *_common(ws))
     assert result.exit_code == 2 and "culturecode train" in result.stderr

@@ -15,7 +15,7 @@ from pipeline.config import load_codebook
 from pipeline.gold import adjudicate
 from pipeline.gold.adjudicate import dawid_skene, majority
 from pipeline.store import Store
-from tests.unit.test_agreement_workspace import ANNOTATORS, DECISIONS, SMALL_CODEBOOK, build_workspace, insert_annotation
+from tests.unit.test_agreement_workspace import DECISIONS, SMALL_CODEBOOK, build_workspace, insert_annotation
 
 runner = CliRunner()
 
@@ -53,12 +53,13 @@ def test_majority_writes_gold_with_votes(store: Store) -> None:
     assert [tuple(r) for r in store.conn.execute("SELECT DISTINCT codebook_hash FROM gold")] == [(book.content_hash,)]
 
 
-def test_majority_ties_are_absent_and_recorded(store: Store) -> None:
+def test_majority_ties_are_absent_and_recorded(tmp_path: Path) -> None:
     book = load_codebook(SMALL_CODEBOOK)
-    with store.transaction():
-        store.conn.execute("DELETE FROM annotations WHERE segment_id = 'doc_c-1' AND annotator = ?", (ANNOTATORS[1],))
-    report = adjudicate(store, book, "majority")
-    row = gold(store)["doc_c-1"]  # ana: carrot, cy: nothing
+    decisions = {**DECISIONS, "doc_c": list(DECISIONS["doc_c"])}
+    decisions["doc_c"][1] = (["carrot"], None, [])  # bo did not code doc_c-1
+    with build_workspace(tmp_path / "ws", decisions=decisions) as store:
+        report = adjudicate(store, book, "majority")
+        row = gold(store)["doc_c-1"]  # ana: carrot, cy: nothing
     assert row["codes"] == [] and row["votes"]["ties"] == ["carrot"]
     assert report.ties >= 1
 

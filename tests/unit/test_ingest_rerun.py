@@ -9,6 +9,7 @@ import stat
 from pipeline.config import IngestSettings
 from pipeline.ingest import ingest
 from pipeline.store import Store
+from tests.factory import add_gold
 
 
 def _write(path, text):
@@ -54,9 +55,7 @@ def test_replace_keeps_labels_of_surviving_segments(tmp_path):
     store = Store(tmp_path / "ws")
     ingest(store, [src], show_progress=False)
     one = store.segments()[0].id
-    with store.transaction():
-        store.conn.execute("INSERT INTO gold(segment_id, codes, method, codebook_hash, created_at) "
-                           "VALUES(?, '[]', 'majority', 'h', 'now')", (one,))
+    add_gold(store, {one: []}, "h")
     _write(src, "R: One.\nOM1: Three.\n")
     ingest(store, [src], replace=True, show_progress=False)
     assert store.count("gold") == 1

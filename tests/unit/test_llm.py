@@ -16,6 +16,7 @@ from pipeline.llm.backends import Completion
 from pipeline.llm.prompts import load_template
 from pipeline.status import current_model, workspace_status
 from pipeline.store import Document, Segment, Store
+from tests.factory import add_model
 
 GOOD = '{"codes": ["stick"], "confidence": {"stick": 0.8}, "rationale": "A recall is threatened."}'
 def test_labels_of_lists_a_versions_labels_in_document_order(settings, book, store):
@@ -30,12 +31,10 @@ def test_labels_of_lists_a_versions_labels_in_document_order(settings, book, sto
 def test_llm_labels_are_the_default_only_until_a_classifier_exists(settings, book, store):
     report = prelabel_llm(store, settings, book, backend=QueueBackend([GOOD] * 8), show_progress=False)
     assert current_model(store) == report.model_version  # cold start: only LLM labels
-    with store.transaction():
-        store.conn.execute("INSERT INTO models(version, kind, codebook_hash, is_current, created_at) "
-                           "VALUES('clf-001', 'classifier', ?, 1, '2000-01-01T00:00:00')", (book.content_hash,))
+    add_model(store, "clf-001", book, created_at="2000-01-01T00:00:00")
     assert current_model(store) == "clf-001"  # older than the LLM version, but a classifier
     assert current_model(store, "llm") == report.model_version
-    assert workspace_status(store, book)["current_model"] == "clf-001"
+    assert workspace_status(store, book).current_model == "clf-001"
 
 
 NONE = '{"codes": [], "confidence": {}, "rationale": "Small talk."}'
@@ -184,7 +183,7 @@ def test_rerun_makes_no_calls_and_refresh_forces_them(settings, book, store):
     forced = QueueBackend([NONE] * 8)
     prelabel_llm(store, settings, book, backend=forced, refresh=True, show_progress=False)
     assert len(forced.asked) == 8
-    assert store.count("predictions", "codes = '[]'") == 8
+    assert store.conn.execute("SELECT COUNT(*) FROM predictions WHERE codes = '[]'").fetchone()[0] == 8
 
 
 def test_killed_run_resumes_from_the_cache(settings, book, store):

