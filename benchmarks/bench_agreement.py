@@ -21,13 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nltk.metrics.agreement import AnnotationTask  # noqa: E402
-from nltk.metrics.distance import binary_distance  # noqa: E402
+from nltk.metrics.agreement import AnnotationTask
+from nltk.metrics.distance import binary_distance
 
-from pipeline.agreement.coefficients import krippendorff_alpha  # noqa: E402
-from pipeline.agreement.ratings import Record, from_records  # noqa: E402
-from pipeline.agreement.render import write_reports  # noqa: E402
-from pipeline.agreement.report import compute_agreement  # noqa: E402
+from pipeline.agreement.coefficients import krippendorff_alpha
+from pipeline.agreement.ratings import Record, from_records
+from pipeline.agreement.render import write_reports
+from pipeline.agreement.report import compute_agreement
 
 
 def make_records(units: int, codes: list[str], annotators: int, missing: float, seed: int = 0) -> list[Record]:
@@ -40,8 +40,14 @@ def make_records(units: int, codes: list[str], annotators: int, missing: float, 
             if rng.random() < missing:
                 continue
             labels = truth[u] ^ (rng.random(len(codes)) < 0.05)
-            records.append(Record(f"seg{u:06d}", f"annotator{a}", [c for c, on in zip(codes, labels) if on],
-                                  f"model-v{1 + u % 3}"))
+            records.append(
+                Record(
+                    f"seg{u:06d}",
+                    f"annotator{a}",
+                    [c for c, on in zip(codes, labels, strict=True) if on],
+                    f"model-v{1 + u % 3}",
+                )
+            )
     return records
 
 
@@ -52,8 +58,10 @@ def main() -> None:
     units, replicates = (1_000, 100) if args.quick else (10_000, 1_000)
     codes = [f"code{i:02d}" for i in range(15)]
     records = make_records(units, codes, annotators=3, missing=0.10)
-    print(f"data: {units} units x {len(codes)} codes x 3 annotators, {len(records)} annotations "
-          f"(10% missing), {replicates} bootstrap replicates")
+    print(
+        f"data: {units} units x {len(codes)} codes x 3 annotators, {len(records)} annotations "
+        f"(10% missing), {replicates} bootstrap replicates"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -72,12 +80,14 @@ def main() -> None:
     theirs = []
     for c in range(len(codes)):
         x = ratings.binary(c)
-        triples = [(str(a), str(u), int(x[u, a])) for u, a in zip(*np.nonzero(ratings.rated))]
+        triples = [(str(a), str(u), int(x[u, a])) for u, a in zip(*np.nonzero(ratings.rated), strict=True)]
         theirs.append(AnnotationTask(triples, distance=binary_distance).alpha())
     nltk_s = time.perf_counter() - start
     assert np.allclose(ours, theirs), "culturecode and nltk disagree on alpha"
-    print(f"Krippendorff's alpha, {len(codes)} codes: culturecode {ours_s * 1000:.1f} ms, "
-          f"baseline nltk AnnotationTask {nltk_s:.2f} s (same values to 1e-8)")
+    print(
+        f"Krippendorff's alpha, {len(codes)} codes: culturecode {ours_s * 1000:.1f} ms, "
+        f"baseline nltk AnnotationTask {nltk_s:.2f} s (same values to 1e-8)"
+    )
     print(f"ratio: {nltk_s / ours_s:.0f}x faster than nltk  (target >= 100x)")
 
 

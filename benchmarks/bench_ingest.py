@@ -15,11 +15,33 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-WORDS = ("the address visit curfew hostel recall warrant probation flat tag appointment briefing "
-         "custody sergeant offender housing benefits treatment meeting list intelligence van door").split()
+WORDS = [
+    "the",
+    "address",
+    "visit",
+    "curfew",
+    "hostel",
+    "recall",
+    "warrant",
+    "probation",
+    "flat",
+    "tag",
+    "appointment",
+    "briefing",
+    "custody",
+    "sergeant",
+    "offender",
+    "housing",
+    "benefits",
+    "treatment",
+    "meeting",
+    "list",
+    "intelligence",
+    "van",
+    "door",
+]
 SPEAKERS = ["R", "PC Dawes", "OM2", "Sgt Hale", "PO Grant", "DS Khan"]
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec
@@ -29,7 +51,9 @@ def peak_mb():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
 """
 
-OURS = PEAK + """
+OURS = (
+    PEAK
+    + """
 import json, sys, time
 from pipeline.store import Store
 from pipeline.ingest import ingest
@@ -38,8 +62,11 @@ report = ingest(Store(sys.argv[2]), [sys.argv[1]], show_progress=False)
 print(json.dumps({"segments": report.segments_added, "seconds": time.perf_counter() - start,
                   "peak_mb": peak_mb()}))
 """
+)
 
-NAIVE = PEAK + """
+NAIVE = (
+    PEAK
+    + """
 import json, re, sys, time
 start = time.perf_counter()
 turn = re.compile(r"^([A-Za-z][\\w .']{0,39}?):\\s+(.*)$")
@@ -56,6 +83,7 @@ for path in sys.argv[1:2]:
 print(json.dumps({"segments": len(segments), "seconds": time.perf_counter() - start,
                   "peak_mb": peak_mb()}))
 """
+)
 
 
 def make_corpus(path: Path, megabytes: int, seed: int = 1) -> None:
@@ -64,7 +92,7 @@ def make_corpus(path: Path, megabytes: int, seed: int = 1) -> None:
     with path.open("w", encoding="utf-8") as fh:
         while fh.tell() < limit:
             words = rng.choices(WORDS, k=rng.randint(4, 90))
-            sentences = [" ".join(words[i:i + 12]).capitalize() + "." for i in range(0, len(words), 12)]
+            sentences = [" ".join(words[i : i + 12]).capitalize() + "." for i in range(0, len(words), 12)]
             fh.write(f"{rng.choice(SPEAKERS)}: {' '.join(sentences)}\n")
 
 
@@ -85,10 +113,12 @@ def main() -> None:
     ours_rate = ours["segments"] / ours["seconds"]
     naive_rate = naive["segments"] / naive["seconds"]
     print(f"corpus: {args.mb} MB, {ours['segments']} segments (naive loop found {naive['segments']} turns)")
-    print(f"culturecode ingest : {ours_rate:10.0f} segments/s, {ours['seconds']:.1f} s, peak RSS {ours['peak_mb']:.0f} MB")
-    print(f"naive readlines+re : {naive_rate:10.0f} segments/s, {naive['seconds']:.1f} s, peak RSS {naive['peak_mb']:.0f} MB")
-    print(f"ratio speed (ours/naive): {ours_rate / naive_rate:.3f}x;  "
-          f"ratio peak memory (ours/naive): {ours['peak_mb'] / naive['peak_mb']:.2f}x")
+    for name, rate, side in (("culturecode ingest", ours_rate, ours), ("naive readlines+re", naive_rate, naive)):
+        print(f"{name} : {rate:10.0f} segments/s, {side['seconds']:.1f} s, peak RSS {side['peak_mb']:.0f} MB")
+    print(
+        f"ratio speed (ours/naive): {ours_rate / naive_rate:.3f}x;  "
+        f"ratio peak memory (ours/naive): {ours['peak_mb'] / naive['peak_mb']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 Segments are drawn from the example gold set (examples/gold/gold.jsonl), so each run also
 reports the macro F1 of every path against those labels (the model is trained on the gold set
 with the fast `head` method, so absolute F1 is optimistic; the differences between paths are
-what matters). Each path's time includes loading its model, as a user's run would. Target: (c) >= 5x (a) with <= 1 point macro-F1 loss.
+what matters). Each path's time includes loading its model, as a user's run would.
+Target: (c) >= 5x (a) with <= 1 point macro-F1 loss.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.classifier import load_model, prelabel, train  # noqa: E402
-from pipeline.classifier.metrics import code_metrics  # noqa: E402
-from pipeline.config import load_settings  # noqa: E402
-from pipeline.store import Document, Segment, Store  # noqa: E402
+from pipeline.classifier import load_model, prelabel, train
+from pipeline.classifier.metrics import code_metrics
+from pipeline.config import load_settings
+from pipeline.store import Document, Segment, Store
+from pipeline.store.predictions import delete_predictions, predictions_of
 
 GOLD = ROOT / "examples" / "gold" / "gold.jsonl"
 
@@ -41,7 +43,7 @@ def fill(store: Store, rows: list[dict]) -> list[str]:
     with store.transaction():
         for start in range(0, len(rows), 500):
             doc = f"bench{start // 500:04d}"
-            segs = [Segment(f"{doc}-{i}", doc, i, r["text"]) for i, r in enumerate(rows[start:start + 500])]
+            segs = [Segment(f"{doc}-{i}", doc, i, r["text"]) for i, r in enumerate(rows[start : start + 500])]
             store.put_document(Document(doc, f"{doc}.txt", "txt", doc), segs)
             ids += [s.id for s in segs]
     return ids
@@ -62,11 +64,11 @@ def naive(version_dir: Path, texts: list[str], head_w: np.ndarray, head_b: np.nd
 
 
 def from_store(store: Store, ids: list[str], version: str, codes: list[str]) -> np.ndarray:
-    got = dict(store.conn.execute("SELECT segment_id, codes FROM predictions WHERE model_version = ?", (version,)))
+    got = predictions_of(store, version)
     index = {c: j for j, c in enumerate(codes)}
     pred = np.zeros((len(ids), len(codes)), dtype=int)
     for row, seg in enumerate(ids):
-        for code in json.loads(got[seg]):
+        for code in got[seg].codes:
             pred[row, index[code]] = 1
     return pred
 
@@ -95,20 +97,29 @@ def main() -> None:
         f1 = {"a": code_metrics(truth, probs_a >= loaded.thresholds, book.code_ids)["macro_f1"]}
         secs = {"a": secs_a}
         for key, backend in (("b", "torch"), ("c", "onnx")):
-            store.conn.execute("DELETE FROM predictions")
+            delete_predictions(store)
             started = time.perf_counter()
             prelabel(store, settings, book, runtime=backend, show_progress=False)
             secs[key] = time.perf_counter() - started
-            f1[key] = code_metrics(truth, from_store(store, ids, report.version, book.code_ids), book.code_ids)["macro_f1"]
+            f1[key] = code_metrics(truth, from_store(store, ids, report.version, book.code_ids), book.code_ids)[
+                "macro_f1"
+            ]
         store.close()
-    names = {"a": "naive transformers.pipeline, one at a time", "b": "culturecode torch, batched by length",
-             "c": "culturecode ONNX int8, batched by length"}
+    names = {
+        "a": "naive transformers.pipeline, one at a time",
+        "b": "culturecode torch, batched by length",
+        "c": "culturecode ONNX int8, batched by length",
+    }
     print(f"pre-labelling {n} example-like segments (15 codes, all-MiniLM-L6-v2)")
     for key in "abc":
-        print(f"  ({key}) {names[key]:44s} {n / secs[key]:7.1f} seg/s   {secs[key]:6.1f} s   "
-              f"macro F1 {f1[key]:.3f}   speed-up vs (a) {secs['a'] / secs[key]:.2f}x")
-    print(f"ratio (c)/(a): {secs['a'] / secs['c']:.2f}x (target >= 5x); macro-F1 loss (a)->(c): "
-          f"{100 * (f1['a'] - f1['c']):+.1f} points (target <= 1)")
+        print(
+            f"  ({key}) {names[key]:44s} {n / secs[key]:7.1f} seg/s   {secs[key]:6.1f} s   "
+            f"macro F1 {f1[key]:.3f}   speed-up vs (a) {secs['a'] / secs[key]:.2f}x"
+        )
+    print(
+        f"ratio (c)/(a): {secs['a'] / secs['c']:.2f}x (target >= 5x); macro-F1 loss (a)->(c): "
+        f"{100 * (f1['a'] - f1['c']):+.1f} points (target <= 1)"
+    )
 
 
 if __name__ == "__main__":

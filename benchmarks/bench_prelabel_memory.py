@@ -56,8 +56,9 @@ def run(base: Path, tmp: Path, n: int, backend: str) -> dict:
     conn.execute("UPDATE models SET path = replace(path, ?, ?)", (str(base), str(ws)))
     conn.commit()
     conn.close()
-    out = subprocess.run([sys.executable, __file__, "--child", str(ws), str(n), backend],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(ws), str(n), backend], check=True, capture_output=True, text=True
+    ).stdout
     shutil.rmtree(ws)
     return json.loads(out.strip().splitlines()[-1])
 
@@ -88,8 +89,10 @@ def main() -> None:
     print(f"pre-labelling peak RSS ({args.backend} backend, chunks of {settings.classifier.chunk_size}):")
     for r in (small_run, large_run):
         print(f"  {r['n']:>7} segments: peak {r['peak_mb']:5d} MB   ({r['n'] / r['seconds']:.0f} seg/s)")
-    print(f"ratio {large} / {large // 10} segments: {large_run['peak_mb'] / small_run['peak_mb']:.2f}x "
-          f"(1.0 = flat); target <= 2048 MB: {'met' if large_run['peak_mb'] <= 2048 else 'NOT met'}")
+    print(
+        f"ratio {large} / {large // 10} segments: {large_run['peak_mb'] / small_run['peak_mb']:.2f}x "
+        f"(1.0 = flat); target <= 2048 MB: {'met' if large_run['peak_mb'] <= 2048 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.config import load_codebook, load_settings  # noqa: E402
-from pipeline.store import Document, Segment, Store, dumps, now  # noqa: E402
-from pipeline.studio import connect, pull, push, server  # noqa: E402
-from pipeline.studio import labeling  # noqa: E402
+from pipeline.config import load_codebook, load_settings
+from pipeline.store import Document, Segment, Store
+from pipeline.store.annotations import add_project
+from pipeline.store.models import register_model
+from pipeline.store.predictions import PredictionRow, predictions_of, write_predictions
+from pipeline.studio import connect, labeling, pull, push, server
 
 CODEBOOK = Path(__file__).resolve().parent.parent / "configs" / "codebooks" / "police_culture.yaml"
 
@@ -44,28 +46,41 @@ def build_workspace(path: Path, n: int, book) -> Store:
         store.record_codebook(book)
         for d in range(n // per_doc):
             doc = Document(f"interview{d:04d}", f"interview{d:04d}.txt", "txt", f"h{d}")
-            store.put_document(doc, [Segment(f"s{d:04d}-{t:03d}", doc.id, t,
-                                             f"Turn {t}: we went round to his flat and talked about the hostel bed.",
-                                             speaker="Officer" if t % 2 else "Researcher") for t in range(per_doc)])
-        store.conn.execute("INSERT INTO models(version, kind, codebook_hash, is_current, created_at) "
-                           "VALUES('bench-v1', 'classifier', ?, 1, ?)", (book.content_hash, now()))
+            store.put_document(
+                doc,
+                [
+                    Segment(
+                        f"s{d:04d}-{t:03d}",
+                        doc.id,
+                        t,
+                        f"Turn {t}: we went round to his flat and talked about the hostel bed.",
+                        speaker="Officer" if t % 2 else "Researcher",
+                    )
+                    for t in range(per_doc)
+                ],
+            )
+        register_model(store, "bench-v1", "classifier", None, book.content_hash, {}, promote=True)
+        rows = []
         for i, seg in enumerate(store.segments()):
             chosen = [codes[i % len(codes)], codes[(i * 7) % len(codes)]]
             scores = {c: (0.8 if c in chosen else 0.05) for c in codes}
-            store.conn.execute("INSERT INTO predictions(segment_id, model_version, scores, codes, codebook_hash, "
-                               "created_at) VALUES(?, 'bench-v1', ?, ?, ?, ?)",
-                               (seg.id, dumps(scores), dumps([c for c in codes if c in chosen]), book.content_hash, now()))
+            rows.append(PredictionRow(seg.id, "bench-v1", scores, [c for c in codes if c in chosen]))
+        write_predictions(store, rows, book.content_hash)
     return store
 
 
 def payloads(store: Store) -> list[dict]:
-    preds = {r["segment_id"]: r for r in store.conn.execute("SELECT * FROM predictions")}
+    preds = predictions_of(store, "bench-v1")
     out = []
     for seg in store.segments():
         before, after = store.neighbours(seg)
         p = preds[seg.id]
-        out.append({"data": labeling.task_data(seg, before, after, None, "bench-v1"),
-                    "predictions": [labeling.prediction(json.loads(p["codes"]), json.loads(p["scores"]), "bench-v1")]})
+        out.append(
+            {
+                "data": labeling.task_data(seg, before, after, None, "bench-v1"),
+                "predictions": [labeling.prediction(p.codes, p.scores, "bench-v1")],
+            }
+        )
     return out
 
 
@@ -89,13 +104,20 @@ def main() -> None:
         srv = load_settings(overrides={"workspace": str(tmp / "server"), "studio.port": free_port()})
     t0 = time.perf_counter()
     info = server.start_server(srv)
-    print(f"Label Studio at {info.url} ({'reused' if not info.started else f'started in {time.perf_counter() - t0:.0f} s'})")
+    how = f"started in {time.perf_counter() - t0:.0f} s" if info.started else "reused"
+    print(f"Label Studio at {info.url} ({how})")
     key = tmp / "key"
     key.write_text(server.credentials(srv)["api_key"])
     key.chmod(0o600)
-    settings = load_settings(overrides={"workspace": str(tmp / "ws"), "studio.url": info.url,
-                                        "studio.api_key_file": str(key), "studio.api_key_env": "BENCH_UNSET_KEY",
-                                        "studio.timeout": 600})
+    settings = load_settings(
+        overrides={
+            "workspace": str(tmp / "ws"),
+            "studio.url": info.url,
+            "studio.api_key_file": str(key),
+            "studio.api_key_env": "BENCH_UNSET_KEY",
+            "studio.timeout": 600,
+        }
+    )
     try:
         run(settings, book, n, args.naive_sample, tmp)
     finally:
@@ -145,8 +167,10 @@ def run(settings, book, n: int, sample: int, tmp: Path) -> None:
     rerun = pull(store, settings, book, show_progress=False)
     repull_s = time.perf_counter() - t
     assert pulled.new == n and rerun.changed == 0
-    print(f"pull {pulled.new} annotations  {pull_s:7.1f} s  ({pulled.new / pull_s:.0f} annotations/s); "
-          f"rerun {repull_s:.1f} s, 0 changes")
+    print(
+        f"pull {pulled.new} annotations  {pull_s:7.1f} s  ({pulled.new / pull_s:.0f} annotations/s); "
+        f"rerun {repull_s:.1f} s, 0 changes"
+    )
 
 
 def annotate_all(studio, store: Store, book, tmp: Path, n: int) -> None:
@@ -157,9 +181,7 @@ def annotate_all(studio, store: Store, book, tmp: Path, n: int) -> None:
         task["annotations"] = [{"result": task["predictions"][0]["result"], "lead_time": 3.0 + i % 5}]
     studio.sdk.projects.import_tasks(pid, request=tasks)
     with store.transaction():
-        store.conn.execute("INSERT INTO studio_projects(id, server_url, title, role, annotator, codebook_hash, "
-                           "created_at) VALUES(?, ?, 'bench annotated', 'annotation', NULL, ?, ?)",
-                           (pid, studio.url, book.content_hash, now()))
+        add_project(store, studio.url, pid, "bench annotated", "annotation", None, book.content_hash)
 
 
 if __name__ == "__main__":

@@ -20,18 +20,20 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.classifier import methods  # noqa: E402
-from pipeline.classifier.data import Example, label_matrix  # noqa: E402
-from pipeline.classifier.encoder import CodeClassifier, load_encoder, load_tokenizer, resolve_base_model  # noqa: E402
-from pipeline.config import load_settings  # noqa: E402
+from pipeline.classifier import methods
+from pipeline.classifier.data import Example, label_matrix
+from pipeline.classifier.encoder import CodeClassifier, load_encoder, load_tokenizer, resolve_base_model
+from pipeline.config import load_settings
 
 GOLD = ROOT / "examples" / "gold" / "gold.jsonl"
 
 
 def examples(n: int) -> list[Example]:
     rows = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Example(str(i), rows[i % len(rows)]["text"], rows[i % len(rows)]["codes"], rows[i % len(rows)]["document"])
-            for i in range(n)]
+    return [
+        Example(str(i), rows[i % len(rows)]["text"], rows[i % len(rows)]["codes"], rows[i % len(rows)]["document"])
+        for i in range(n)
+    ]
 
 
 def fresh_model(base: str, n_codes: int) -> CodeClassifier:
@@ -47,8 +49,13 @@ def padded_epoch(model, tokenizer, train: list[Example], codes: list[str], cfg) 
     model.train()
     started = time.perf_counter()
     for batch in torch.randperm(len(train)).split(cfg.batch_size):
-        enc = tokenizer([train[i].text for i in batch.tolist()], padding="max_length", truncation=True,
-                        max_length=cfg.max_length, return_tensors="pt")
+        enc = tokenizer(
+            [train[i].text for i in batch.tolist()],
+            padding="max_length",
+            truncation=True,
+            max_length=cfg.max_length,
+            return_tensors="pt",
+        )
         loss_fn(model(enc["input_ids"], enc["attention_mask"]), y[batch]).backward()
         optimizer.step()
         scheduler.step()
@@ -71,12 +78,16 @@ def main() -> None:
     methods.fit_finetune(model, tokenizer, train, val, codes, cfg, show_progress=False)
     ours = time.perf_counter() - started
     baseline = padded_epoch(fresh_model(base, len(codes)), tokenizer, train, codes, cfg)
-    print(f"fine-tuning all-MiniLM-L6-v2, {n} segments, max length {cfg.max_length}, batch {cfg.batch_size}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"fine-tuning all-MiniLM-L6-v2, {n} segments, max length {cfg.max_length}, batch {cfg.batch_size}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"  culturecode (dynamic padding, incl. validation pass): {ours:6.1f} s/epoch")
     print(f"  baseline (padded to {cfg.max_length}):                  {baseline:6.1f} s/epoch")
-    print(f"ratio baseline/culturecode: {baseline / ours:.2f}x; target <= 90 s/epoch: "
-          f"{'met' if ours <= 90 else 'NOT met'}")
+    print(
+        f"ratio baseline/culturecode: {baseline / ours:.2f}x; target <= 90 s/epoch: "
+        f"{'met' if ours <= 90 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

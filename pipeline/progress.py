@@ -6,31 +6,47 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 console = Console(stderr=True)
 
 
 class Bar:
-    def __init__(self, progress: Progress | None, task_id: int | None):
-        self._progress, self._task = progress, task_id
+    """One task of a live rich Progress, or a no-op (`Bar()`) when no bar is shown."""
+
+    def __init__(self, live: tuple[Progress, TaskID] | None = None):
+        self._live = live
 
     def advance(self, n: float = 1) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, n)
+        if self._live is not None:
+            progress, task = self._live
+            progress.advance(task, n)
 
-    def update(self, **fields: object) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, **fields)
+    def update(self, *, description: str | None = None, total: float | None = None) -> None:
+        if self._live is not None:
+            progress, task = self._live
+            progress.update(task, description=description, total=total)
 
 
 @contextmanager
 def progress_bar(label: str, total: float | None, enabled: bool = True) -> Iterator[Bar]:
     if not enabled or not console.is_terminal:
-        yield Bar(None, None)
+        yield Bar()
         return
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, transient=True) as progress:
-        yield Bar(progress, progress.add_task(label, total=total))
+        yield Bar((progress, progress.add_task(label, total=total)))

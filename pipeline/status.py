@@ -54,11 +54,17 @@ class WorkspaceStatus:
 def _counts(store: Store, model: str | None) -> StatusCounts:
     annotations = annotation_counts(store)
     return StatusCounts(
-        documents=count_documents(store), segments=count_segments(store),
-        predicted_segments=count_predictions(store, model) if model else 0, tasks=count_tasks(store),
-        annotations=annotations.annotations, skipped=annotations.skipped,
-        annotated_segments=annotations.annotated_segments, annotators=annotations.annotators,
-        gold=count_gold(store), models=count_models(store))
+        documents=count_documents(store),
+        segments=count_segments(store),
+        predicted_segments=count_predictions(store, model) if model else 0,
+        tasks=count_tasks(store),
+        annotations=annotations.annotations,
+        skipped=annotations.skipped,
+        annotated_segments=annotations.annotated_segments,
+        annotators=annotations.annotators,
+        gold=count_gold(store),
+        models=count_models(store),
+    )
 
 
 def workspace_status(store: Store, codebook: Codebook | None = None) -> WorkspaceStatus:
@@ -68,7 +74,15 @@ def workspace_status(store: Store, codebook: Codebook | None = None) -> Workspac
     gold = gold_per_code(store)
     code_ids = codebook.code_ids if codebook else sorted(set(predicted) | set(annotated) | set(gold))
     per_code = {c: CodeCounts(predicted.get(c, 0), annotated.get(c, 0), gold.get(c, 0)) for c in code_ids}
-    last_runs = [{k: r[k] for k in ("id", "stage", "status", "started_at", "finished_at", "summary")}
-                 for r in store.last_runs(5)]
-    return WorkspaceStatus(str(store.workspace), store.schema_version, store.codebook_hash, model,
-                           _counts(store, model), per_code, last_runs)
+    last_runs = [
+        {k: r[k] for k in ("id", "stage", "status", "started_at", "finished_at", "summary")} for r in store.last_runs(5)
+    ]
+    return WorkspaceStatus(
+        str(store.workspace),
+        store.schema_version,
+        store.codebook_hash,
+        model,
+        _counts(store, model),
+        per_code,
+        last_runs,
+    )

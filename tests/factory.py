@@ -36,8 +36,12 @@ def _speaker(position: int) -> str:
     return "Officer" if position % 2 else "Interviewer"
 
 
-def make_workspace(path: Path, codebook: Codebook | None = None, documents: dict[str, list[str]] | None = None,
-                   speaker: Callable[[int], str | None] = _speaker) -> Store:
+def make_workspace(
+    path: Path,
+    codebook: Codebook | None = None,
+    documents: dict[str, list[str]] | None = None,
+    speaker: Callable[[int], str | None] = _speaker,
+) -> Store:
     """A workspace (created if needed) that records `codebook` and holds `documents`."""
     store = Store(path)
     with store.transaction():
@@ -47,46 +51,87 @@ def make_workspace(path: Path, codebook: Codebook | None = None, documents: dict
     return store
 
 
-def add_documents(store: Store, documents: dict[str, list[str]],
-                  speaker: Callable[[int], str | None] = _speaker) -> list[Segment]:
+def add_documents(
+    store: Store, documents: dict[str, list[str]], speaker: Callable[[int], str | None] = _speaker
+) -> list[Segment]:
     """One document per key; its texts become segments `<document>-<position>`."""
     added: list[Segment] = []
     with store.transaction():
         for doc, texts in documents.items():
-            segs = [Segment(id=f"{doc}-{p}", document_id=doc, position=p, text=text, speaker=speaker(p))
-                    for p, text in enumerate(texts)]
+            segs = [
+                Segment(id=f"{doc}-{p}", document_id=doc, position=p, text=text, speaker=speaker(p))
+                for p, text in enumerate(texts)
+            ]
             store.put_document(Document(doc, f"{doc}.txt", "txt", doc), segs)
             added += segs
     return added
 
 
-def add_model(store: Store, version: str, codebook: Codebook | str, codes: dict[str, list[str]] | None = None,
-              kind: str = "classifier", current: bool = True, rationale: str | None = None,
-              code_ids: tuple[str, ...] | list[str] = DEFAULT_CODES, created_at: str | None = None) -> None:
+def add_model(
+    store: Store,
+    version: str,
+    codebook: Codebook | str,
+    codes: dict[str, list[str]] | None = None,
+    kind: str = "classifier",
+    current: bool = True,
+    rationale: str | None = None,
+    code_ids: tuple[str, ...] | list[str] = DEFAULT_CODES,
+    created_at: str | None = None,
+) -> None:
     """A model row and its predictions: `codes` per segment id, scored 0.9 when chosen, else 0.1."""
     with store.transaction():
         register_model(store, version, kind, None, _hash(codebook), {}, promote=current, created_at=created_at)
-        rows = [PredictionRow(seg, version, {c: 0.9 if c in chosen else 0.1 for c in code_ids}, list(chosen),
-                              rationale) for seg, chosen in (codes or {}).items()]
+        rows = [
+            PredictionRow(seg, version, {c: 0.9 if c in chosen else 0.1 for c in code_ids}, list(chosen), rationale)
+            for seg, chosen in (codes or {}).items()
+        ]
         write_predictions(store, rows, _hash(codebook))
 
 
-def add_project(store: Store, project_id: int, annotator: str | None, codebook: Codebook | str,
-                role: str = "annotation", url: str = SERVER, title: str | None = None) -> None:
+def add_project(
+    store: Store,
+    project_id: int,
+    annotator: str | None,
+    codebook: Codebook | str,
+    role: str = "annotation",
+    url: str = SERVER,
+    title: str | None = None,
+) -> None:
     with store.transaction():
         store_add_project(store, url, project_id, title or f"p{project_id}", role, annotator, _hash(codebook))
 
 
-def add_annotation(store: Store, annotation_id: int, project_id: int, segment_id: str, annotator: str,
-                   codes: list[str], codebook: Codebook | str, version: str | None = None,
-                   cancelled: bool = False, updated_at: str = EDITED_AT, url: str = SERVER,
-                   task_id: int | None = None) -> None:
+def add_annotation(
+    store: Store,
+    annotation_id: int,
+    project_id: int,
+    segment_id: str,
+    annotator: str,
+    codes: list[str],
+    codebook: Codebook | str,
+    version: str | None = None,
+    cancelled: bool = False,
+    updated_at: str = EDITED_AT,
+    url: str = SERVER,
+    task_id: int | None = None,
+) -> None:
     """One annotation as a pull stores it; the same (url, annotation_id) again replaces it (an edit)."""
-    row = {"server_url": url, "project_id": project_id, "annotation_id": annotation_id,
-           "task_id": annotation_id if task_id is None else task_id, "segment_id": segment_id,
-           "annotator": annotator, "codes": dumps(codes), "was_cancelled": int(cancelled), "deleted": 0,
-           "lead_time": 3.5, "prediction_version": version, "codebook_hash": _hash(codebook),
-           "created_at": updated_at, "updated_at": updated_at}
+    row = {
+        "server_url": url,
+        "project_id": project_id,
+        "annotation_id": annotation_id,
+        "task_id": annotation_id if task_id is None else task_id,
+        "segment_id": segment_id,
+        "annotator": annotator,
+        "codes": dumps(codes),
+        "was_cancelled": int(cancelled),
+        "deleted": 0,
+        "lead_time": 3.5,
+        "prediction_version": version,
+        "codebook_hash": _hash(codebook),
+        "created_at": updated_at,
+        "updated_at": updated_at,
+    }
     with store.transaction():
         upsert_annotations(store, [row])
 

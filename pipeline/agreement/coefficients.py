@@ -97,8 +97,10 @@ def cohen_kappa(x: np.ndarray, y: np.ndarray, k: int, labels: list[str] | None =
 
 
 def cohen_pairs(ratings: np.ndarray, k: int, labels: list[str] | None = None) -> dict[tuple[int, int], Coef]:
-    return {(a, b): cohen_kappa(ratings[:, a], ratings[:, b], k, labels)
-            for a, b in combinations(range(ratings.shape[1]), 2)}
+    return {
+        (a, b): cohen_kappa(ratings[:, a], ratings[:, b], k, labels)
+        for a, b in combinations(range(ratings.shape[1]), 2)
+    }
 
 
 def mean_of(coefs: list[Coef], empty_reason: str = ONE_RATER) -> Coef:
@@ -109,12 +111,12 @@ def mean_of(coefs: list[Coef], empty_reason: str = ONE_RATER) -> Coef:
     return Coef.undefined(next((c.reason for c in coefs if c.reason), empty_reason))
 
 
-def _pa_and_shares(counts: np.ndarray) -> tuple[float, np.ndarray] | None:
-    """Observed agreement over units with 2+ ratings and the mean category shares per unit."""
+def _pa_and_shares(counts: np.ndarray) -> tuple[float, np.ndarray]:
+    """Observed agreement over units with 2+ ratings and the mean category shares per unit.
+
+    Callers run `_check_raters` first, so at least one unit has 2+ ratings."""
     m = counts.sum(axis=1)
     pairable = m >= 2
-    if not pairable.any():
-        return None
     c, mp = counts[pairable], m[pairable]
     pa = float(np.mean((c * (c - 1)).sum(axis=1) / (mp * (mp - 1))))
     rated = m >= 1
@@ -128,7 +130,7 @@ def fleiss_kappa(ratings: np.ndarray, k: int, labels: list[str] | None = None) -
         return Coef.undefined(reason)
     counts = value_counts(ratings, k)
     pa, shares = _pa_and_shares(counts)
-    pe = float((shares ** 2).sum())
+    pe = float((shares**2).sum())
     if pe >= 1 - 1e-12:
         return Coef.undefined(_one_category_reason(counts, labels))
     return Coef.of((pa - pe) / (1 - pe), "Fleiss' kappa is undefined here")
@@ -170,7 +172,7 @@ def nominal_alpha(counts: np.ndarray, m: np.ndarray, n_c: np.ndarray) -> float:
     observed = float((m * m - (counts * counts) @ np.ones(counts.shape[1])) @ inverse)
     n = n_c.sum()
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(1 - (n - 1) * observed / (n ** 2 - (n_c ** 2).sum()))
+        return float(1 - (n - 1) * observed / (n**2 - (n_c**2).sum()))
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -195,16 +197,18 @@ def alpha_from_counts(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
     m = counts.sum(axis=1).astype(np.float64)
     pairable = m >= 2
     c = np.where(pairable[:, None], counts, 0).astype(np.float64)
-    off_diagonal = np.where(pairable, (m ** 2 - (c ** 2).sum(axis=1)) / np.maximum(m - 1, 1), 0.0)
+    off_diagonal = np.where(pairable, (m**2 - (c**2).sum(axis=1)) / np.maximum(m - 1, 1), 0.0)
     totals = (weights @ np.column_stack([off_diagonal, c]).astype(weights.dtype)).astype(np.float64)
     observed, n_c = totals[:, 0], totals[:, 1:]
     n = n_c.sum(axis=1)
-    expected = n ** 2 - (n_c ** 2).sum(axis=1)
+    expected = n**2 - (n_c**2).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return 1 - (n - 1) * observed / expected
 
 
-def alpha_interval(counts: np.ndarray, weights: np.ndarray, level: float = 0.95) -> tuple[list[float] | None, str | None]:
+def alpha_interval(
+    counts: np.ndarray, weights: np.ndarray, level: float = 0.95
+) -> tuple[list[float] | None, str | None]:
     """Percentile bootstrap interval over units; None with a reason when it cannot be formed."""
     if weights.shape[0] == 0:
         return None, "no bootstrap replicates were requested"
@@ -220,8 +224,14 @@ def alpha_interval(counts: np.ndarray, weights: np.ndarray, level: float = 0.95)
 # --------------------------------------------------------------------------- interpretation
 
 
-LANDIS_KOCH = [(0.0, "poor"), (0.20, "slight"), (0.40, "fair"), (0.60, "moderate"),
-               (0.80, "substantial"), (1.0, "almost perfect")]
+LANDIS_KOCH = [
+    (0.0, "poor"),
+    (0.20, "slight"),
+    (0.40, "fair"),
+    (0.60, "moderate"),
+    (0.80, "substantial"),
+    (1.0, "almost perfect"),
+]
 
 
 def kappa_band(value: float | None) -> str:

@@ -54,14 +54,14 @@ def _expected_sums(vectors: np.ndarray, n_s: np.ndarray, block: int) -> dict[str
     n32 = n_s.astype(np.float32)
     totals = dict.fromkeys(METRICS, 0.0)
     for start in range(0, len(v), block):
-        inter = v[start:start + block] @ v.T
-        size_a, size_b = sizes[start:start + block, None], sizes[None, :]
+        inter = v[start : start + block] @ v.T
+        size_a, size_b = sizes[start : start + block, None], sizes[None, :]
         union = size_a + size_b - inter
         jaccard = np.divide(inter, union, out=np.ones_like(inter), where=union > 0)  # empty vs empty: equal
         subset = inter == np.minimum(size_a, size_b)
         same = subset & (size_a == size_b)
         monotonicity = np.where(same, 1, np.where(subset, 2 / 3, np.where(inter > 0, 1 / 3, 0))).astype(np.float32)
-        weights = n32[start:start + block]
+        weights = n32[start : start + block]
         totals["jaccard"] += float(weights @ (1 - jaccard) @ n32)
         totals["masi"] += float(weights @ (1 - jaccard * monotonicity) @ n32)
     return totals
@@ -92,8 +92,9 @@ def set_alphas(labels: np.ndarray, rated: np.ndarray, block: int = 1024) -> dict
         if expected[metric] <= 0:
             out[metric] = Coef.undefined("every annotator chose the same label set, so chance agreement is total")
         else:
-            out[metric] = Coef.of(1 - (n - 1) * float((observed / (m - 1)).sum()) / expected[metric],
-                                  "alpha is undefined here")
+            out[metric] = Coef.of(
+                1 - (n - 1) * float((observed / (m - 1)).sum()) / expected[metric], "alpha is undefined here"
+            )
     return out
 
 

@@ -68,14 +68,22 @@ class Ratings:
 
     def subset(self, rated: np.ndarray) -> "Ratings":
         """The same data with only the given (item, annotator) cells kept, empty items dropped."""
-        keep = rated.any(axis=1)
-        return Ratings([i for i, k in zip(self.items, keep) if k], self.annotators, self.codes,
-                       self.labels[keep], rated[keep], self.single_choice,
-                       None if self.rounds is None else self.rounds[keep], self.names)
+        keep = np.any(rated, axis=1)
+        return Ratings(
+            [i for i, k in zip(self.items, keep, strict=True) if k],
+            self.annotators,
+            self.codes,
+            self.labels[keep],
+            rated[keep],
+            self.single_choice,
+            None if self.rounds is None else self.rounds[keep],
+            self.names,
+        )
 
 
-def from_records(records: Iterable[Record], codes: list[str], single_choice: bool = False,
-                 names: dict[str, str] | None = None) -> Ratings:
+def from_records(
+    records: Iterable[Record], codes: list[str], single_choice: bool = False, names: dict[str, str] | None = None
+) -> Ratings:
     """Build the arrays; a later record for the same (item, annotator) replaces an earlier one."""
     latest: dict[tuple[str, str], Record] = {}
     for rec in records:
@@ -96,7 +104,8 @@ def from_records(records: Iterable[Record], codes: list[str], single_choice: boo
             raise CultureCodeError(
                 f"item '{item}', annotator '{annotator}': {len(rec.codes)} codes ({', '.join(rec.codes)}) "
                 f"in single-choice data; give one code per item, or treat the data as multi-label "
-                f"(no --single-choice; single_choice: false in the codebook)")
+                f"(no --single-choice; single_choice: false in the codebook)"
+            )
         for code in rec.codes:
             labels[i, j, code_index[code]] = True
     return Ratings(items, annotators, list(codes), labels, rated, single_choice, rounds, names or {})
@@ -105,25 +114,40 @@ def from_records(records: Iterable[Record], codes: list[str], single_choice: boo
 # --------------------------------------------------------------------------- from the workspace
 
 
-def store_records(store: Store, codebook: Codebook, annotators: list[str] | None = None,
-                  since: str | None = None, documents: list[str] | None = None) -> list[Record]:
+def store_records(
+    store: Store,
+    codebook: Codebook,
+    annotators: list[str] | None = None,
+    since: str | None = None,
+    documents: list[str] | None = None,
+) -> list[Record]:
     """Live annotations (annotation projects; not skipped, not deleted), oldest edit first."""
-    return [Record(a.segment_id, a.annotator,
-                   codebook.check_codes(a.codes, f"annotation {a.annotation_id} of segment {a.segment_id}"),
-                   a.prediction_version)
-            for a in live_annotations(store, annotators, documents, since)]
+    return [
+        Record(
+            a.segment_id,
+            a.annotator,
+            codebook.check_codes(a.codes, f"annotation {a.annotation_id} of segment {a.segment_id}"),
+            a.prediction_version,
+        )
+        for a in live_annotations(store, annotators, documents, since)
+    ]
 
 
-def load_ratings(store: Store, codebook: Codebook, annotators: list[str] | None = None,
-                 since: str | None = None, documents: list[str] | None = None) -> Ratings:
+def load_ratings(
+    store: Store,
+    codebook: Codebook,
+    annotators: list[str] | None = None,
+    since: str | None = None,
+    documents: list[str] | None = None,
+) -> Ratings:
     """The workspace's annotations (annotation projects only) as a Ratings array."""
     records = store_records(store, codebook, annotators, since, documents)
     if not records:
         raise CultureCodeError(
             f"no annotations in {store.workspace} match these filters: run `culturecode pull` first "
-            f"or loosen --annotators/--since/--documents")
-    return from_records(records, codebook.code_ids, codebook.single_choice,
-                        {c.id: c.name for c in codebook.codes})
+            f"or loosen --annotators/--since/--documents"
+        )
+    return from_records(records, codebook.code_ids, codebook.single_choice, {c.id: c.name for c in codebook.codes})
 
 
 def model_labels(store: Store, ratings: Ratings) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -134,8 +158,9 @@ def model_labels(store: Store, ratings: Ratings) -> dict[str, tuple[np.ndarray, 
     for seg, version, codes in all_prediction_codes(store):
         if seg not in index:
             continue
-        labels, has = out.setdefault(version, (np.zeros((ratings.n_items, len(ratings.codes)), bool),
-                                               np.zeros(ratings.n_items, bool)))
+        labels, has = out.setdefault(
+            version, (np.zeros((ratings.n_items, len(ratings.codes)), bool), np.zeros(ratings.n_items, bool))
+        )
         has[index[seg]] = True
         for code in codes:
             if code in code_index:

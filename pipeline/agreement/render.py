@@ -18,8 +18,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-COLUMNS = [("percent_agreement", "% agr."), ("cohen_kappa_mean", "Cohen κ (mean)"), ("fleiss_kappa", "Fleiss κ"),
-           ("krippendorff_alpha", "Kripp. α"), ("gwet_ac1", "Gwet AC1")]
+COLUMNS = [
+    ("percent_agreement", "% agr."),
+    ("cohen_kappa_mean", "Cohen κ (mean)"),
+    ("fleiss_kappa", "Fleiss κ"),
+    ("krippendorff_alpha", "Kripp. α"),
+    ("gwet_ac1", "Gwet AC1"),
+]
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -66,8 +71,9 @@ def plot_alpha(report: dict[str, Any]) -> str:
 
 def plot_heatmap(report: dict[str, Any]) -> str:
     names = report["pairwise_kappa"]["annotators"]
-    matrix = np.array([[np.nan if v is None else v for v in row] for row in report["pairwise_kappa"]["matrix"]],
-                      dtype=float)
+    matrix = np.array(
+        [[np.nan if v is None else v for v in row] for row in report["pairwise_kappa"]["matrix"]], dtype=float
+    )
     size = 1.2 + 0.6 * len(names)
     fig, ax = plt.subplots(layout="constrained", figsize=(size + 1.5, size))
     image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdYlGn")
@@ -120,20 +126,30 @@ def to_json(report: dict[str, Any]) -> str:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Inter-annotator agreement ({report.get('generated_at', '')})", "",
-             f"{report['n_items']} items, {report['n_annotators']} annotators "
-             f"({', '.join(report['annotators'])}). {report['summary']['text']}", "",
-             f"Note: {report['definitions']['percent_agreement']}. Kappa bands: Landis & Koch (1977); "
-             f"alpha: >= .800 reliable, >= .667 tentative. CIs: {report['bootstrap']['replicates']} bootstrap "
-             f"replicates over items (seed {report['bootstrap']['seed']}).", "",
-             "## Per code (each code as a yes/no decision)", "",
-             "| code | " + " | ".join(h for _, h in COLUMNS) + " | α 95% CI | units | pairable values | undefined because |",
-             "|" + "---|" * (len(COLUMNS) + 5)]
+    lines = [
+        f"# Inter-annotator agreement ({report.get('generated_at', '')})",
+        "",
+        f"{report['n_items']} items, {report['n_annotators']} annotators "
+        f"({', '.join(report['annotators'])}). {report['summary']['text']}",
+        "",
+        f"Note: {report['definitions']['percent_agreement']}. Kappa bands: Landis & Koch (1977); "
+        f"alpha: >= .800 reliable, >= .667 tentative. CIs: {report['bootstrap']['replicates']} bootstrap "
+        f"replicates over items (seed {report['bootstrap']['seed']}).",
+        "",
+        "## Per code (each code as a yes/no decision)",
+        "",
+        "| code | " + " | ".join(h for _, h in COLUMNS) + " | α 95% CI | units | pairable values | undefined because |",
+        "|" + "---|" * (len(COLUMNS) + 5),
+    ]
     for code, s in report["codes"].items():
-        cells = [f"{fmt(s[k])} ({s['interpretation'][k]})" if s['interpretation'][k] and s[k] is not None
-                 else fmt(s[k]) for k, _ in COLUMNS]
-        lines.append(f"| {code} | " + " | ".join(cells) + f" | {fmt_ci(s['krippendorff_alpha_ci'])} | "
-                     f"{s['n_units']} | {s['n_pairable_values']} | {s['undefined_reason'] or ''} |")
+        cells = [
+            f"{fmt(s[k])} ({s['interpretation'][k]})" if s["interpretation"][k] and s[k] is not None else fmt(s[k])
+            for k, _ in COLUMNS
+        ]
+        lines.append(
+            f"| {code} | " + " | ".join(cells) + f" | {fmt_ci(s['krippendorff_alpha_ci'])} | "
+            f"{s['n_units']} | {s['n_pairable_values']} | {s['undefined_reason'] or ''} |"
+        )
     o = report["overall"]
     lines += ["", "## Over the whole label set", ""]
     for key, value in o.items():
@@ -141,13 +157,18 @@ def to_markdown(report: dict[str, Any]) -> str:
             if key.startswith(("n_", "krippendorff_alpha_ci", "undefined_reason")):
                 continue
             band = o["interpretation"].get(key)
-            lines.append(f"- {key}: {fmt(value)}" + (f" ({band})" if band and value is not None else "")
-                         + (f" -- {o['undefined_reasons'][key]}" if value is None and key in o["undefined_reasons"] else ""))
+            lines.append(
+                f"- {key}: {fmt(value)}"
+                + (f" ({band})" if band and value is not None else "")
+                + (f" -- {o['undefined_reasons'][key]}" if value is None and key in o["undefined_reasons"] else "")
+            )
     if report["models"]:
         lines += ["", "## Models as an extra rater (mean Cohen's kappa with each annotator)", ""]
         lines += ["| model | " + " | ".join(report["codes"]) + " |", "|" + "---|" * (len(report["codes"]) + 1)]
         for version, m in report["models"].items():
-            lines.append(f"| {version} | " + " | ".join(fmt(m["codes"][c]["cohen_kappa_mean"]) for c in report["codes"]) + " |")
+            lines.append(
+                f"| {version} | " + " | ".join(fmt(m["codes"][c]["cohen_kappa_mean"]) for c in report["codes"]) + " |"
+            )
     if report["rounds"]:
         lines += ["", "## Per annotation round", "", "| round | items | mean α | exact match |", "|---|---|---|---|"]
         for name, r in report["rounds"].items():
@@ -168,30 +189,47 @@ td:first-child,th:first-child{text-align:left}
 blockquote{border-left:3px solid #ccc;margin:.3em 0;padding-left:.6em}
 </style></head><body>
 <h1>Inter-annotator agreement</h1>
-<p id="meta">{{ r.n_items }} items, {{ r.n_annotators }} annotators ({{ r.annotators|join(", ") }}); generated {{ r.get("generated_at", "") }}
+<p id="meta">{{ r.n_items }} items, {{ r.n_annotators }} annotators ({{ r.annotators|join(", ") }});
+{{- " generated " ~ r.get("generated_at", "") }}
 {% if r.get("source") %} from {{ r.source }}{% endif %}.</p>
 <p id="summary"><strong>Summary.</strong> {{ r.summary.text }}</p>
 <p class="band">{{ r.definitions.percent_agreement|capitalize }}. Kappa bands: {{ r.definitions.kappa_bands }};
-{{ r.definitions.alpha_bands }}. Confidence intervals: {{ r.bootstrap.replicates }} bootstrap replicates over items, seed {{ r.bootstrap.seed }}.</p>
+{{ r.definitions.alpha_bands }}. Confidence intervals: {{ r.bootstrap.replicates }} bootstrap replicates over items,
+{{- " seed " ~ r.bootstrap.seed }}.</p>
 <h2>Per code</h2>
-<table id="per-code"><tr><th>code</th>{% for _, h in columns %}<th>{{ h }}</th>{% endfor %}<th>α 95% CI</th><th>units</th><th>pairable values</th></tr>
-{% for code, s in r.codes.items() %}<tr class="{{ s.interpretation.krippendorff_alpha }}"><td title="{{ s.name }}">{{ code }}</td>
+<table id="per-code"><tr><th>code</th>{% for _, h in columns %}<th>{{ h }}</th>{% endfor -%}
+<th>α 95% CI</th><th>units</th><th>pairable values</th></tr>
+{% for code, s in r.codes.items() %}<tr class="{{ s.interpretation.krippendorff_alpha }}"><td title="{{ s.name }}">
+{{- code }}</td>
 {% for k, _ in columns %}{% if s[k] is none %}<td class="undefined" title="{{ s.undefined_reasons[k] }}">undefined</td>
-{% else %}<td>{{ fmt(s[k]) }}{% if s.interpretation[k] %} <span class="band">{{ s.interpretation[k] }}</span>{% endif %}</td>{% endif %}{% endfor %}
+{% else -%}
+<td>{{ fmt(s[k]) }}{% if s.interpretation[k] %} <span class="band">{{ s.interpretation[k] }}</span>{% endif %}</td>
+{%- endif %}{% endfor %}
 <td>{{ fmt_ci(s.krippendorff_alpha_ci) }}</td><td>{{ s.n_units }}</td><td>{{ s.n_pairable_values }}</td></tr>
-{% if s.undefined_reason %}<tr><td></td><td colspan="{{ columns|length + 3 }}" class="undefined">{{ s.undefined_reason }}</td></tr>{% endif %}
+{% if s.undefined_reason %}<tr><td></td><td colspan="{{ columns|length + 3 }}" class="undefined">
+{{- s.undefined_reason }}</td></tr>{% endif %}
 {% endfor %}</table>
 <img alt="alpha per code" src="data:image/png;base64,{{ plots.alpha }}">
 <h2>Over the whole label set</h2><ul id="overall">
-{% for k, v in r.overall.items() if (v is number or v is none) and not k.startswith(("n_", "undefined_reason", "krippendorff_alpha_ci")) %}
-<li>{{ k }}: {% if v is none %}<span class="undefined">undefined ({{ r.overall.undefined_reasons.get(k, "") }})</span>{% else %}{{ fmt(v) }} <span class="band">{{ r.overall.interpretation.get(k) or "" }}</span>{% endif %}</li>{% endfor %}</ul>
+{% for k, v in r.overall.items()
+   if (v is number or v is none) and not k.startswith(("n_", "undefined_reason", "krippendorff_alpha_ci")) %}
+<li>{{ k }}: {% if v is none %}<span class="undefined">undefined ({{ r.overall.undefined_reasons.get(k, "") }})</span>
+{%- else %}{{ fmt(v) }} <span class="band">{{ r.overall.interpretation.get(k) or "" }}</span>{% endif %}</li>
+{%- endfor %}</ul>
 <h2>Annotator by annotator</h2><img alt="kappa heatmap" src="data:image/png;base64,{{ plots.heatmap }}">
-{% if plots.confusion %}<h2>Decisions per code</h2><img alt="confusion counts" src="data:image/png;base64,{{ plots.confusion }}">{% endif %}
-{% if plots.rounds %}<h2>Per annotation round</h2><img alt="agreement per round" src="data:image/png;base64,{{ plots.rounds }}">{% endif %}
-{% if r.models %}<h2>Models as an extra rater</h2><table id="models"><tr><th>model</th>{% for c in r.codes %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for v, m in r.models.items() %}<tr><td>{{ v }}</td>{% for c in r.codes %}<td>{{ fmt(m.codes[c].cohen_kappa_mean) }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
-{% if r.disagreements %}<h2>Most contested items</h2><table id="disagreements"><tr><th>item</th><th>score</th><th>split votes</th><th>text</th></tr>
-{% for d in r.disagreements %}<tr><td>{{ d.item }}</td><td>{{ fmt(d.score) }}</td><td>{% for c, n in d.split_votes.items() %}{{ c }} {{ n }}/{{ d.n_annotators }} {% endfor %}</td>
+{% if plots.confusion -%}
+<h2>Decisions per code</h2><img alt="confusion counts" src="data:image/png;base64,{{ plots.confusion }}">{% endif %}
+{% if plots.rounds -%}
+<h2>Per annotation round</h2><img alt="agreement per round" src="data:image/png;base64,{{ plots.rounds }}">{% endif %}
+{% if r.models %}<h2>Models as an extra rater</h2><table id="models"><tr><th>model</th>
+{%- for c in r.codes %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for v, m in r.models.items() %}<tr><td>{{ v }}</td>
+{%- for c in r.codes %}<td>{{ fmt(m.codes[c].cohen_kappa_mean) }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
+{% if r.disagreements -%}
+<h2>Most contested items</h2>
+{#- #}<table id="disagreements"><tr><th>item</th><th>score</th><th>split votes</th><th>text</th></tr>
+{% for d in r.disagreements %}<tr><td>{{ d.item }}</td><td>{{ fmt(d.score) }}</td><td>
+{%- for c, n in d.split_votes.items() %}{{ c }} {{ n }}/{{ d.n_annotators }} {% endfor %}</td>
 <td style="text-align:left"><blockquote>{{ d.get("text") or "" }}</blockquote></td></tr>{% endfor %}</table>{% endif %}
 </body></html>
 """
@@ -199,8 +237,12 @@ blockquote{border-left:3px solid #ccc;margin:.3em 0;padding-left:.6em}
 
 def to_html(report: dict[str, Any]) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    plots = {"alpha": plot_alpha(report), "heatmap": plot_heatmap(report),
-             "confusion": plot_confusion(report), "rounds": plot_rounds(report)}
+    plots = {
+        "alpha": plot_alpha(report),
+        "heatmap": plot_heatmap(report),
+        "confusion": plot_confusion(report),
+        "rounds": plot_rounds(report),
+    }
     return env.from_string(TEMPLATE).render(r=report, plots=plots, columns=COLUMNS, fmt=fmt, fmt_ci=fmt_ci)
 
 

@@ -11,8 +11,10 @@ from pipeline.agreement import coefficients as co
 from pipeline.agreement.labelsets import exact_match, set_alphas
 from pipeline.agreement.ratings import Ratings
 
-PERCENT_AGREEMENT = ("percent agreement is the mean, over annotator pairs, of the share of the items "
-                     "both annotators coded on which they made the same decision")
+PERCENT_AGREEMENT = (
+    "percent agreement is the mean, over annotator pairs, of the share of the items "
+    "both annotators coded on which they made the same decision"
+)
 BINARY = ["absent", "present"]
 
 
@@ -21,16 +23,23 @@ def _pack(coefs: dict[str, co.Coef]) -> dict[str, Any]:
     out: dict[str, Any] = {name: c.value for name, c in coefs.items()}
     reasons = {name: c.reason for name, c in coefs.items() if c.value is None}
     out["interpretation"] = {
-        name: (co.alpha_band(c.value) if name.startswith("krippendorff") else
-               None if name.startswith("percent") else co.kappa_band(c.value))
-        for name, c in coefs.items()}
+        name: (
+            co.alpha_band(c.value)
+            if name.startswith("krippendorff")
+            else None
+            if name.startswith("percent")
+            else co.kappa_band(c.value)
+        )
+        for name, c in coefs.items()
+    }
     out["undefined_reasons"] = reasons
     out["undefined_reason"] = "; ".join(f"{k}: {v}" for k, v in reasons.items()) or None
     return out
 
 
-def category_stats(x: np.ndarray, k: int, labels: list[str], annotators: list[str],
-                   weights: np.ndarray) -> dict[str, Any]:
+def category_stats(
+    x: np.ndarray, k: int, labels: list[str], annotators: list[str], weights: np.ndarray
+) -> dict[str, Any]:
     """Every coefficient for one units x raters matrix of category indices."""
     pairs = co.cohen_pairs(x, k, labels)
     coefs = {
@@ -46,15 +55,17 @@ def category_stats(x: np.ndarray, k: int, labels: list[str], annotators: list[st
     ci, ci_reason = (None, coefs["krippendorff_alpha"].reason)
     if coefs["krippendorff_alpha"].value is not None:
         ci, ci_reason = co.alpha_interval(counts, weights)
-    out.update({
-        "krippendorff_alpha_ci": ci,
-        "krippendorff_alpha_ci_reason": ci_reason,
-        "cohen_kappa_pairs": {f"{annotators[a]} | {annotators[b]}": c.value for (a, b), c in pairs.items()},
-        "n_units": int((m >= 1).sum()),
-        "n_pairable_units": int((m >= 2).sum()),
-        "n_pairable_values": int(m[m >= 2].sum()),
-        "category_counts": dict(zip(labels, counts.sum(axis=0).tolist())),
-    })
+    out.update(
+        {
+            "krippendorff_alpha_ci": ci,
+            "krippendorff_alpha_ci_reason": ci_reason,
+            "cohen_kappa_pairs": {f"{annotators[a]} | {annotators[b]}": c.value for (a, b), c in pairs.items()},
+            "n_units": int((m >= 1).sum()),
+            "n_pairable_units": int((m >= 2).sum()),
+            "n_pairable_values": int(m[m >= 2].sum()),
+            "category_counts": dict(zip(labels, counts.sum(axis=0).tolist(), strict=True)),
+        }
+    )
     return out
 
 
@@ -90,19 +101,27 @@ def overall(ratings: Ratings, weights: np.ndarray) -> dict[str, Any]:
         "exact_match": exact_match(ratings.labels, ratings.rated),
     }
     out = _pack(coefs)
-    out["interpretation"] = {k: co.alpha_band(c.value) if k.startswith("alpha") else None
-                             for k, c in coefs.items()}
+    out["interpretation"] = {k: co.alpha_band(c.value) if k.startswith("alpha") else None for k, c in coefs.items()}
     if ratings.single_choice:
         cats, names = ratings.categories()
         multi = category_stats(cats, len(names), names, ratings.annotators, weights)
         multi["krippendorff_alpha_nominal"] = multi.pop("krippendorff_alpha")
         multi["interpretation"]["krippendorff_alpha_nominal"] = multi["interpretation"].pop("krippendorff_alpha")
-        reasons = {**out["undefined_reasons"], **{("krippendorff_alpha_nominal" if k == "krippendorff_alpha" else k): v
-                                                  for k, v in multi.pop("undefined_reasons").items()}}
+        reasons = {
+            **out["undefined_reasons"],
+            **{
+                ("krippendorff_alpha_nominal" if k == "krippendorff_alpha" else k): v
+                for k, v in multi.pop("undefined_reasons").items()
+            },
+        }
         multi.pop("undefined_reason")
-        out = {**out, **multi, "interpretation": {**out["interpretation"], **multi["interpretation"]},
-               "undefined_reasons": reasons,
-               "undefined_reason": "; ".join(f"{k}: {v}" for k, v in reasons.items()) or None}
+        out = {
+            **out,
+            **multi,
+            "interpretation": {**out["interpretation"], **multi["interpretation"]},
+            "undefined_reasons": reasons,
+            "undefined_reason": "; ".join(f"{k}: {v}" for k, v in reasons.items()) or None,
+        }
     return out
 
 
@@ -121,8 +140,9 @@ def kappa_matrix(ratings: Ratings, codes: list[str]) -> list[list[float | None]]
     return matrix
 
 
-def model_agreement(ratings: Ratings, models: dict[str, tuple[np.ndarray, np.ndarray]],
-                    codes: list[str]) -> dict[str, Any]:
+def model_agreement(
+    ratings: Ratings, models: dict[str, tuple[np.ndarray, np.ndarray]], codes: list[str]
+) -> dict[str, Any]:
     """Each model version as an extra rater: its agreement with every human, per code."""
     out = {}
     for version, (labels, has) in sorted(models.items()):
@@ -133,13 +153,19 @@ def model_agreement(ratings: Ratings, models: dict[str, tuple[np.ndarray, np.nda
             model = np.where(has, labels[:, c].astype(np.float64), np.nan)
             kappas = [co.cohen_kappa(model, humans[:, a], 2, BINARY) for a in range(humans.shape[1])]
             both = np.column_stack([model, humans])
-            shares = [float((model[s] == humans[s, a]).mean()) for a in range(humans.shape[1])
-                      if (s := ~np.isnan(model) & ~np.isnan(humans[:, a])).any()]
+            shares = [
+                float((model[s] == humans[s, a]).mean())
+                for a in range(humans.shape[1])
+                if (s := ~np.isnan(model) & ~np.isnan(humans[:, a])).any()
+            ]
             mean_kappa = co.mean_of(kappas, "the model labelled none of these items")
-            row[code] = {"cohen_kappa_mean": mean_kappa.value, "undefined_reason": mean_kappa.reason,
-                         "interpretation": co.kappa_band(mean_kappa.value),
-                         "percent_agreement": float(np.mean(shares)) if shares else None,
-                         "krippendorff_alpha_with_model": co.krippendorff_alpha(both, 2, BINARY).value}
+            row[code] = {
+                "cohen_kappa_mean": mean_kappa.value,
+                "undefined_reason": mean_kappa.reason,
+                "interpretation": co.kappa_band(mean_kappa.value),
+                "percent_agreement": float(np.mean(shares)) if shares else None,
+                "krippendorff_alpha_with_model": co.krippendorff_alpha(both, 2, BINARY).value,
+            }
         out[version] = {"n_items": int(has.sum()), "codes": row}
     return out
 
@@ -153,9 +179,12 @@ def by_round(ratings: Ratings, codes: list[str]) -> dict[str, dict[str, Any]]:
         sub = ratings.subset(ratings.rated & (ratings.rounds == name))
         alphas = [co.krippendorff_alpha(sub.binary(sub.codes.index(c)), 2, BINARY) for c in codes]
         mean_alpha = co.mean_of(alphas, co.NO_PAIRS)
-        out[name] = {"n_items": sub.n_items, "mean_alpha": mean_alpha.value,
-                     "mean_alpha_reason": mean_alpha.reason,
-                     "exact_match": exact_match(sub.labels, sub.rated).value}
+        out[name] = {
+            "n_items": sub.n_items,
+            "mean_alpha": mean_alpha.value,
+            "mean_alpha_reason": mean_alpha.reason,
+            "exact_match": exact_match(sub.labels, sub.rated).value,
+        }
     return out
 
 
@@ -170,10 +199,20 @@ def contested(ratings: Ratings, limit: int | None = None) -> list[dict[str, Any]
     rows = []
     for i in order[:limit]:
         votes = {ratings.codes[c]: int(yes[i, c]) for c in np.flatnonzero(minority[i] > 0)}
-        coders = {a: [ratings.codes[c] for c in np.flatnonzero(ratings.labels[i, j])]
-                  for j, a in enumerate(ratings.annotators) if ratings.rated[i, j]}
-        rows.append({"item": ratings.items[i], "score": round(float(score[i]), 4), "n_annotators": int(n[i]),
-                     "split_votes": votes, "annotations": coders})
+        coders = {
+            a: [ratings.codes[c] for c in np.flatnonzero(ratings.labels[i, j])]
+            for j, a in enumerate(ratings.annotators)
+            if ratings.rated[i, j]
+        }
+        rows.append(
+            {
+                "item": ratings.items[i],
+                "score": round(float(score[i]), 4),
+                "n_annotators": int(n[i]),
+                "split_votes": votes,
+                "annotations": coders,
+            }
+        )
     return rows
 
 
@@ -181,8 +220,12 @@ def summary(codes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     groups: dict[str, list[str]] = {"reliable": [], "tentative": [], "unreliable": [], "undefined": []}
     for code, stats in codes.items():
         groups[stats["interpretation"]["krippendorff_alpha"]].append(code)
-    labels = {"reliable": "reliable (alpha >= .800)", "tentative": "tentative only (.667 <= alpha < .800)",
-              "unreliable": "unreliable (alpha < .667)", "undefined": "alpha undefined"}
+    labels = {
+        "reliable": "reliable (alpha >= .800)",
+        "tentative": "tentative only (.667 <= alpha < .800)",
+        "unreliable": "unreliable (alpha < .667)",
+        "undefined": "alpha undefined",
+    }
     parts = []
     for group, label in labels.items():
         if group == "undefined":
@@ -195,8 +238,13 @@ def summary(codes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {**groups, "text": text}
 
 
-def compute_agreement(ratings: Ratings, codes: list[str] | None = None, bootstrap: int = 1000, seed: int = 7,
-                      models: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, Any]:
+def compute_agreement(
+    ratings: Ratings,
+    codes: list[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 7,
+    models: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> dict[str, Any]:
     """Every figure of the report for `ratings` (optionally only some codes) as one dict."""
     codes = codes or ratings.codes
     weights = co.bootstrap_weights(ratings.n_items, bootstrap, seed)
@@ -207,9 +255,11 @@ def compute_agreement(ratings: Ratings, codes: list[str] | None = None, bootstra
         "annotators": ratings.annotators,
         "single_choice": ratings.single_choice,
         "bootstrap": {"replicates": bootstrap, "seed": seed, "level": 0.95, "over": "items"},
-        "definitions": {"percent_agreement": PERCENT_AGREEMENT,
-                        "kappa_bands": "Landis & Koch (1977)",
-                        "alpha_bands": "alpha >= .800 reliable, >= .667 tentative (Krippendorff 2004)"},
+        "definitions": {
+            "percent_agreement": PERCENT_AGREEMENT,
+            "kappa_bands": "Landis & Koch (1977)",
+            "alpha_bands": "alpha >= .800 reliable, >= .667 tentative (Krippendorff 2004)",
+        },
         "codes": per,
         "overall": overall(ratings, weights),
         "pairwise_kappa": {"annotators": ratings.annotators, "matrix": kappa_matrix(ratings, codes)},

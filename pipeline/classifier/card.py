@@ -18,13 +18,18 @@ def write_model_card(path: Path, manifest: dict, training: dict, metrics: dict, 
         "",
         "## How it was trained",
         f"- Method: `{manifest['method']}` "
-        + ("(the encoder was fine-tuned together with the output layer)." if manifest["method"] == "finetune"
-           else "(the encoder was frozen; one logistic regression per code on its embeddings)."),
-        f"- Base encoder: `{manifest['base_model']}`; texts cut at {manifest['max_length']} tokens; seed {manifest['seed']}.",
+        + (
+            "(the encoder was fine-tuned together with the output layer)."
+            if manifest["method"] == "finetune"
+            else "(the encoder was frozen; one logistic regression per code on its embeddings)."
+        ),
+        f"- Base encoder: `{manifest['base_model']}`; texts cut at {manifest['max_length']} tokens; "
+        f"seed {manifest['seed']}.",
         f"- Data: {training['segments']} labelled segments from {training['documents']} documents "
         f"(source: `{training['source']}`).",
         f"- Split grouped by document (no document on two sides): train {training['split']['train']['segments']}, "
-        f"validation {training['split']['validation']['segments']}, test {training['split']['test']['segments']} segments.",
+        f"validation {training['split']['validation']['segments']}, "
+        f"test {training['split']['test']['segments']} segments.",
         "- Per-code thresholds were tuned on the validation split; the figures below are on the test split,"
         " which the model never saw.",
         "",
@@ -35,25 +40,38 @@ def write_model_card(path: Path, manifest: dict, training: dict, metrics: dict, 
         "| code | threshold | train positives | test support | precision | recall | F1 | kappa |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for code, threshold in zip(manifest["codes"], manifest["thresholds"]):
+    for code, threshold in zip(manifest["codes"], manifest["thresholds"], strict=True):
         m = test["per_code"][code]
         kappa = "n/a" if m["cohen_kappa"] is None else f"{m['cohen_kappa']:.2f}"
-        lines.append(f"| {code} | {threshold:.2f} | {training['positives'][code]} | {m['support']} | "
-                     f"{m['precision']:.2f} | {m['recall']:.2f} | {m['f1']:.2f} | {kappa} |")
+        lines.append(
+            f"| {code} | {threshold:.2f} | {training['positives'][code]} | {m['support']} | "
+            f"{m['precision']:.2f} | {m['recall']:.2f} | {m['f1']:.2f} | {kappa} |"
+        )
     lines += ["", "## Limitations"]
     if training["too_few_positives"]:
         few = ", ".join(f"`{c}` ({n})" for c, n in training["too_few_positives"].items())
-        lines.append(f"- Codes with too few training positives to learn reliably: {few}. Treat their "
-                     f"predictions as suggestions only, and label more examples of them.")
+        lines.append(
+            f"- Codes with too few training positives to learn reliably: {few}. Treat their "
+            f"predictions as suggestions only, and label more examples of them."
+        )
     lines += [
         "- Pre-labels are suggestions for annotators to correct, not codes to report as findings.",
         "- Trained on the texts above only; expect lower accuracy on other settings, speakers or styles.",
     ]
     if "onnx_int8" in metrics:
         o = metrics["onnx_int8"]
-        lines.append(f"- The int8 ONNX copy (`--runtime onnx`) scored macro F1 {o['macro_f1']:.3f} on the test split "
-                     f"against {o['fp32_macro_f1']:.3f} for the full-precision model "
-                     f"({o['same_decisions']:.1%} identical decisions).")
-    lines += ["", "## Use", "```", f"culturecode models promote --model-version {manifest['version']}",
-              "culturecode prelabel", "```", ""]
+        lines.append(
+            f"- The int8 ONNX copy (`--runtime onnx`) scored macro F1 {o['macro_f1']:.3f} on the test split "
+            f"against {o['fp32_macro_f1']:.3f} for the full-precision model "
+            f"({o['same_decisions']:.1%} identical decisions)."
+        )
+    lines += [
+        "",
+        "## Use",
+        "```",
+        f"culturecode models promote --model-version {manifest['version']}",
+        "culturecode prelabel",
+        "```",
+        "",
+    ]
     (path / "README.md").write_text("\n".join(lines), encoding="utf-8")

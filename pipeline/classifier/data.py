@@ -34,9 +34,10 @@ class Split:
     test: list[Example]
 
     def summary(self) -> dict:
-        return {name: {"segments": len(part), "documents": sorted({e.document for e in part})}
-                for name, part in (("train", self.train), ("validation", self.validation),
-                                   ("test", self.test))}
+        return {
+            name: {"segments": len(part), "documents": sorted({e.document for e in part})}
+            for name, part in (("train", self.train), ("validation", self.validation), ("test", self.test))
+        }
 
 
 def text_key(text: str) -> str:
@@ -80,8 +81,10 @@ def _example(file: Path, lineno: int, line: str, codebook: Codebook, need_docume
         raise CultureCodeError(f"{where}: 'codes' must be a list of code ids (use [] for none)")
     document = row.get("document")
     if need_document and not (isinstance(document, str) and document):
-        raise CultureCodeError(f"{where}: no 'document' field; training holds out whole documents, "
-                               f"so every line needs the name of the document it comes from")
+        raise CultureCodeError(
+            f"{where}: no 'document' field; training holds out whole documents, "
+            f"so every line needs the name of the document it comes from"
+        )
     key = str(row["id"]) if row.get("id") else text_key(row["text"])
     return Example(key, row["text"], codebook.check_codes(codes, where), str(document or ""))
 
@@ -92,7 +95,8 @@ def gold_from_store(store: Store, codebook: Codebook) -> list[Example]:
         if row.codebook_hash != codebook.content_hash:
             raise CultureCodeError(
                 f"gold label of segment {row.segment_id} was made with another codebook "
-                f"({row.codebook_hash}); rerun `culturecode adjudicate` with the current codebook")
+                f"({row.codebook_hash}); rerun `culturecode adjudicate` with the current codebook"
+            )
         codes = codebook.check_codes(row.codes, f"gold label of segment {row.segment_id}")
         examples.append(Example(row.segment_id, row.text, codes, row.document_id))
     return examples
@@ -119,13 +123,15 @@ def check_trainable(examples: list[Example], code_ids: list[str], min_segments: 
     if len(examples) < min_segments:
         raise CultureCodeError(
             f"{source}: {len(examples)} labelled segment(s); training needs at least {min_segments} "
-            f"from at least {MIN_DOCUMENTS} documents (more than 300 for useful F1): label more segments")
+            f"from at least {MIN_DOCUMENTS} documents (more than 300 for useful F1): label more segments"
+        )
     docs = {e.document for e in examples}
     if len(docs) < MIN_DOCUMENTS:
         raise CultureCodeError(
             f"{source}: all labelled segments come from {len(docs)} document(s) ({', '.join(sorted(docs))}); "
             f"the held-out split is grouped by document and needs at least {MIN_DOCUMENTS}: "
-            f"label segments from more documents")
+            f"label segments from more documents"
+        )
     if not any(positives(examples, code_ids).values()):
         raise CultureCodeError(f"{source}: no segment has any code; label some positives first")
 

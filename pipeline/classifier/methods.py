@@ -31,8 +31,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def fit_head(model: CodeClassifier, tokenizer, train: list[Example], code_ids: list[str],
-             settings: ClassifierSettings, show_progress: bool = True) -> dict:
+def fit_head(
+    model: CodeClassifier,
+    tokenizer,
+    train: list[Example],
+    code_ids: list[str],
+    settings: ClassifierSettings,
+    show_progress: bool = True,
+) -> dict:
     texts = [e.text for e in train]
     with progress_bar("embedding", total=len(texts), enabled=show_progress) as bar:
         x = embed(model, tokenizer, texts, settings.batch_size * 2, settings.max_length, bar)
@@ -60,8 +66,15 @@ def fit_head(model: CodeClassifier, tokenizer, train: list[Example], code_ids: l
     return {"epochs": 0}
 
 
-def fit_finetune(model: CodeClassifier, tokenizer, train: list[Example], val: list[Example],
-                 code_ids: list[str], settings: ClassifierSettings, show_progress: bool = True) -> dict:
+def fit_finetune(
+    model: CodeClassifier,
+    tokenizer,
+    train: list[Example],
+    val: list[Example],
+    code_ids: list[str],
+    settings: ClassifierSettings,
+    show_progress: bool = True,
+) -> dict:
     seed_everything(settings.seed)
     y = torch.from_numpy(label_matrix(train, code_ids))
     y_val = label_matrix(val, code_ids)
@@ -76,9 +89,13 @@ def fit_finetune(model: CodeClassifier, tokenizer, train: list[Example], val: li
             model.train()
             for batch in torch.randperm(len(train), generator=generator).split(settings.batch_size):
                 ids = batch.tolist()
-                padded = tokenizer.pad({"input_ids": [enc["input_ids"][i] for i in ids],
-                                        "attention_mask": [enc["attention_mask"][i] for i in ids]},
-                                       return_tensors="pt")
+                padded = tokenizer.pad(
+                    {
+                        "input_ids": [enc["input_ids"][i] for i in ids],
+                        "attention_mask": [enc["attention_mask"][i] for i in ids],
+                    },
+                    return_tensors="pt",
+                )
                 loss = loss_fn(model(padded["input_ids"], padded["attention_mask"]), y[batch])
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -86,8 +103,7 @@ def fit_finetune(model: CodeClassifier, tokenizer, train: list[Example], val: li
                 scheduler.step()
                 optimizer.zero_grad()
                 bar.advance()
-            probs = predict_proba(model, tokenizer, [e.text for e in val], settings.batch_size * 2,
-                                  settings.max_length)
+            probs = predict_proba(model, tokenizer, [e.text for e in val], settings.batch_size * 2, settings.max_length)
             score = mean_average_precision(y_val, probs)
             history.append({"epoch": epoch, "val_map": round(score, 4), "loss": round(loss.item(), 4)})
             if score > best + 1e-6:
@@ -99,8 +115,7 @@ def fit_finetune(model: CodeClassifier, tokenizer, train: list[Example], val: li
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return {"epochs": len(history), "best_epoch": max(history, key=lambda h: h["val_map"])["epoch"],
-            "history": history}
+    return {"epochs": len(history), "best_epoch": max(history, key=lambda h: h["val_map"])["epoch"], "history": history}
 
 
 def _pos_weight(y: torch.Tensor) -> torch.Tensor:
@@ -112,9 +127,12 @@ def _pos_weight(y: torch.Tensor) -> torch.Tensor:
 def _optimizer(model: CodeClassifier, settings: ClassifierSettings, n_train: int):
     from transformers import get_linear_schedule_with_warmup
 
-    optimizer = torch.optim.AdamW([
-        {"params": model.encoder.parameters(), "lr": settings.learning_rate},
-        {"params": model.head.parameters(), "lr": settings.head_learning_rate},
-    ], weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.encoder.parameters(), "lr": settings.learning_rate},
+            {"params": model.head.parameters(), "lr": settings.head_learning_rate},
+        ],
+        weight_decay=0.01,
+    )
     total = settings.epochs * -(-n_train // settings.batch_size)
     return optimizer, get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)

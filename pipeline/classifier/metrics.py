@@ -21,13 +21,19 @@ def _kappa(truth: np.ndarray, pred: np.ndarray) -> float | None:
 def code_metrics(y_true: np.ndarray, y_pred: np.ndarray, code_ids: list[str]) -> dict:
     """Macro F1 averages the codes that occur in `y_true` (absent codes have no recall to score)."""
     y_true, y_pred = y_true.astype(int), y_pred.astype(int)
-    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0,
-                                                       labels=list(range(len(code_ids))))
+    p, r, f, support = precision_recall_fscore_support(
+        y_true, y_pred, average=None, zero_division=0, labels=list(range(len(code_ids)))
+    )
     per_code = {
-        code: {"precision": round(float(p[j]), 4), "recall": round(float(r[j]), 4),
-               "f1": round(float(f[j]), 4), "support": int(support[j]),
-               "cohen_kappa": _kappa(y_true[:, j], y_pred[:, j])}
-        for j, code in enumerate(code_ids)}
+        code: {
+            "precision": round(float(p[j]), 4),
+            "recall": round(float(r[j]), 4),
+            "f1": round(float(f[j]), 4),
+            "support": int(support[j]),
+            "cohen_kappa": _kappa(y_true[:, j], y_pred[:, j]),
+        }
+        for j, code in enumerate(code_ids)
+    }
     present = [j for j in range(len(code_ids)) if support[j] > 0]
     tp = float((y_true & y_pred).sum())
     denom = float(y_true.sum() + y_pred.sum())
@@ -59,6 +65,5 @@ def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, default: float) -> np
 
 def mean_average_precision(y_true: np.ndarray, probs: np.ndarray) -> float:
     """Threshold-free ranking quality over codes with validation positives (early stopping)."""
-    scores = [average_precision_score(y_true[:, j], probs[:, j])
-              for j in range(y_true.shape[1]) if y_true[:, j].any()]
+    scores = [average_precision_score(y_true[:, j], probs[:, j]) for j in range(y_true.shape[1]) if y_true[:, j].any()]
     return float(np.mean(scores)) if scores else 0.0

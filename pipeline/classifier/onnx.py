@@ -34,29 +34,46 @@ def export_int8(model, tokenizer, version_dir: Path) -> Path:
     previous = model.encoder.config._attn_implementation
     _set_attention(model, "eager")
     wrapper = ProbabilityModel(model).eval()
-    sample = tokenizer(["a short example", "a longer example sentence with padding"], padding=True,
-                       return_tensors="pt")
+    sample = tokenizer(["a short example", "a longer example sentence with padding"], padding=True, return_tensors="pt")
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         fp32 = Path(tmp) / "model.onnx"
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                wrapper, (sample["input_ids"], sample["attention_mask"]), str(fp32), dynamo=False,
-                input_names=["input_ids", "attention_mask"], output_names=["probabilities"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                              "attention_mask": {0: "batch", 1: "tokens"}, "probabilities": {0: "batch"}},
-                opset_version=17)
+                wrapper,
+                (sample["input_ids"], sample["attention_mask"]),
+                str(fp32),
+                dynamo=False,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["probabilities"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "probabilities": {0: "batch"},
+                },
+                opset_version=17,
+            )
         _set_attention(model, previous)
         model.eval()
         fused = _fuse_transformer_ops(fp32, model.encoder.config)
         partial = target.with_suffix(".partial")
         # the per-code output layer is tiny and sensitive (thresholds sit on its output): keep it fp32
         # (the quantizer first rewrites Gemm as <name>_MatMul + <name>_Add: exclude those names too)
-        head_nodes = [name for n in onnx.load(str(fused), load_external_data=False).graph.node
-                      if n.name.startswith("/model/head/") for name in (n.name, n.name + "_MatMul")]
+        head_nodes = [
+            name
+            for n in onnx.load(str(fused), load_external_data=False).graph.node
+            if n.name.startswith("/model/head/")
+            for name in (n.name, n.name + "_MatMul")
+        ]
         logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # pre-processing hint
-        quantize_dynamic(str(fused), str(partial), weight_type=QuantType.QInt8, nodes_to_exclude=head_nodes,
-                         per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(
+            str(fused),
+            str(partial),
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=head_nodes,
+            per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
         partial.replace(target)
     return target
 
@@ -73,9 +90,12 @@ def _fuse_transformer_ops(fp32: Path, config) -> Path:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            optimized = optimize_model(str(fp32), model_type="bert",
-                                       num_heads=getattr(config, "num_attention_heads", 0) or 0,
-                                       hidden_size=getattr(config, "hidden_size", 0) or 0)
+            optimized = optimize_model(
+                str(fp32),
+                model_type="bert",
+                num_heads=getattr(config, "num_attention_heads", 0) or 0,
+                hidden_size=getattr(config, "hidden_size", 0) or 0,
+            )
             optimized.save_model_to_file(str(fused))
     except Exception:  # noqa: BLE001 - any failure of an optional optimisation falls back to the plain graph
         return fp32
@@ -103,8 +123,9 @@ class OnnxScorer:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
-            raise CultureCodeError(f"{path} is not a readable ONNX model ({str(exc)[:120]}); "
-                                   f"delete it and rerun to export it again") from None
+            raise CultureCodeError(
+                f"{path} is not a readable ONNX model ({str(exc)[:120]}); delete it and rerun to export it again"
+            ) from None
         self.tokenizer = tokenizer
 
     def predict_proba(self, texts: list[str], batch_size: int = 32, max_length: int = 128) -> np.ndarray:

@@ -54,7 +54,7 @@ class LoadedModel:
 
     def decide(self, probs: np.ndarray) -> list[list[str]]:
         hits = probs >= self.thresholds
-        return [[c for c, h in zip(self.codes, row) if h] for row in hits]
+        return [[c for c, h in zip(self.codes, row, strict=True) if h] for row in hits]
 
 
 def models_dir(store: Store) -> Path:
@@ -70,8 +70,10 @@ def save_model(model: CodeClassifier, tokenizer, path: Path, manifest: dict) -> 
     path.mkdir(parents=True, exist_ok=True)
     model.encoder.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
-    save_file({"weight": model.head.weight.detach().contiguous(), "bias": model.head.bias.detach().contiguous()},
-              str(path / "head.safetensors"))
+    save_file(
+        {"weight": model.head.weight.detach().contiguous(), "bias": model.head.bias.detach().contiguous()},
+        str(path / "head.safetensors"),
+    )
     write_json(path / MANIFEST, manifest)
 
 
@@ -79,8 +81,7 @@ def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def register(store: Store, tmp_dir: Path, version: str, codebook_hash: str, metrics: dict,
-             promote: bool) -> Path:
+def register(store: Store, tmp_dir: Path, version: str, codebook_hash: str, metrics: dict, promote: bool) -> Path:
     """Move the finished directory into place and add the row, both or neither."""
     final = models_dir(store) / version
     if final.exists():
@@ -107,8 +108,9 @@ def list_models(store: Store) -> list[dict]:
 def model_row(store: Store, version: str | None) -> dict:
     version = version or current_version(store)
     if version is None:
-        raise CultureCodeError(f"no classifier in {store.workspace}: train one with "
-                               f"`culturecode train --gold examples/gold/`")
+        raise CultureCodeError(
+            f"no classifier in {store.workspace}: train one with `culturecode train --gold examples/gold/`"
+        )
     row = get_model(store, version, KIND)
     if row is None:
         known = ", ".join(m["version"] for m in list_models(store)) or "none"
@@ -139,12 +141,14 @@ def _read_json(path: Path) -> dict:
 
 
 def _check_dir(path: Path, version: str) -> None:
-    missing = [n for n in ("config.json", "model.safetensors", "head.safetensors", MANIFEST)
-               if not (path / n).is_file()]
+    missing = [
+        n for n in ("config.json", "model.safetensors", "head.safetensors", MANIFEST) if not (path / n).is_file()
+    ]
     if missing:
         raise CultureCodeError(
             f"model {version}: {path} is missing {', '.join(missing)} (only safetensors weights are "
-            f"loaded); retrain with `culturecode train` or promote another version")
+            f"loaded); retrain with `culturecode train` or promote another version"
+        )
 
 
 def load_model(store: Store, codebook: Codebook, version: str | None = None) -> LoadedModel:
@@ -161,11 +165,20 @@ def load_model_dir(path: Path, codebook: Codebook, version: str | None = None) -
         raise CultureCodeError(
             f"model {version} was trained with codebook {manifest.get('codebook_id')} "
             f"({manifest.get('codebook_hash')}), not the workspace's codebook {codebook.id} "
-            f"({codebook.content_hash}); train a new model with this codebook or use the original codebook")
+            f"({codebook.content_hash}); train a new model with this codebook or use the original codebook"
+        )
     try:
         head = load_file(str(path / "head.safetensors"))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise CultureCodeError(f"model {version}: {path / 'head.safetensors'} is corrupt ({exc}); "
-                               f"retrain with `culturecode train`") from None
-    return LoadedModel(version, path, load_tokenizer(str(path)), manifest["codes"],
-                       np.array(manifest["thresholds"], dtype=np.float32), manifest, head)
+        raise CultureCodeError(
+            f"model {version}: {path / 'head.safetensors'} is corrupt ({exc}); retrain with `culturecode train`"
+        ) from None
+    return LoadedModel(
+        version,
+        path,
+        load_tokenizer(str(path)),
+        manifest["codes"],
+        np.array(manifest["thresholds"], dtype=np.float32),
+        manifest,
+        head,
+    )

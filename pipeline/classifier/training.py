@@ -11,8 +11,17 @@ import numpy as np
 
 from pipeline.classifier import methods
 from pipeline.classifier.card import write_model_card
-from pipeline.classifier.data import (Example, Split, check_trainable, gold_from_store, label_matrix,
-                                      positives, text_key, read_gold, split_by_document)
+from pipeline.classifier.data import (
+    Example,
+    Split,
+    check_trainable,
+    gold_from_store,
+    label_matrix,
+    positives,
+    read_gold,
+    split_by_document,
+    text_key,
+)
 from pipeline.classifier.encoder import CodeClassifier, load_encoder, load_tokenizer, predict_proba, resolve_base_model
 from pipeline.classifier.metrics import code_metrics, tune_thresholds
 from pipeline.classifier.onnx import OnnxScorer, export_int8
@@ -42,8 +51,9 @@ class TrainReport:
         return {k: v for k, v in self.__dict__.items() if k != "test_examples"}
 
 
-def load_examples(store: Store, codebook: Codebook, gold: str | Path | None,
-                  extra: list[Example] | None = None) -> tuple[list[Example], str]:
+def load_examples(
+    store: Store, codebook: Codebook, gold: str | Path | None, extra: list[Example] | None = None
+) -> tuple[list[Example], str]:
     """Examples from a gold file/folder, else from the workspace's gold table."""
     if gold is not None:
         examples, source = read_gold(gold, codebook), str(gold)
@@ -52,9 +62,16 @@ def load_examples(store: Store, codebook: Codebook, gold: str | Path | None,
     return examples + list(extra or []), source
 
 
-def train(store: Store, settings: Settings, codebook: Codebook, gold: str | Path | None = None,
-          method: str | None = None, promote: bool = True, show_progress: bool = True,
-          extra: list[Example] | None = None) -> TrainReport:
+def train(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    gold: str | Path | None = None,
+    method: str | None = None,
+    promote: bool = True,
+    show_progress: bool = True,
+    extra: list[Example] | None = None,
+) -> TrainReport:
     """Train on `gold` (JSONL file or folder) or the workspace gold table; register a new version."""
     cfg = settings.classifier if method is None else settings.classifier.model_copy(update={"method": method})
     examples, source = load_examples(store, codebook, gold, extra)
@@ -68,13 +85,19 @@ def train(store: Store, settings: Settings, codebook: Codebook, gold: str | Path
         _clean_stale(models_dir(store))
         try:
             report = _fit_and_save(tmp, version, split, code_ids, cfg, codebook, source, show_progress)
-            report.path = str(register(store, tmp, version, codebook.content_hash,
-                                       _row_metrics(report), promote))
+            report.path = str(register(store, tmp, version, codebook.content_hash, _row_metrics(report), promote))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         report.promoted, report.seconds = promote, round(time.monotonic() - started, 1)
-        summary.update({"version": version, "method": cfg.method, "macro_f1": report.test["macro_f1"],
-                        "micro_f1": report.test["micro_f1"], "promoted": promote})
+        summary.update(
+            {
+                "version": version,
+                "method": cfg.method,
+                "macro_f1": report.test["macro_f1"],
+                "micro_f1": report.test["micro_f1"],
+                "promoted": promote,
+            }
+        )
     return report
 
 
@@ -83,8 +106,16 @@ def _clean_stale(root: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _fit_and_save(tmp: Path, version: str, split: Split, code_ids: list[str], cfg: ClassifierSettings,
-                  codebook: Codebook, source: str, show_progress: bool) -> TrainReport:
+def _fit_and_save(
+    tmp: Path,
+    version: str,
+    split: Split,
+    code_ids: list[str],
+    cfg: ClassifierSettings,
+    codebook: Codebook,
+    source: str,
+    show_progress: bool,
+) -> TrainReport:
     methods.seed_everything(cfg.seed)
     base = resolve_base_model(cfg.base_model)
     tokenizer = load_tokenizer(base)
@@ -94,22 +125,43 @@ def _fit_and_save(tmp: Path, version: str, split: Split, code_ids: list[str], cf
     else:
         fit = methods.fit_finetune(model, tokenizer, split.train, split.validation, code_ids, cfg, show_progress)
     model.eval()
-    score = lambda part: predict_proba(model, tokenizer, [e.text for e in part],  # noqa: E731
-                                       cfg.inference_batch_size, cfg.max_length)
-    thresholds = tune_thresholds(label_matrix(split.validation, code_ids), score(split.validation),
-                                 cfg.default_threshold)
+
+    def score(part: list[Example]) -> np.ndarray:
+        return predict_proba(model, tokenizer, [e.text for e in part], cfg.inference_batch_size, cfg.max_length)
+
+    thresholds = tune_thresholds(
+        label_matrix(split.validation, code_ids), score(split.validation), cfg.default_threshold
+    )
     y_test, test_probs = label_matrix(split.test, code_ids), score(split.test)
     test = code_metrics(y_test, test_probs >= thresholds, code_ids)
     train_pos = positives(split.train, code_ids)
-    manifest = {"version": version, "codes": code_ids, "thresholds": [round(float(t), 2) for t in thresholds],
-                "codebook_id": codebook.id, "codebook_hash": codebook.content_hash, "method": cfg.method,
-                "base_model": cfg.base_model, "max_length": cfg.max_length, "seed": cfg.seed, "created_at": now()}
-    training = {"source": source, "segments": sum(len(p) for p in (split.train, split.validation, split.test)),
-                "documents": len({e.document for e in split.train + split.validation + split.test}),
-                "split": split.summary(), "positives": train_pos, "fit": fit,
-                "too_few_positives": {c: n for c, n in train_pos.items() if n < MIN_POSITIVES},
-                "train_texts": [text_key(e.text) for e in split.train + split.validation],
-                "test_keys": [e.key for e in split.test], "settings": cfg.model_dump()}
+    rounded_thresholds = [round(float(t), 2) for t in thresholds]
+    too_few = {c: n for c, n in train_pos.items() if n < MIN_POSITIVES}
+    split_summary = split.summary()
+    manifest = {
+        "version": version,
+        "codes": code_ids,
+        "thresholds": rounded_thresholds,
+        "codebook_id": codebook.id,
+        "codebook_hash": codebook.content_hash,
+        "method": cfg.method,
+        "base_model": cfg.base_model,
+        "max_length": cfg.max_length,
+        "seed": cfg.seed,
+        "created_at": now(),
+    }
+    training = {
+        "source": source,
+        "segments": sum(len(p) for p in (split.train, split.validation, split.test)),
+        "documents": len({e.document for e in split.train + split.validation + split.test}),
+        "split": split_summary,
+        "positives": train_pos,
+        "fit": fit,
+        "too_few_positives": too_few,
+        "train_texts": [text_key(e.text) for e in split.train + split.validation],
+        "test_keys": [e.key for e in split.test],
+        "settings": cfg.model_dump(),
+    }
     metrics = {"test": test}
     save_model(model, tokenizer, tmp, manifest)
     if cfg.export_onnx:
@@ -117,27 +169,52 @@ def _fit_and_save(tmp: Path, version: str, split: Split, code_ids: list[str], cf
     write_json(tmp / "training.json", training)
     write_json(tmp / "metrics.json", metrics)
     write_model_card(tmp, manifest, training, metrics, codebook)
-    return TrainReport(version, cfg.method, str(tmp), False, 0.0, test,
-                       dict(zip(code_ids, manifest["thresholds"])), training["too_few_positives"],
-                       training["split"], metrics.get("onnx_int8"), fit, split.test)
+    return TrainReport(
+        version,
+        cfg.method,
+        str(tmp),
+        False,
+        0.0,
+        test,
+        dict(zip(code_ids, rounded_thresholds, strict=True)),
+        too_few,
+        split_summary,
+        metrics.get("onnx_int8"),
+        fit,
+        split.test,
+    )
 
 
-def _check_onnx(model, tokenizer, path: Path, test: list[Example], y_test: np.ndarray, fp32_probs: np.ndarray,
-                thresholds: np.ndarray, cfg: ClassifierSettings) -> dict:
+def _check_onnx(
+    model,
+    tokenizer,
+    path: Path,
+    test: list[Example],
+    y_test: np.ndarray,
+    fp32_probs: np.ndarray,
+    thresholds: np.ndarray,
+    cfg: ClassifierSettings,
+) -> dict:
     """Export int8 and record its macro F1 next to the fp32 model's on the same test split."""
     scorer = OnnxScorer(export_int8(model, tokenizer, path), tokenizer)
     int8 = scorer.predict_proba([e.text for e in test], cfg.inference_batch_size, cfg.max_length) >= thresholds
     fp32 = fp32_probs >= thresholds
     codes = list(range(y_test.shape[1]))
-    return {"macro_f1": code_metrics(y_test, int8, [str(c) for c in codes])["macro_f1"],
-            "fp32_macro_f1": code_metrics(y_test, fp32, [str(c) for c in codes])["macro_f1"],
-            "same_decisions": round(float((int8 == fp32).mean()), 4) if len(test) else 1.0}
+    return {
+        "macro_f1": code_metrics(y_test, int8, [str(c) for c in codes])["macro_f1"],
+        "fp32_macro_f1": code_metrics(y_test, fp32, [str(c) for c in codes])["macro_f1"],
+        "same_decisions": round(float((int8 == fp32).mean()), 4) if len(test) else 1.0,
+    }
 
 
 def _row_metrics(report: TrainReport) -> dict:
-    return {"method": report.method, "micro_f1": report.test["micro_f1"], "macro_f1": report.test["macro_f1"],
-            "test_segments": report.test["segments"],
-            **({"onnx_int8_macro_f1": report.onnx_int8["macro_f1"]} if report.onnx_int8 else {})}
+    return {
+        "method": report.method,
+        "micro_f1": report.test["micro_f1"],
+        "macro_f1": report.test["macro_f1"],
+        "test_segments": report.test["segments"],
+        **({"onnx_int8_macro_f1": report.onnx_int8["macro_f1"]} if report.onnx_int8 else {}),
+    }
 
 
 __all__ = ["MANIFEST", "TrainReport", "load_examples", "train"]

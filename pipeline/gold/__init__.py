@@ -1,8 +1,8 @@
 """Gold data: adjudication of annotations into gold labels, and export of the gold dataset.
 
-    from pipeline.gold import adjudicate, export
-    adjudicate(store, codebook, method="majority")        # writes the gold table
-    export(store, settings, codebook, formats=["hf", "jsonl"])
+from pipeline.gold import adjudicate, export
+adjudicate(store, codebook, method="majority")        # writes the gold table
+export(store, settings, codebook, formats=["hf", "jsonl"])
 """
 
 from pipeline.gold.adjudicate import METHODS, AdjudicationReport, adjudicate

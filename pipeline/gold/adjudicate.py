@@ -39,7 +39,7 @@ class AdjudicationReport:
 
 def _votes(r: Ratings, i: int) -> dict[str, Any]:
     yes = (r.labels[i] & r.rated[i][:, None]).sum(axis=0)
-    return {"n_annotators": int(r.rated[i].sum()), "yes": {c: int(n) for c, n in zip(r.codes, yes)}}
+    return {"n_annotators": int(r.rated[i].sum()), "yes": {c: int(n) for c, n in zip(r.codes, yes, strict=True)}}
 
 
 def majority(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
@@ -61,8 +61,13 @@ def majority(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
 
 def _frame(r: Ratings, values: np.ndarray) -> pd.DataFrame:
     i, a = np.nonzero(r.rated)
-    return pd.DataFrame({"task": np.asarray(r.items, dtype=object)[i],
-                         "worker": np.asarray(r.annotators, dtype=object)[a], "label": values[i, a]})
+    return pd.DataFrame(
+        {
+            "task": np.asarray(r.items, dtype=object)[i],
+            "worker": np.asarray(r.annotators, dtype=object)[a],
+            "label": values[i, a],
+        }
+    )
 
 
 def dawid_skene(r: Ratings, n_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
@@ -74,33 +79,40 @@ def dawid_skene(r: Ratings, n_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
         return _dawid_skene(r, n_iter)
 
 
-def _dawid_skene(r: Ratings, n_iter: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit(frame: pd.DataFrame, items: list[str], n_iter: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """One Dawid-Skene fit: the chosen label and the label probabilities per item, in `items` order."""
     from crowdkit.aggregation import DawidSkene
 
+    model = DawidSkene(n_iter=n_iter)
+    chosen = model.fit_predict(frame).reindex(items).to_numpy()
+    if model.probas_ is None:  # crowd-kit types it Optional: it is unset before fitting
+        raise RuntimeError("crowd-kit's DawidSkene left probas_ unset after fitting")
+    return chosen, model.probas_.reindex(items)
+
+
+def _dawid_skene(r: Ratings, n_iter: int) -> tuple[np.ndarray, np.ndarray]:
     gold = np.zeros((r.n_items, len(r.codes)), dtype=bool)
     posterior = np.zeros((r.n_items, len(r.codes)))
     if r.single_choice:
         cats, names = r.categories()
-        model = DawidSkene(n_iter=n_iter)
-        chosen = model.fit_predict(_frame(r, cats.astype(int))).reindex(r.items).to_numpy()
-        probas = model.probas_.reindex(r.items)
+        chosen, probas = _fit(_frame(r, cats.astype(int)), r.items, n_iter)
         for k in range(len(r.codes)):
             gold[:, k] = chosen == k
             posterior[:, k] = probas[k].to_numpy() if k in probas else 0.0
         return gold, posterior
     for c in range(len(r.codes)):
-        model = DawidSkene(n_iter=n_iter)
-        labels = r.labels[:, :, c].astype(int)
-        gold[:, c] = model.fit_predict(_frame(r, labels)).reindex(r.items).to_numpy() == 1
-        probas = model.probas_.reindex(r.items)
+        chosen, probas = _fit(_frame(r, r.labels[:, :, c].astype(int)), r.items, n_iter)
+        gold[:, c] = chosen == 1
         posterior[:, c] = probas[1].to_numpy() if 1 in probas else 0.0
     return gold, posterior
 
 
 def review_decisions(store: Store, codebook: Codebook) -> dict[str, tuple[list[str], str]]:
     """The latest decision per segment in review projects: {segment: (codes, adjudicator)}."""
-    return {a.segment_id: (codebook.check_codes(a.codes, f"review annotation {a.annotation_id}"), a.annotator)
-            for a in review_annotations(store)}
+    return {
+        a.segment_id: (codebook.check_codes(a.codes, f"review annotation {a.annotation_id}"), a.annotator)
+        for a in review_annotations(store)
+    }
 
 
 def adjudicate(store: Store, codebook: Codebook, method: str = "majority") -> AdjudicationReport:
@@ -120,7 +132,7 @@ def adjudicate(store: Store, codebook: Codebook, method: str = "majority") -> Ad
         gold, posterior = dawid_skene(ratings)
         rows_method[:] = "dawid-skene"
         for i in range(ratings.n_items):
-            extra[i]["posterior"] = {c: round(float(p), 6) for c, p in zip(ratings.codes, posterior[i])}
+            extra[i]["posterior"] = {c: round(float(p), 6) for c, p in zip(ratings.codes, posterior[i], strict=True)}
     else:
         decisions = review_decisions(store, codebook)
         for i, item in enumerate(ratings.items):
@@ -131,8 +143,15 @@ def adjudicate(store: Store, codebook: Codebook, method: str = "majority") -> Ad
                 extra[i]["adjudicator"] = who
         report.adjudicated = int((rows_method == "adjudicator").sum())
         report.fallback_majority = ratings.n_items - report.adjudicated
-    labels = [GoldLabel(item, [c for c, g in zip(ratings.codes, gold[i]) if g], str(rows_method[i]),
-                        {**_votes(ratings, i), **extra[i]}) for i, item in enumerate(ratings.items)]
+    labels = [
+        GoldLabel(
+            item,
+            [c for c, g in zip(ratings.codes, gold[i], strict=True) if g],
+            str(rows_method[i]),
+            {**_votes(ratings, i), **extra[i]},
+        )
+        for i, item in enumerate(ratings.items)
+    ]
     with store.transaction(), store.run("adjudicate", {"method": method}) as summary:
         replace_gold(store, labels, codebook.content_hash)
         report.per_code = {c: int(gold[:, k].sum()) for k, c in enumerate(ratings.codes)}

@@ -11,7 +11,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -48,16 +48,33 @@ class ExportReport:
 def features(codebook: Codebook):
     from datasets import Features, List, Value
 
-    return Features({
-        "id": Value("string"), "text": Value("string"), "document": Value("string"),
-        "position": Value("int32"), "speaker": Value("string"),
-        "gold_codes": List(Value("string")), "gold_code_names": List(Value("string")),
-        "labels": List(Value("int8")), "gold_method": Value("string"), "gold_votes": Value("string"),
-        "annotations": List({"annotator": Value("string"), "codes": List(Value("string")),
-                             "changed_prelabel": Value("bool"), "prelabel_version": Value("string")}),
-        "n_annotators": Value("int32"), "agreement": Value("float64"), "exact_agreement": Value("float64"),
-        "prelabel_version": Value("string"), "split": Value("string"),
-    })
+    return Features(
+        {
+            "id": Value("string"),
+            "text": Value("string"),
+            "document": Value("string"),
+            "position": Value("int32"),
+            "speaker": Value("string"),
+            "gold_codes": List(Value("string")),
+            "gold_code_names": List(Value("string")),
+            "labels": List(Value("int8")),
+            "gold_method": Value("string"),
+            "gold_votes": Value("string"),
+            "annotations": List(
+                {
+                    "annotator": Value("string"),
+                    "codes": List(Value("string")),
+                    "changed_prelabel": Value("bool"),
+                    "prelabel_version": Value("string"),
+                }
+            ),
+            "n_annotators": Value("int32"),
+            "agreement": Value("float64"),
+            "exact_agreement": Value("float64"),
+            "prelabel_version": Value("string"),
+            "split": Value("string"),
+        }
+    )
 
 
 def split_documents(documents: list[str], validation: float, test: float, seed: int) -> dict[str, str]:
@@ -69,7 +86,7 @@ def split_documents(documents: list[str], validation: float, test: float, seed: 
         n_test, n_val = max(n_test, 1), max(n_val, 1)
     n_test, n_val = min(n_test, max(n - 1, 0)), min(n_val, max(n - 1 - n_test, 0))
     names = ["test"] * n_test + ["validation"] * n_val + ["train"] * (n - n_test - n_val)
-    return dict(zip(order, names))
+    return dict(zip(order, names, strict=True))
 
 
 def pseudonyms(annotators: list[str], keep_ids: bool) -> dict[str, str]:
@@ -98,8 +115,9 @@ def _versions(store: Store) -> dict[tuple[str, str], str | None]:
     return {(a.segment_id, a.annotator): a.prediction_version for a in live_annotations(store)}
 
 
-def gold_rows(store: Store, codebook: Codebook, ratings: Ratings, names: dict[str, str],
-              splits: dict[str, str]) -> list[dict[str, Any]]:
+def gold_rows(
+    store: Store, codebook: Codebook, ratings: Ratings, names: dict[str, str], splits: dict[str, str]
+) -> list[dict[str, Any]]:
     index = {item: i for i, item in enumerate(ratings.items)}
     prelabels, versions = _prelabels(store), _versions(store)
     code_names = {c.id: c.name for c in codebook.codes}
@@ -107,25 +125,43 @@ def gold_rows(store: Store, codebook: Codebook, ratings: Ratings, names: dict[st
     for g in gold_segments(store):
         seg, codes, doc = g.segment_id, g.codes, g.document_id
         i = index.get(seg)
-        annotations = []
+        annotations: list[dict[str, Any]] = []
         for j, who in enumerate(ratings.annotators):
             if i is None or not ratings.rated[i, j]:
                 continue
-            chosen = [c for c, on in zip(ratings.codes, ratings.labels[i, j]) if on]
+            chosen = [c for c, on in zip(ratings.codes, ratings.labels[i, j], strict=True) if on]
             version = versions.get((seg, who))
             pre = prelabels.get((seg, version)) if version else None
-            annotations.append({"annotator": names[who], "codes": chosen, "prelabel_version": version,
-                                "changed_prelabel": None if pre is None else sorted(pre) != sorted(chosen)})
+            annotations.append(
+                {
+                    "annotator": names[who],
+                    "codes": chosen,
+                    "prelabel_version": version,
+                    "changed_prelabel": None if pre is None else sorted(pre) != sorted(chosen),
+                }
+            )
         agree, exact = item_agreement(ratings, i) if i is not None else (None, None)
         seen = [a["prelabel_version"] for a in annotations if a["prelabel_version"]]
-        rows.append({
-            "id": seg, "text": g.text, "document": doc, "position": g.position, "speaker": g.speaker,
-            "gold_codes": codes, "gold_code_names": [code_names[c] for c in codes],
-            "labels": [int(c in codes) for c in codebook.code_ids], "gold_method": g.method, "gold_votes": g.votes,
-            "annotations": annotations, "n_annotators": len(annotations), "agreement": agree,
-            "exact_agreement": exact, "prelabel_version": max(set(seen), key=seen.count) if seen else None,
-            "split": splits[doc],
-        })
+        rows.append(
+            {
+                "id": seg,
+                "text": g.text,
+                "document": doc,
+                "position": g.position,
+                "speaker": g.speaker,
+                "gold_codes": codes,
+                "gold_code_names": [code_names[c] for c in codes],
+                "labels": [int(c in codes) for c in codebook.code_ids],
+                "gold_method": g.method,
+                "gold_votes": g.votes,
+                "annotations": annotations,
+                "n_annotators": len(annotations),
+                "agreement": agree,
+                "exact_agreement": exact,
+                "prelabel_version": max(set(seen), key=seen.count) if seen else None,
+                "split": splits[doc],
+            }
+        )
     return rows
 
 
@@ -143,9 +179,12 @@ def write_files(rows: list[dict[str, Any]], codebook: Codebook, formats: list[st
         from datasets import Dataset, DatasetDict, disable_progress_bars, enable_progress_bars
 
         feats = features(codebook)
-        dd = DatasetDict({
-            name: Dataset.from_dict({k: [r[k] for r in rows if r["split"] == name] for k in feats}, features=feats)
-            for name in SPLITS})
+        dd = DatasetDict(
+            {
+                name: Dataset.from_dict({k: [r[k] for r in rows if r["split"] == name] for k in feats}, features=feats)
+                for name in SPLITS
+            }
+        )
         shutil.rmtree(out / "hf", ignore_errors=True)
         disable_progress_bars()
         try:
@@ -167,8 +206,14 @@ def write_files(rows: list[dict[str, Any]], codebook: Codebook, formats: list[st
     return files
 
 
-def export(store: Store, settings: Settings, codebook: Codebook, formats: list[str] | None = None,
-           out_dir: str | Path | None = None, keep_annotator_ids: bool = False) -> ExportReport:
+def export(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    formats: list[str] | None = None,
+    out_dir: str | Path | None = None,
+    keep_annotator_ids: bool = False,
+) -> ExportReport:
     """Write the gold dataset (all formats by default) and its dataset card to `out_dir`."""
     formats = list(formats or FORMATS)
     bad = [f for f in formats if f not in FORMATS]
@@ -182,16 +227,22 @@ def export(store: Store, settings: Settings, codebook: Codebook, formats: list[s
     cfg = settings.agreement
     splits = split_documents(docs, cfg.export_validation_fraction, cfg.export_test_fraction, cfg.seed)
     rows = gold_rows(store, codebook, ratings, names, splits)
-    stamp = datetime.now(timezone.utc).date().isoformat()
+    stamp = datetime.now(UTC).date().isoformat()
     out = Path(out_dir) if out_dir else store.workspace / "exports" / f"gold-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     agreement = compute_agreement(ratings, bootstrap=cfg.bootstrap, seed=cfg.seed)
     with store.transaction(), store.run("export", {"formats": formats, "out": str(out)}) as summary:
         files = write_files(rows, codebook, formats, out)
-        (out / "README.md").write_text(dataset_card(store, codebook, rows, agreement, keep_annotator_ids),
-                                       encoding="utf-8")
+        (out / "README.md").write_text(
+            dataset_card(store, codebook, rows, agreement, keep_annotator_ids), encoding="utf-8"
+        )
         files["card"] = str(out / "README.md")
-        report = ExportReport(str(out), len(rows), {s: sum(r["split"] == s for r in rows) for s in SPLITS},
-                              {s: sum(v == s for v in splits.values()) for s in SPLITS}, files)
+        report = ExportReport(
+            str(out),
+            len(rows),
+            {s: sum(r["split"] == s for r in rows) for s in SPLITS},
+            {s: sum(v == s for v in splits.values()) for s in SPLITS},
+            files,
+        )
         summary.update(rows=report.rows, splits=report.splits, out=report.out_dir)
     return report

@@ -46,17 +46,22 @@ def find_transcripts(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in READERS
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in READERS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             if not found:
-                raise CultureCodeError(
-                    f"{path}: no transcripts found (looked for {', '.join(sorted(READERS))})")
+                raise CultureCodeError(f"{path}: no transcripts found (looked for {', '.join(sorted(READERS))})")
             files.extend(found)
         elif path.is_file():
             if path.suffix.lower() not in READERS:
                 raise CultureCodeError(
                     f"{path}: unknown file type '{path.suffix or '(none)'}'; culturecode reads "
-                    f"{', '.join(sorted(READERS))}")
+                    f"{', '.join(sorted(READERS))}"
+                )
             files.append(path)
         else:
             raise CultureCodeError(f"{path}: no such file or folder")
@@ -71,7 +76,8 @@ def _check_unique_names(files: list[Path]) -> None:
         if doc_id in seen and seen[doc_id].resolve() != path.resolve():
             raise CultureCodeError(
                 f"{path}: document name '{doc_id}' is also used by {seen[doc_id]}; "
-                f"rename one of them (document names are file names without extension)")
+                f"rename one of them (document names are file names without extension)"
+            )
         seen[doc_id] = path
 
 
@@ -111,8 +117,15 @@ def _pseudonymiser(store: Store, settings: IngestSettings) -> Pseudonymiser | No
     return Pseudonymiser(store.workspace / MAPPING_FILE, names)
 
 
-def _ingest_file(store: Store, path: Path, settings: IngestSettings, salt: str, replace: bool,
-                 pseudo: Pseudonymiser | None, report: IngestReport) -> None:
+def _ingest_file(
+    store: Store,
+    path: Path,
+    settings: IngestSettings,
+    salt: str,
+    replace: bool,
+    pseudo: Pseudonymiser | None,
+    report: IngestReport,
+) -> None:
     doc_id = document_id(path)
     if path.suffix.lower() == ".docx":
         encoding, content_hash = "binary", inspect_docx(path, salt)
@@ -130,8 +143,13 @@ def _ingest_file(store: Store, path: Path, settings: IngestSettings, salt: str, 
         probe = ReadContext(path=path, encoding=encoding, csv=settings.csv, skip_bad=True)
         pseudo.learn_speakers(turn.speaker for turn in READERS[path.suffix.lower()](probe))
     segments = _segments(doc_id, READERS[path.suffix.lower()](ctx), settings, pseudo)
-    doc = Document(id=doc_id, source_path=str(path), format=path.suffix.lower().lstrip("."),
-                   content_hash=content_hash, metadata=ctx.metadata)
+    doc = Document(
+        id=doc_id,
+        source_path=str(path),
+        format=path.suffix.lower().lstrip("."),
+        content_hash=content_hash,
+        metadata=ctx.metadata,
+    )
     counter = _Counted(segments)
     report.segments_added += store.put_document(doc, counter)
     if counter.count == 0:
@@ -160,8 +178,9 @@ def inspect_docx(path: Path, salt: str) -> str:
     return digest.hexdigest()[:20]
 
 
-def _segments(doc_id: str, turns: Iterator[Turn], settings: IngestSettings,
-              pseudo: Pseudonymiser | None) -> Iterator[Segment]:
+def _segments(
+    doc_id: str, turns: Iterator[Turn], settings: IngestSettings, pseudo: Pseudonymiser | None
+) -> Iterator[Segment]:
     occurrences: Counter[bytes] = Counter()
     position = 0
     for turn in turns:
@@ -176,6 +195,14 @@ def _segments(doc_id: str, turns: Iterator[Turn], settings: IngestSettings,
             meta["line"] = turn.line
             if len(pieces) > 1:
                 meta["part"] = f"{index + 1}/{len(pieces)}"
-            yield Segment(id=seg_id, document_id=doc_id, position=position, text=piece,
-                          speaker=speaker, start_time=turn.start, end_time=turn.end, metadata=meta)
+            yield Segment(
+                id=seg_id,
+                document_id=doc_id,
+                position=position,
+                text=piece,
+                speaker=speaker,
+                start_time=turn.start,
+                end_time=turn.end,
+                metadata=meta,
+            )
             position += 1

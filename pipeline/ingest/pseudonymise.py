@@ -27,7 +27,9 @@ class Pseudonymiser:
             try:
                 self.mapping = json.loads(mapping_path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
-                raise CultureCodeError(f"{mapping_path}: the pseudonym mapping is not valid JSON; restore it from a backup") from None
+                raise CultureCodeError(
+                    f"{mapping_path}: the pseudonym mapping is not valid JSON; restore it from a backup"
+                ) from None
         for name in extra_names or []:
             self._pseudonym(name)
         self._pattern: re.Pattern[str] | None = None

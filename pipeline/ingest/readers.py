@@ -140,7 +140,9 @@ def read_docx(ctx: ReadContext) -> Iterator[Turn]:
     try:
         document = docx.Document(str(ctx.path))
     except (PackageNotFoundError, KeyError, ValueError, OSError) as exc:
-        raise CultureCodeError(f"{ctx.path}: not a readable .docx file ({type(exc).__name__}); re-save it from Word") from None
+        raise CultureCodeError(
+            f"{ctx.path}: not a readable .docx file ({type(exc).__name__}); re-save it from Word"
+        ) from None
     paragraphs = ((i, p.text) for i, p in enumerate(document.paragraphs, start=1))
     yield from turns_from_lines(paragraphs, ctx)
 
@@ -157,7 +159,9 @@ def _cues(ctx: ReadContext, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[
         if "-->" in line:
             match = CUE_TIMING.match(line)
             if not match:
-                raise ctx.fail(number, f"broken cue timestamp '{line.strip()}' (expected 00:00:01.000 --> 00:00:04.000)")
+                raise ctx.fail(
+                    number, f"broken cue timestamp '{line.strip()}' (expected 00:00:01.000 --> 00:00:04.000)"
+                )
             start, end = _seconds(*match.groups()[:4]), _seconds(*match.groups()[4:8])
             if end < start:
                 raise ctx.fail(number, "cue ends before it starts")
@@ -244,8 +248,11 @@ def read_table(ctx: ReadContext) -> Iterator[Turn]:
         reader = csv.DictReader(fh, delimiter=delimiter)
         header = reader.fieldnames or []
         if cols.text_column not in header:
-            raise ctx.fail(1, f"no '{cols.text_column}' column (found: {', '.join(header) or 'none'}); "
-                              f"set ingest.csv.text_column or pass --text-column")
+            raise ctx.fail(
+                1,
+                f"no '{cols.text_column}' column (found: {', '.join(header) or 'none'}); "
+                f"set ingest.csv.text_column or pass --text-column",
+            )
         known = {cols.text_column, cols.speaker_column, cols.start_column, cols.end_column}
         try:
             for row in reader:
@@ -256,7 +263,10 @@ def read_table(ctx: ReadContext) -> Iterator[Turn]:
                 speaker = (row.get(cols.speaker_column) or "").strip() or None if cols.speaker_column else None
                 meta = {k: v for k, v in row.items() if k not in known and k is not None and v not in (None, "")}
                 yield Turn(
-                    text=text, speaker=speaker, line=line, metadata=meta,
+                    text=text,
+                    speaker=speaker,
+                    line=line,
+                    metadata=meta,
                     start=_time_value(row.get(cols.start_column), ctx, line, cols.start_column or ""),
                     end=_time_value(row.get(cols.end_column), ctx, line, cols.end_column or ""),
                 )
@@ -271,7 +281,9 @@ def read_jsonl(ctx: ReadContext) -> Iterator[Turn]:
         try:
             turn = _jsonl_turn(json.loads(line), ctx, number)
         except (json.JSONDecodeError, CultureCodeError) as exc:
-            reason = f"not valid JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else str(exc).split(": ", 1)[-1]
+            reason = (
+                f"not valid JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else str(exc).split(": ", 1)[-1]
+            )
             if ctx.skip_bad:
                 ctx.skipped.append(f"{ctx.path}:{number}: {reason}")
                 continue
@@ -288,19 +300,29 @@ def _jsonl_turn(obj: Any, ctx: ReadContext, number: int) -> Turn | None:
         raise ctx.fail(number, "missing a string 'text' field")
     if not text.strip():
         return None
-    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    meta = obj.get("meta")
+    if not isinstance(meta, dict):
+        meta = {}
     extra = {k: v for k, v in obj.items() if k not in {"text", "speaker", "start", "end", "meta"}}
     speaker = obj.get("speaker")
     return Turn(
-        text=text.strip(), speaker=str(speaker).strip() if speaker not in (None, "") else None,
+        text=text.strip(),
+        speaker=str(speaker).strip() if speaker not in (None, "") else None,
         start=_time_value(obj.get("start"), ctx, number, "start"),
         end=_time_value(obj.get("end"), ctx, number, "end"),
-        line=number, metadata={**extra, **meta},
+        line=number,
+        metadata={**extra, **meta},
     )
 
 
 READERS: dict[str, Callable[[ReadContext], Iterator[Turn]]] = {
-    ".txt": read_txt, ".md": read_txt, ".vtt": read_vtt, ".srt": read_srt,
-    ".csv": read_table, ".tsv": read_table, ".jsonl": read_jsonl, ".docx": read_docx,
+    ".txt": read_txt,
+    ".md": read_txt,
+    ".vtt": read_vtt,
+    ".srt": read_srt,
+    ".csv": read_table,
+    ".tsv": read_table,
+    ".jsonl": read_jsonl,
+    ".docx": read_docx,
 }
 TEXT_FORMATS = {ext for ext in READERS if ext != ".docx"}

@@ -9,7 +9,6 @@ import hashlib
 from sentencex import segment as sentences_of
 
 
-
 def normalise(text: str) -> str:
     return " ".join(text.split())
 

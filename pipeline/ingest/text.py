@@ -65,9 +65,7 @@ def _guess_encoding(path: Path, head: bytes) -> str:
     plausible = {m.encoding for m in matches if m.chaos <= least + 0.01}
     guess = next((enc for enc in ACCEPTED_GUESSES if enc in plausible), None)
     if guess is None:
-        raise CultureCodeError(
-            f"{path}: not UTF-8 text and the encoding could not be recognised; save it as UTF-8"
-        )
+        raise CultureCodeError(f"{path}: not UTF-8 text and the encoding could not be recognised; save it as UTF-8")
     try:
         with path.open("r", encoding=guess, newline="") as fh:
             for _ in iter(lambda: fh.read(CHUNK), ""):

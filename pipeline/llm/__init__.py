@@ -9,8 +9,9 @@ Library entry points (each CLI command calls one): `prelabel_llm`, `plan`, `eval
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pipeline.lazy import lazy_names
 
 # eager: the submodule `plan` would otherwise shadow the function `plan` once anything imports it
 from pipeline.llm.plan import Plan, plan
@@ -63,10 +64,4 @@ __all__ = [
     "silver_rows",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"pipeline.llm.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -20,8 +20,7 @@ def gold_examples(store: Store, codebook: Codebook, path: str | Path | None = No
         from pipeline.classifier.data import read_gold
 
         return [Example(e.text, e.codes, e.document) for e in read_gold(path, codebook)]
-    return [Example(g.text, codebook.check_codes(g.codes, "gold table"), g.document_id)
-            for g in gold_segments(store)]
+    return [Example(g.text, codebook.check_codes(g.codes, "gold table"), g.document_id) for g in gold_segments(store)]
 
 
 def _embed(texts: list[str]) -> np.ndarray:
@@ -34,8 +33,9 @@ def _embed(texts: list[str]) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), 32):
-            enc = tokenizer(texts[start:start + 32], padding=True, truncation=True, max_length=128,
-                            return_tensors="pt")
+            enc = tokenizer(
+                texts[start : start + 32], padding=True, truncation=True, max_length=128, return_tensors="pt"
+            )
             pooled = mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
             out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
     return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
@@ -46,10 +46,10 @@ def pick_examples(segments: list[Segment], pool: list[Example], k: int) -> dict[
     if k <= 0 or not pool or not segments:
         return {s.id: [] for s in segments}
     vectors = _embed([e.text for e in pool] + [s.text for s in segments])
-    pool_vecs, seg_vecs = vectors[:len(pool)], vectors[len(pool):]
+    pool_vecs, seg_vecs = vectors[: len(pool)], vectors[len(pool) :]
     docs = np.array([e.document for e in pool])
     chosen: dict[str, list[Example]] = {}
-    for seg, vec in zip(segments, seg_vecs):
+    for seg, vec in zip(segments, seg_vecs, strict=True):
         sims = pool_vecs @ vec
         sims[(docs == seg.document_id) | np.array([e.text == seg.text for e in pool])] = -np.inf
         order = [i for i in np.argsort(-sims)[:k] if np.isfinite(sims[i])]
@@ -58,6 +58,9 @@ def pick_examples(segments: list[Segment], pool: list[Example], k: int) -> dict[
 
 
 def _with_answer(example: Example) -> Example:
-    answer = {"codes": example.codes, "confidence": {c: 0.9 for c in example.codes},
-              "rationale": "labelled by a human coder"}
+    answer = {
+        "codes": example.codes,
+        "confidence": {c: 0.9 for c in example.codes},
+        "rationale": "labelled by a human coder",
+    }
     return Example(example.text, example.codes, example.document, json.dumps(answer))

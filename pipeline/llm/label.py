@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pipeline.config import Codebook, LlmSettings
 from pipeline.errors import CultureCodeError
-from pipeline.llm.backends import Backend, Completion
+from pipeline.llm.backends import Backend, Completion, ModelIdentity
 from pipeline.llm.parse import AnswerError, LlmLabel, answer_schema, parse_answer, repair_message
 from pipeline.llm.prompts import Prompt
 from pipeline.progress import progress_bar
@@ -46,15 +46,20 @@ class Outcome:
 
 
 def sampling(settings: LlmSettings) -> dict:
-    return {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "seed": settings.seed,
-            "json_schema": settings.json_schema}
+    return {
+        "temperature": settings.temperature,
+        "max_tokens": settings.max_tokens,
+        "seed": settings.seed,
+        "json_schema": settings.json_schema,
+    }
 
 
-def make_job(segment_id: str, prompt: Prompt | None, backend: Backend, prompt_version: str,
-             settings: LlmSettings) -> Job:
+def make_job(
+    segment_id: str, prompt: Prompt | None, backend: ModelIdentity, prompt_version: str, settings: LlmSettings
+) -> Job:
     if prompt is None:
         return Job(segment_id, None)
-    prompt_hash = hashlib.sha256(f"{prompt.system}\0{prompt.user}".encode("utf-8")).hexdigest()[:16]
+    prompt_hash = hashlib.sha256(f"{prompt.system}\0{prompt.user}".encode()).hexdigest()[:16]
     material = dumps([backend.name, backend.model_id, prompt_version, prompt_hash, sampling(settings)])
     return Job(segment_id, prompt, hashlib.sha256(material.encode("utf-8")).hexdigest()[:24], prompt_hash)
 
@@ -64,23 +69,28 @@ def ask(backend: Backend, prompt: Prompt, codebook: Codebook, settings: LlmSetti
     schema = answer_schema(codebook)
     messages = prompt.messages()
     raws: list[str] = []
-    tokens = [0, 0]
+    prompt_tokens = completion_tokens = 0
     started = time.monotonic()
     error: AnswerError | None = None
     for _ in range(2):
-        done: Completion = backend.complete(messages, settings.max_tokens, settings.temperature, schema,
-                                            settings.seed)
+        done: Completion = backend.complete(messages, settings.max_tokens, settings.temperature, schema, settings.seed)
         raws.append(done.text)
-        tokens[0] += done.prompt_tokens
-        tokens[1] += done.completion_tokens
+        prompt_tokens += done.prompt_tokens
+        completion_tokens += done.completion_tokens
         try:
             label = parse_answer(done.text, codebook)
-            return Outcome("", label, done.text, None, False, raws, *tokens, time.monotonic() - started)
+            return Outcome(
+                "", label, done.text, None, False, raws, prompt_tokens, completion_tokens, time.monotonic() - started
+            )
         except AnswerError as exc:
             error = exc
-            messages = messages + [{"role": "assistant", "content": done.text},
-                                   {"role": "user", "content": repair_message(exc)}]
-    return Outcome("", None, raws[-1], str(error), False, raws, *tokens, time.monotonic() - started)
+            messages = messages + [
+                {"role": "assistant", "content": done.text},
+                {"role": "user", "content": repair_message(exc)},
+            ]
+    return Outcome(
+        "", None, raws[-1], str(error), False, raws, prompt_tokens, completion_tokens, time.monotonic() - started
+    )
 
 
 def _from_cache(store: Store, job: Job, codebook: Codebook) -> Outcome | None:
@@ -90,25 +100,57 @@ def _from_cache(store: Store, job: Job, codebook: Codebook) -> Outcome | None:
     label = None
     if row.error is None:
         label = parse_answer(row.response, codebook)
-    return Outcome(job.segment_id, label, row.response, row.error, True, row.attempts,
-                   row.prompt_tokens, row.completion_tokens, 0.0)
+    return Outcome(
+        job.segment_id,
+        label,
+        row.response,
+        row.error,
+        True,
+        row.attempts,
+        row.prompt_tokens,
+        row.completion_tokens,
+        0.0,
+    )
 
 
-def _to_cache(store: Store, job: Job, outcome: Outcome, backend: Backend, prompt_version: str,
-              settings: LlmSettings) -> None:
+def _to_cache(
+    store: Store, job: Job, outcome: Outcome, backend: Backend, prompt_version: str, settings: LlmSettings
+) -> None:
     with store.transaction():
-        cache_answer(store, CachedAnswer(
-            job.key, backend.name, backend.model_id, prompt_version, job.segment_id, job.prompt_hash,
-            sampling(settings), outcome.raw, outcome.attempts, outcome.error, outcome.prompt_tokens,
-            outcome.completion_tokens, round(outcome.seconds, 3)))
+        cache_answer(
+            store,
+            CachedAnswer(
+                job.key,
+                backend.name,
+                backend.model_id,
+                prompt_version,
+                job.segment_id,
+                job.prompt_hash,
+                sampling(settings),
+                outcome.raw,
+                outcome.attempts,
+                outcome.error,
+                outcome.prompt_tokens,
+                outcome.completion_tokens,
+                round(outcome.seconds, 3),
+            ),
+        )
 
 
-def run_jobs(store: Store, jobs: list[Job], backend: Backend, codebook: Codebook, settings: LlmSettings,
-             prompt_version: str, refresh: bool = False, show_progress: bool = True,
-             on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def run_jobs(
+    store: Store,
+    jobs: list[Job],
+    backend: Backend,
+    codebook: Codebook,
+    settings: LlmSettings,
+    prompt_version: str,
+    refresh: bool = False,
+    show_progress: bool = True,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
     """Answer every job, from the cache where possible; transport errors become failed outcomes."""
     outcomes: dict[str, Outcome] = {}
-    todo: list[Job] = []
+    todo: list[tuple[Job, Prompt]] = []
     for job in jobs:
         if job.prompt is None:
             outcomes[job.segment_id] = Outcome(job.segment_id, None, "", "empty segment: nothing to label")
@@ -117,12 +159,14 @@ def run_jobs(store: Store, jobs: list[Job], backend: Backend, codebook: Codebook
         if hit is not None:
             outcomes[job.segment_id] = hit
         else:
-            todo.append(job)
+            todo.append((job, job.prompt))
     workers = settings.concurrency if backend.supports_concurrency else 1
     started = time.monotonic()
-    with progress_bar(f"LLM ({backend.name})", len(todo), show_progress) as bar, \
-            ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(ask, backend, job.prompt, codebook, settings): job for job in todo}
+    with (
+        progress_bar(f"LLM ({backend.name})", len(todo), show_progress) as bar,
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        futures = {pool.submit(ask, backend, prompt, codebook, settings): job for job, prompt in todo}
         for done_count, future in enumerate(as_completed(futures), start=1):
             job = futures[future]
             try:
@@ -139,6 +183,8 @@ def run_jobs(store: Store, jobs: list[Job], backend: Backend, codebook: Codebook
             outcomes[job.segment_id] = outcome
             if on_outcome:
                 on_outcome(outcome)
-            bar.update(description=f"LLM ({backend.name}) {done_count / max(time.monotonic() - started, 1e-9):.2f} calls/s")
+            bar.update(
+                description=f"LLM ({backend.name}) {done_count / max(time.monotonic() - started, 1e-9):.2f} calls/s"
+            )
             bar.advance()
     return [outcomes[job.segment_id] for job in jobs]

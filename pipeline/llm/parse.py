@@ -32,11 +32,17 @@ def answer_schema(codebook: Codebook) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "codes": {"type": "array", "items": {"type": "string", "enum": ids}, "uniqueItems": True,
-                      **({"maxItems": 1} if codebook.single_choice else {})},
-            "confidence": {"type": "object", "properties": {c: {"type": "number", "minimum": 0, "maximum": 1}
-                                                            for c in ids},
-                           "additionalProperties": False},
+            "codes": {
+                "type": "array",
+                "items": {"type": "string", "enum": ids},
+                "uniqueItems": True,
+                **({"maxItems": 1} if codebook.single_choice else {}),
+            },
+            "confidence": {
+                "type": "object",
+                "properties": {c: {"type": "number", "minimum": 0, "maximum": 1} for c in ids},
+                "additionalProperties": False,
+            },
             "rationale": {"type": "string"},
         },
         "required": ["codes", "confidence", "rationale"],
@@ -80,8 +86,11 @@ def _confidence(raw: Any, codes: list[str]) -> dict[str, float]:
 def _other_scores(raw: Any, codebook: Codebook) -> dict[str, float]:
     if not isinstance(raw, dict):
         return {}
-    return {c: float(v) for c, v in raw.items()
-            if c in codebook.code_ids and isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1}
+    return {
+        c: float(v)
+        for c, v in raw.items()
+        if c in codebook.code_ids and isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
+    }
 
 
 def parse_answer(text: str, codebook: Codebook) -> LlmLabel:
@@ -109,5 +118,7 @@ def parse_answer(text: str, codebook: Codebook) -> LlmLabel:
 
 
 def repair_message(error: AnswerError) -> str:
-    return (f"Your answer could not be used: {error}. Reply again with only the JSON object "
-            '{"codes": [...], "confidence": {...}, "rationale": "..."}.')
+    return (
+        f"Your answer could not be used: {error}. Reply again with only the JSON object "
+        '{"codes": [...], "confidence": {...}, "rationale": "..."}.'
+    )

@@ -54,8 +54,15 @@ def approx_tokens(text: str) -> int:
     return max(1, round(len(text) / 4))  # ~4 characters a token for English with BPE tokenizers
 
 
-def plan(store: Store, settings: Settings, codebook: Codebook, segment_ids: list[str] | None = None,
-         limit: int | None = None, examples_path: str | Path | None = None, refresh: bool = False) -> Plan:
+def plan(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    segment_ids: list[str] | None = None,
+    limit: int | None = None,
+    examples_path: str | Path | None = None,
+    refresh: bool = False,
+) -> Plan:
     from pipeline.llm.backends.local import DEFAULT_LOCAL_MODEL
     from pipeline.llm.run import build_jobs, model_version
 
@@ -63,12 +70,12 @@ def plan(store: Store, settings: Settings, codebook: Codebook, segment_ids: list
     template = load_template(cfg.prompt, cfg.prompts_dir)
     backend = _Named(cfg.backend, cfg.model or (DEFAULT_LOCAL_MODEL if cfg.backend == "local" else "?"))
     segments = select_segments(store, segment_ids, limit)
-    jobs = build_jobs(store, settings, codebook, backend, template, segments, examples_path)  # type: ignore[arg-type]
-    asked = [j for j in jobs if j.prompt is not None]
-    cached = set() if refresh else cached_keys(store, [j.key for j in asked])
-    todo = [j for j in asked if j.key not in cached]
-    system_tokens = approx_tokens(asked[0].prompt.system) if asked else 0
-    user_tokens = sum(approx_tokens(j.prompt.user) for j in todo)
+    jobs = build_jobs(store, settings, codebook, backend, template, segments, examples_path)
+    asked = [(job, job.prompt) for job in jobs if job.prompt is not None]
+    cached = set() if refresh else cached_keys(store, [job.key for job, _ in asked])
+    todo = [prompt for job, prompt in asked if job.key not in cached]
+    system_tokens = approx_tokens(asked[0][1].system) if asked else 0
+    user_tokens = sum(approx_tokens(prompt.user) for prompt in todo)
     answer_tokens = ANSWER_TOKENS * len(todo)
     if cfg.backend == "local":  # the system prompt is read once and reused
         prompt_tokens = user_tokens + (system_tokens if todo else 0)
@@ -77,10 +84,24 @@ def plan(store: Store, settings: Settings, codebook: Codebook, segment_ids: list
     else:
         prompt_tokens = user_tokens + system_tokens * len(todo)
         seconds = len(todo) * HTTP_SECONDS_PER_CALL / cfg.concurrency
-        cost = round((prompt_tokens * cfg.price_per_million_input + answer_tokens * cfg.price_per_million_output)
-                     / 1e6, 4)
-    example = asked[0] if asked else None
-    return Plan(cfg.backend, backend.model_id, model_version(backend, template), template.version,  # type: ignore[arg-type]
-                len(segments), len(asked) - len(todo), len(todo), len(jobs) - len(asked), prompt_tokens,
-                answer_tokens, round(seconds, 1), cost, example.segment_id if example else "",
-                example.prompt.system if example else "", example.prompt.user if example else "")
+        cost = round(
+            (prompt_tokens * cfg.price_per_million_input + answer_tokens * cfg.price_per_million_output) / 1e6, 4
+        )
+    example_job, example = asked[0] if asked else (None, None)
+    return Plan(
+        cfg.backend,
+        backend.model_id,
+        model_version(backend, template),
+        template.version,
+        len(segments),
+        len(asked) - len(todo),
+        len(todo),
+        len(jobs) - len(asked),
+        prompt_tokens,
+        answer_tokens,
+        round(seconds, 1),
+        cost,
+        example_job.segment_id if example_job else "",
+        example.system if example else "",
+        example.user if example else "",
+    )

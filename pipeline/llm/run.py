@@ -17,7 +17,7 @@ from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.labellers.base import LabelContext, ModelRecord
 from pipeline.labellers.run import LabelRun, run_labeller, select_segments
-from pipeline.llm.backends import Backend, make_backend
+from pipeline.llm.backends import Backend, ModelIdentity, make_backend
 from pipeline.llm.examples import gold_examples, pick_examples
 from pipeline.llm.label import Job, Outcome, make_job, run_jobs
 from pipeline.llm.prompts import Example, PromptTemplate, load_template
@@ -50,7 +50,7 @@ class LlmPrelabelReport:
         return asdict(self)
 
 
-def model_version(backend: Backend, template: PromptTemplate) -> str:
+def model_version(backend: ModelIdentity, template: PromptTemplate) -> str:
     model = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(backend.model_id).name).strip("-")
     return f"llm-{model}-{template.name}-{template.version}"
 
@@ -73,7 +73,7 @@ def build_jobs(
     store: Store,
     settings: Settings,
     codebook: Codebook,
-    backend: Backend,
+    backend: ModelIdentity,
     template: PromptTemplate,
     segments: list[Segment],
     examples_path: str | Path | None = None,

@@ -17,8 +17,9 @@ from typing import Any
 from pipeline.store.db import Store, dumps, now, tally_codes
 
 KEPT = "a.deleted = 0 AND a.was_cancelled = 0"
-_REVIEW_PROJECT = ("SELECT 1 FROM studio_projects p WHERE p.server_url = a.server_url AND p.id = a.project_id "
-                   "AND p.role = 'review'")
+_REVIEW_PROJECT = (
+    "SELECT 1 FROM studio_projects p WHERE p.server_url = a.server_url AND p.id = a.project_id AND p.role = 'review'"
+)
 LIVE = f"{KEPT} AND NOT EXISTS ({_REVIEW_PROJECT})"
 IN_REVIEW = f"{KEPT} AND EXISTS ({_REVIEW_PROJECT})"
 # the order in which edits happened: the latest annotation of a (segment, annotator) comes last
@@ -42,14 +43,18 @@ def find_project(store: Store, url: str, role: str, annotator: str | None) -> sq
     """The newest project of (role, annotator); annotator None is the shared project."""
     return store.conn.execute(
         "SELECT * FROM studio_projects WHERE server_url = ? AND role = ? AND annotator IS ? ORDER BY id DESC",
-        (url, role, annotator)).fetchone()
+        (url, role, annotator),
+    ).fetchone()
 
 
-def add_project(store: Store, url: str, project_id: int, title: str, role: str, annotator: str | None,
-                codebook_hash: str) -> None:
+def add_project(
+    store: Store, url: str, project_id: int, title: str, role: str, annotator: str | None, codebook_hash: str
+) -> None:
     store.conn.execute(
         "INSERT INTO studio_projects(id, server_url, title, role, annotator, codebook_hash, created_at) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?)", (project_id, url, title, role, annotator, codebook_hash, now()))
+        "VALUES(?, ?, ?, ?, ?, ?, ?)",
+        (project_id, url, title, role, annotator, codebook_hash, now()),
+    )
 
 
 def forget_project(store: Store, url: str, project_id: int) -> None:
@@ -59,14 +64,16 @@ def forget_project(store: Store, url: str, project_id: int) -> None:
 
 
 def set_project_codebook(store: Store, url: str, project_id: int, codebook_hash: str) -> None:
-    store.conn.execute("UPDATE studio_projects SET codebook_hash = ? WHERE server_url = ? AND id = ?",
-                       (codebook_hash, url, project_id))
+    store.conn.execute(
+        "UPDATE studio_projects SET codebook_hash = ? WHERE server_url = ? AND id = ?", (codebook_hash, url, project_id)
+    )
 
 
 def project_annotators(store: Store, url: str, role: str) -> list[str | None]:
     """Who the projects of `role` are for (None: the shared project)."""
-    rows = store.conn.execute("SELECT DISTINCT annotator FROM studio_projects WHERE server_url = ? AND role = ?",
-                              (url, role))
+    rows = store.conn.execute(
+        "SELECT DISTINCT annotator FROM studio_projects WHERE server_url = ? AND role = ?", (url, role)
+    )
     return [r[0] for r in rows]
 
 
@@ -79,25 +86,28 @@ def task_ledger(store: Store, url: str, project_id: int) -> list[dict[str, Any]]
     return [dict(r) for r in rows]
 
 
-def record_tasks(store: Store, url: str, project_id: int,
-                 tasks: Iterable[tuple[int, str, str | None]]) -> None:
+def record_tasks(store: Store, url: str, project_id: int, tasks: Iterable[tuple[int, str, str | None]]) -> None:
     """Remember (task id, segment id, model version shown) rows of a project, replacing older ones."""
     stamp = now()
     store.conn.executemany(
         "INSERT OR REPLACE INTO tasks(server_url, project_id, task_id, segment_id, model_version, pushed_at) "
-        "VALUES(?, ?, ?, ?, ?, ?)", [(url, project_id, tid, seg, version, stamp) for tid, seg, version in tasks])
+        "VALUES(?, ?, ?, ?, ?, ?)",
+        [(url, project_id, tid, seg, version, stamp) for tid, seg, version in tasks],
+    )
 
 
 def drop_task(store: Store, url: str, project_id: int, segment_id: str) -> None:
-    store.conn.execute("DELETE FROM tasks WHERE server_url = ? AND project_id = ? AND segment_id = ?",
-                       (url, project_id, segment_id))
+    store.conn.execute(
+        "DELETE FROM tasks WHERE server_url = ? AND project_id = ? AND segment_id = ?", (url, project_id, segment_id)
+    )
 
 
 def tasks_shown_other_version(store: Store, url: str, project_id: int, model_version: str) -> list[sqlite3.Row]:
     """(task_id, segment_id) of the project's tasks whose pre-labels are not `model_version`'s."""
     return store.conn.execute(
         "SELECT task_id, segment_id FROM tasks WHERE server_url = ? AND project_id = ? AND model_version IS NOT ?",
-        (url, project_id, model_version)).fetchall()
+        (url, project_id, model_version),
+    ).fetchall()
 
 
 def count_tasks_to_update(store: Store, url: str, project_id: int, model_version: str) -> int:
@@ -105,22 +115,25 @@ def count_tasks_to_update(store: Store, url: str, project_id: int, model_version
     return store.conn.execute(
         "SELECT COUNT(*) FROM tasks t JOIN predictions p ON p.segment_id = t.segment_id AND p.model_version = ? "
         "WHERE t.server_url = ? AND t.project_id = ? AND t.model_version IS NOT ?",
-        (model_version, url, project_id, model_version)).fetchone()[0]
+        (model_version, url, project_id, model_version),
+    ).fetchone()[0]
 
 
 def set_task_versions(store: Store, url: str, project_id: int, task_ids: Iterable[int], model_version: str) -> None:
     stamp = now()
     store.conn.executemany(
         "UPDATE tasks SET model_version = ?, pushed_at = ? WHERE server_url = ? AND project_id = ? AND task_id = ?",
-        [(model_version, stamp, url, project_id, tid) for tid in task_ids])
+        [(model_version, stamp, url, project_id, tid) for tid in task_ids],
+    )
 
 
 def count_tasks(store: Store, url: str | None = None, project_id: int | None = None) -> int:
     """Tasks of one project (url and project_id), or of the whole workspace."""
     if url is None:
         return store.conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
-    return store.conn.execute("SELECT COUNT(*) FROM tasks WHERE server_url = ? AND project_id = ?",
-                              (url, project_id)).fetchone()[0]
+    return store.conn.execute(
+        "SELECT COUNT(*) FROM tasks WHERE server_url = ? AND project_id = ?", (url, project_id)
+    ).fetchone()[0]
 
 
 # --------------------------------------------------------------------------- annotations as pulled
@@ -145,8 +158,10 @@ def upsert_annotations(store: Store, rows: Iterable[dict[str, Any]]) -> None:
 def mark_deleted(store: Store, url: str, annotation_ids: Iterable[int]) -> None:
     """Annotations deleted on the server stay in the ledger, flagged."""
     stamp = now()
-    store.conn.executemany("UPDATE annotations SET deleted = 1, pulled_at = ? WHERE server_url = ? "
-                           "AND annotation_id = ?", [(stamp, url, aid) for aid in annotation_ids])
+    store.conn.executemany(
+        "UPDATE annotations SET deleted = 1, pulled_at = ? WHERE server_url = ? AND annotation_id = ?",
+        [(stamp, url, aid) for aid in annotation_ids],
+    )
 
 
 # --------------------------------------------------------------------------- annotations as ratings
@@ -166,18 +181,24 @@ class Annotation:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_ANNOTATION_SQL = ("SELECT a.annotation_id, a.segment_id, a.annotator, a.codes, a.prediction_version, "
-                   "s.document_id, s.text FROM annotations a JOIN segments s ON s.id = a.segment_id WHERE ")
+_ANNOTATION_SQL = (
+    "SELECT a.annotation_id, a.segment_id, a.annotator, a.codes, a.prediction_version, "
+    "s.document_id, s.text FROM annotations a JOIN segments s ON s.id = a.segment_id WHERE "
+)
 
 
 def _annotations(store: Store, rule: str, filters: list[str], params: list[Any]) -> list[Annotation]:
     sql = _ANNOTATION_SQL + " AND ".join([rule, *filters]) + f" ORDER BY {CHRONOLOGICAL}"
-    return [Annotation(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
-            for r in store.conn.execute(sql, params)]
+    return [Annotation(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in store.conn.execute(sql, params)]
 
 
-def live_annotations(store: Store, annotators: list[str] | None = None, documents: list[str] | None = None,
-                     since: str | None = None, codebook_hash: str | None = None) -> list[Annotation]:
+def live_annotations(
+    store: Store,
+    annotators: list[str] | None = None,
+    documents: list[str] | None = None,
+    since: str | None = None,
+    codebook_hash: str | None = None,
+) -> list[Annotation]:
     """The ratings: kept annotations of annotation projects, oldest edit first (so that, read in
     order, the latest annotation of a segment by an annotator wins). Optional filters: annotators,
     documents, last edit at or after `since`, made with the codebook `codebook_hash`."""
@@ -207,7 +228,8 @@ def unannotated_segment_ids(store: Store) -> list[str]:
     """Segments without any kept annotation (review projects included), in document order."""
     rows = store.conn.execute(
         f"SELECT id FROM segments s WHERE NOT EXISTS (SELECT 1 FROM annotations a WHERE a.segment_id = s.id "
-        f"AND {KEPT}) ORDER BY document_id, position")
+        f"AND {KEPT}) ORDER BY document_id, position"
+    )
     return [r[0] for r in rows]
 
 
@@ -220,8 +242,9 @@ class AnnotationCounts:
 
 
 def annotation_counts(store: Store) -> AnnotationCounts:
-    kept = store.conn.execute(f"SELECT COUNT(*), COUNT(DISTINCT a.segment_id), COUNT(DISTINCT a.annotator) "
-                              f"FROM annotations a WHERE {KEPT}").fetchone()
+    kept = store.conn.execute(
+        f"SELECT COUNT(*), COUNT(DISTINCT a.segment_id), COUNT(DISTINCT a.annotator) FROM annotations a WHERE {KEPT}"
+    ).fetchone()
     skipped = store.conn.execute("SELECT COUNT(*) FROM annotations WHERE deleted = 0 AND was_cancelled = 1")
     return AnnotationCounts(kept[0], skipped.fetchone()[0], kept[1], kept[2])
 

@@ -12,15 +12,26 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import CultureCodeError
 
 DB_NAME = "culturecode.db"
-TABLES = ("meta", "documents", "segments", "models", "predictions", "studio_projects", "tasks", "annotations",
-          "gold", "runs", "llm_cache")
+TABLES = (
+    "meta",
+    "documents",
+    "segments",
+    "models",
+    "predictions",
+    "studio_projects",
+    "tasks",
+    "annotations",
+    "gold",
+    "runs",
+    "llm_cache",
+)
 
 MIGRATIONS: list[str] = [
     # 1: the initial schema
@@ -146,7 +157,7 @@ MIGRATIONS: list[str] = [
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def dumps(value: Any) -> str:
@@ -169,9 +180,14 @@ class Segment:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Segment":
         return cls(
-            id=row["id"], document_id=row["document_id"], position=row["position"],
-            text=row["text"], speaker=row["speaker"], start_time=row["start_time"],
-            end_time=row["end_time"], metadata=json.loads(row["metadata"]),
+            id=row["id"],
+            document_id=row["document_id"],
+            position=row["position"],
+            text=row["text"],
+            speaker=row["speaker"],
+            start_time=row["start_time"],
+            end_time=row["end_time"],
+            metadata=json.loads(row["metadata"]),
         )
 
 
@@ -303,10 +319,7 @@ class Store:
 
     def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [
-            {**dict(row), "args": json.loads(row["args"]), "summary": json.loads(row["summary"])}
-            for row in rows
-        ]
+        return [{**dict(row), "args": json.loads(row["args"]), "summary": json.loads(row["summary"])} for row in rows]
 
     # ------------------------------------------------------------------ documents and segments
 
@@ -333,17 +346,16 @@ class Store:
             "metadata = excluded.metadata, ingested_at = excluded.ingested_at",
             (doc.id, doc.source_path, doc.format, doc.content_hash, dumps(doc.metadata), now()),
         )
-        old_ids = {
-            r[0] for r in self.conn.execute("SELECT id FROM segments WHERE document_id = ?", (doc.id,))
-        }
+        old_ids = {r[0] for r in self.conn.execute("SELECT id FROM segments WHERE document_id = ?", (doc.id,))}
         # positions are unique per document: park old rows out of the way before rewriting them
         self.conn.execute("UPDATE segments SET position = -1 - position WHERE document_id = ?", (doc.id,))
         new_ids: set[str] = set()
         batch: list[tuple] = []
         for seg in segments:
             new_ids.add(seg.id)
-            batch.append((seg.id, doc.id, seg.position, seg.speaker, seg.text, seg.start_time, seg.end_time,
-                          dumps(seg.metadata)))
+            batch.append(
+                (seg.id, doc.id, seg.position, seg.speaker, seg.text, seg.start_time, seg.end_time, dumps(seg.metadata))
+            )
             if len(batch) >= 2000:
                 self._upsert_segments(batch)
                 batch = []
@@ -389,8 +401,7 @@ class Store:
             (segment.document_id, segment.position - before, segment.position + after),
         ).fetchall()
         segs = [Segment.from_row(r) for r in rows]
-        return ([s for s in segs if s.position < segment.position],
-                [s for s in segs if s.position > segment.position])
+        return ([s for s in segs if s.position < segment.position], [s for s in segs if s.position > segment.position])
 
     # ------------------------------------------------------------------ counts
 
@@ -407,8 +418,9 @@ def iter_segments_where(store: Store, chunk_size: int, where: str = "", params: 
     last = ""
     clause = f" AND ({where})" if where else ""
     while True:
-        rows = store.conn.execute(f"SELECT * FROM segments WHERE id > ?{clause} ORDER BY id LIMIT ?",
-                                  (last, *params, chunk_size)).fetchall()
+        rows = store.conn.execute(
+            f"SELECT * FROM segments WHERE id > ?{clause} ORDER BY id LIMIT ?", (last, *params, chunk_size)
+        ).fetchall()
         if not rows:
             return
         yield [Segment.from_row(r) for r in rows]
@@ -418,8 +430,11 @@ def iter_segments_where(store: Store, chunk_size: int, where: str = "", params: 
 def tally_codes(store: Store, table: str, where: str = "", params: tuple = (), alias: str = "t") -> dict[str, int]:
     """{code: rows of `table` (named `alias` in `where`) whose JSON `codes` list holds it}; for the
     store's modules only."""
-    sql = (f"SELECT j.value AS code, COUNT(*) FROM {table} {alias}, json_each({alias}.codes) j"
-           + (f" WHERE {where}" if where else "") + " GROUP BY j.value")
+    sql = (
+        f"SELECT j.value AS code, COUNT(*) FROM {table} {alias}, json_each({alias}.codes) j"
+        + (f" WHERE {where}" if where else "")
+        + " GROUP BY j.value"
+    )
     return {row[0]: row[1] for row in store.conn.execute(sql, params)}
 
 

@@ -45,13 +45,28 @@ def cache_answer(store: Store, answer: CachedAnswer) -> None:
         "INSERT OR REPLACE INTO llm_cache(key, backend, model, prompt_version, segment_id, segment_hash, "
         "params, response, attempts, error, prompt_tokens, completion_tokens, seconds, created_at) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (answer.key, answer.backend, answer.model, answer.prompt_version, answer.segment_id, answer.segment_hash,
-         dumps(answer.params), answer.response, dumps(answer.attempts), answer.error, answer.prompt_tokens,
-         answer.completion_tokens, answer.seconds, now()))
+        (
+            answer.key,
+            answer.backend,
+            answer.model,
+            answer.prompt_version,
+            answer.segment_id,
+            answer.segment_hash,
+            dumps(answer.params),
+            answer.response,
+            dumps(answer.attempts),
+            answer.error,
+            answer.prompt_tokens,
+            answer.completion_tokens,
+            answer.seconds,
+            now(),
+        ),
+    )
 
 
 def cached_keys(store: Store, keys: Iterable[str]) -> set[str]:
     """Which of `keys` have a cached answer."""
-    rows = store.conn.execute("SELECT key FROM llm_cache WHERE key IN (SELECT value FROM json_each(?))",
-                              (json.dumps(list(keys)),))
+    rows = store.conn.execute(
+        "SELECT key FROM llm_cache WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(list(keys)),)
+    )
     return {r[0] for r in rows}

@@ -27,14 +27,23 @@ def _decoded(row: sqlite3.Row) -> dict[str, Any]:
     return {**dict(row), "is_current": bool(row["is_current"]), "metrics": json.loads(row["metrics"])}
 
 
-def register_model(store: Store, version: str, kind: str, path: str | None, codebook_hash: str,
-                   metrics: dict[str, Any], promote: bool = False, created_at: str | None = None) -> None:
+def register_model(
+    store: Store,
+    version: str,
+    kind: str,
+    path: str | None,
+    codebook_hash: str,
+    metrics: dict[str, Any],
+    promote: bool = False,
+    created_at: str | None = None,
+) -> None:
     """Add a model row (a version seen before keeps its row and takes the new metrics); `promote`
     makes it the current one of its kind. The caller holds the transaction."""
     store.conn.execute(
         "INSERT INTO models(version, kind, path, codebook_hash, is_current, metrics, created_at) "
         "VALUES(?, ?, ?, ?, 0, ?, ?) ON CONFLICT(version) DO UPDATE SET metrics = excluded.metrics",
-        (version, kind, path, codebook_hash, dumps(metrics), created_at or now()))
+        (version, kind, path, codebook_hash, dumps(metrics), created_at or now()),
+    )
     if promote:
         promote_model(store, version, kind)
 
@@ -66,8 +75,10 @@ def get_model(store: Store, version: str, kind: str | None = None) -> dict[str, 
 
 def set_model_metric(store: Store, version: str, key: str, value: Any) -> None:
     """Set one entry of a model's `metrics` (e.g. where a distilled classifier's labels came from)."""
-    store.conn.execute("UPDATE models SET metrics = json_set(metrics, '$.' || ?, json(?)) WHERE version = ?",
-                       (key, dumps(value), version))
+    store.conn.execute(
+        "UPDATE models SET metrics = json_set(metrics, '$.' || ?, json(?)) WHERE version = ?",
+        (key, dumps(value), version),
+    )
 
 
 def count_models(store: Store) -> int:

@@ -24,8 +24,10 @@ class PredictionRow:
 def write_predictions(store: Store, rows: Iterable[PredictionRow], codebook_hash: str) -> int:
     """Insert or replace predictions (caller holds the transaction). Returns the number written."""
     stamp = now()
-    batch = [(r.segment_id, r.model_version, dumps(r.scores), dumps(r.codes), r.rationale, codebook_hash, stamp)
-             for r in rows]
+    batch = [
+        (r.segment_id, r.model_version, dumps(r.scores), dumps(r.codes), r.rationale, codebook_hash, stamp)
+        for r in rows
+    ]
     store.conn.executemany(
         "INSERT INTO predictions(segment_id, model_version, scores, codes, rationale, codebook_hash, created_at) "
         "VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(segment_id, model_version) DO UPDATE SET "
@@ -36,15 +38,31 @@ def write_predictions(store: Store, rows: Iterable[PredictionRow], codebook_hash
     return len(batch)
 
 
+def delete_predictions(store: Store, model_version: str | None = None, segment_ids: Iterable[str] | None = None) -> int:
+    """Drop the predictions of `model_version` (of every version when None) on `segment_ids` (on every
+    segment when None). Returns the number dropped."""
+    sql, params = "DELETE FROM predictions WHERE 1", []
+    if model_version is not None:
+        sql += " AND model_version = ?"
+        params.append(model_version)
+    if segment_ids is not None:
+        sql += " AND segment_id IN (SELECT value FROM json_each(?))"
+        params.append(dumps(list(segment_ids)))
+    return store.conn.execute(sql, params).rowcount
+
+
 def _row(r) -> PredictionRow:
-    return PredictionRow(r["segment_id"], r["model_version"], json.loads(r["scores"]), json.loads(r["codes"]),
-                         r["rationale"])
+    return PredictionRow(
+        r["segment_id"], r["model_version"], json.loads(r["scores"]), json.loads(r["codes"]), r["rationale"]
+    )
 
 
 def predictions_of(store: Store, model_version: str) -> dict[str, PredictionRow]:
     """{segment id: prediction} of one model version."""
-    rows = store.conn.execute("SELECT segment_id, model_version, scores, codes, rationale FROM predictions "
-                              "WHERE model_version = ?", (model_version,))
+    rows = store.conn.execute(
+        "SELECT segment_id, model_version, scores, codes, rationale FROM predictions WHERE model_version = ?",
+        (model_version,),
+    )
     return {r["segment_id"]: _row(r) for r in rows}
 
 
@@ -58,8 +76,8 @@ def count_predictions(store: Store, model_version: str | None = None) -> int:
     """Predictions of `model_version` (of every version when None)."""
     if model_version is None:
         return store.conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
-    return store.conn.execute("SELECT COUNT(*) FROM predictions WHERE model_version = ?",
-                              (model_version,)).fetchone()[0]
+    row = store.conn.execute("SELECT COUNT(*) FROM predictions WHERE model_version = ?", (model_version,)).fetchone()
+    return row[0]
 
 
 def predicted_per_code(store: Store, model_version: str) -> dict[str, int]:
@@ -80,12 +98,15 @@ class PredictedSegment:
     speaker: str | None
 
 
-def predicted_segments(store: Store, model_version: str, codebook_hash: str | None = None,
-                       limit: int | None = None) -> list[PredictedSegment]:
+def predicted_segments(
+    store: Store, model_version: str, codebook_hash: str | None = None, limit: int | None = None
+) -> list[PredictedSegment]:
     """`model_version`'s predictions (made with `codebook_hash`, when given) with their segments, in
     document order; at most `limit` of them."""
-    sql = ("SELECT p.segment_id, p.codes, p.scores, p.rationale, s.text, s.document_id, s.speaker "
-           "FROM predictions p JOIN segments s ON s.id = p.segment_id WHERE p.model_version = ?")
+    sql = (
+        "SELECT p.segment_id, p.codes, p.scores, p.rationale, s.text, s.document_id, s.speaker "
+        "FROM predictions p JOIN segments s ON s.id = p.segment_id WHERE p.model_version = ?"
+    )
     params: list[object] = [model_version]
     if codebook_hash is not None:
         sql += " AND p.codebook_hash = ?"

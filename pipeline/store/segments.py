@@ -12,8 +12,9 @@ from typing import Any
 
 from pipeline.store.db import Segment, Store, dumps, iter_segments_where
 
-_WITHOUT_PREDICTION = ("NOT EXISTS (SELECT 1 FROM predictions p WHERE p.segment_id = segments.id "
-                       "AND p.model_version = ?)")
+_WITHOUT_PREDICTION = (
+    "NOT EXISTS (SELECT 1 FROM predictions p WHERE p.segment_id = segments.id AND p.model_version = ?)"
+)
 _IN_IDS = "id IN (SELECT value FROM json_each(?))"
 
 
@@ -33,8 +34,9 @@ def segment_texts(store: Store, ids: list[str]) -> dict[str, str]:
     """{segment id: text} for the given ids (unknown ids are left out)."""
     if not ids:
         return {}
-    rows = store.conn.execute("SELECT id, text FROM segments WHERE id IN (SELECT value FROM json_each(?))",
-                              (dumps(list(ids)),))
+    rows = store.conn.execute(
+        "SELECT id, text FROM segments WHERE id IN (SELECT value FROM json_each(?))", (dumps(list(ids)),)
+    )
     return {seg: text for seg, text in rows}
 
 
@@ -54,8 +56,9 @@ def count_segments_without_prediction(store: Store, model_version: str, ids: lis
     return store.conn.execute(f"SELECT COUNT(*) FROM segments WHERE {where}", params).fetchone()[0]
 
 
-def segments_without_prediction(store: Store, model_version: str, ids: list[str] | None = None,
-                                chunk_size: int = 2000) -> Iterator[list[Segment]]:
+def segments_without_prediction(
+    store: Store, model_version: str, ids: list[str] | None = None, chunk_size: int = 2000
+) -> Iterator[list[Segment]]:
     """Segments (of `ids`, or all) not yet scored by `model_version`, in chunks of `chunk_size`.
 
     Keyset-paginated by id, so memory stays flat and segments scored between chunks are not

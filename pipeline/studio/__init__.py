@@ -11,5 +11,18 @@ from pipeline.studio.server import ServerInfo, server_status, start_server, stop
 from pipeline.studio.status import studio_status
 from pipeline.studio.users import Annotator, add_annotators
 
-__all__ = ["Annotator", "PullReport", "PushReport", "ServerInfo", "Studio", "add_annotators", "connect",
-           "pull", "push", "server_status", "start_server", "stop_server", "studio_status"]
+__all__ = [
+    "Annotator",
+    "PullReport",
+    "PushReport",
+    "ServerInfo",
+    "Studio",
+    "add_annotators",
+    "connect",
+    "pull",
+    "push",
+    "server_status",
+    "start_server",
+    "stop_server",
+    "studio_status",
+]

@@ -60,15 +60,20 @@ class Studio:
                 delay = min(delay * 2, 10.0)
         raise CultureCodeError(
             f"cannot reach Label Studio at {self.url} after {self.retries + 1} tries "
-            f"({type(failure).__name__}); {self.start_hint}")
+            f"({type(failure).__name__}); {self.start_hint}"
+        )
 
     def _auth_message(self, status: int) -> str:
         if self.embedded:
-            return (f"Label Studio at {self.url} refused culturecode's API key ({status}); the "
-                    f"workspace's studio/ folder belongs to another server: stop it and run "
-                    f"`culturecode studio start` again")
-        return (f"Label Studio at {self.url} refused the API key ({status}): it is wrong or expired; "
-                f"copy a fresh token from Account & Settings into the key variable or key file")
+            return (
+                f"Label Studio at {self.url} refused culturecode's API key ({status}); the "
+                f"workspace's studio/ folder belongs to another server: stop it and run "
+                f"`culturecode studio start` again"
+            )
+        return (
+            f"Label Studio at {self.url} refused the API key ({status}): it is wrong or expired; "
+            f"copy a fresh token from Account & Settings into the key variable or key file"
+        )
 
     def user_emails(self, refresh: bool = False) -> dict[int, str]:
         """Label Studio user id -> email (exports name annotators by integer id)."""
@@ -102,27 +107,33 @@ def resolve(settings: Settings) -> tuple[str, str, bool]:
             return url, _key_from_file(Path(cfg.api_key_file).expanduser()), False
         raise CultureCodeError(
             f"no API key for {url}: set {cfg.api_key_env} or studio.api_key_file (a chmod-600 file "
-            f"holding the key from Account & Settings)")
+            f"holding the key from Account & Settings)"
+        )
     creds = server.credentials(settings)
     if creds is None:
         raise CultureCodeError(
             f"no Label Studio for workspace {settings.workspace}: run `culturecode studio start "
-            f"--workspace {settings.workspace}` or pass --url for a team server")
+            f"--workspace {settings.workspace}` or pass --url for a team server"
+        )
     return server.server_status(settings).url, creds["api_key"], True
 
 
 def connect(settings: Settings, check: bool = True) -> Studio:
     """A client for the configured server; `check` makes one request so bad keys fail early."""
     url, key, embedded = resolve(settings)
-    hint = (f"run `culturecode studio start --workspace {settings.workspace}`" if embedded
-            else "check that the server is up and --url is right")
+    hint = (
+        f"run `culturecode studio start --workspace {settings.workspace}`"
+        if embedded
+        else "check that the server is up and --url is right"
+    )
     try:
         sdk = LabelStudio(base_url=url, api_key=key, timeout=settings.studio.timeout, max_retries=0)
     except Exception as exc:  # the SDK rejects expired JWT tokens while building the client
         if "expired" in str(exc).lower():
             raise CultureCodeError(
                 f"the API key for {url} has expired: create a new personal access token in "
-                f"Account & Settings and put it in {settings.studio.api_key_env}") from None
+                f"Account & Settings and put it in {settings.studio.api_key_env}"
+            ) from None
         raise
     studio = Studio(url=url, sdk=sdk, retries=settings.studio.retries, embedded=embedded, start_hint=hint)
     if check:

@@ -27,7 +27,8 @@ def label_config(codebook: Codebook) -> str:
     choices = "\n".join(
         f'    <Choice value="{_attr(c.id)}" hint="{_attr(c.definition)}" '
         f'html="{_attr(f"<b>{html.escape(c.name)}</b> &#8212; {html.escape(c.hint)}")}"/>'
-        for c in codebook.codes)
+        for c in codebook.codes
+    )
     return f"""<View>
   <Style>.cc-context {{ color: #666; font-size: 90%; white-space: pre-wrap; }}</Style>
   <Header value="Before" size="6"/>
@@ -48,12 +49,16 @@ def _turn(seg: Segment) -> str:
     return f"{seg.speaker}: {seg.text}" if seg.speaker else seg.text
 
 
-def task_data(seg: Segment, before: list[Segment], after: list[Segment],
-              rationale: str | None, model_version: str | None) -> dict[str, Any]:
+def task_data(
+    seg: Segment, before: list[Segment], after: list[Segment], rationale: str | None, model_version: str | None
+) -> dict[str, Any]:
     """Every task carries its segment ID, which makes pushes idempotent and pulls joinable."""
     return {
-        "segment_id": seg.id, "document_id": seg.document_id, "position": seg.position,
-        "speaker": seg.speaker or "(no speaker)", "text": seg.text,
+        "segment_id": seg.id,
+        "document_id": seg.document_id,
+        "position": seg.position,
+        "speaker": seg.speaker or "(no speaker)",
+        "text": seg.text,
         "before": "\n".join(_turn(s) for s in before) or "(start of transcript)",
         "after": "\n".join(_turn(s) for s in after) or "(end of transcript)",
         "rationale": f"Model's reasoning: {rationale}" if rationale else "",
@@ -68,8 +73,11 @@ def prediction(codes: list[str], scores: dict[str, float], model_version: str) -
     results for the same Choices tag (checked in a browser with label-studio 1.23).
     """
     certainty = [max(p, 1.0 - p) for p in scores.values()] or [1.0]
-    result = [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
-               "value": {"choices": list(codes)}}] if codes else []
+    result = (
+        [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": list(codes)}}]
+        if codes
+        else []
+    )
     return {"model_version": model_version, "score": round(min(certainty), 4), "result": result}
 
 

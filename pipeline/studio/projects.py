@@ -47,16 +47,32 @@ def _forget(store: Store, url: str, project_id: int) -> None:
         forget_project(store, url, project_id)
 
 
-def _create(studio: Studio, store: Store, settings: Settings, codebook: Codebook, role: str,
-            annotator: str | None, model_version: str | None) -> ProjectRef:
+def _create(
+    studio: Studio,
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    role: str,
+    annotator: str | None,
+    model_version: str | None,
+) -> ProjectRef:
     title = title_for(settings, role, annotator)
     who = f"for {annotator} only" if annotator else "shared"
     project = studio.call(
-        studio.sdk.projects.create, title=title, label_config=label_config(codebook),
-        description=(f"culturecode {role} project ({who}); codebook {codebook.id} "
-                     f"{codebook.content_hash}. Open only the project with your name."),
-        show_collab_predictions=True, model_version=model_version or "", maximum_annotations=1,
-        show_skip_button=True, enable_empty_annotation=True, show_instruction=False)
+        studio.sdk.projects.create,
+        title=title,
+        label_config=label_config(codebook),
+        description=(
+            f"culturecode {role} project ({who}); codebook {codebook.id} "
+            f"{codebook.content_hash}. Open only the project with your name."
+        ),
+        show_collab_predictions=True,
+        model_version=model_version or "",
+        maximum_annotations=1,
+        show_skip_button=True,
+        enable_empty_annotation=True,
+        show_instruction=False,
+    )
     if project.id is None:  # the SDK types every field optional; a created project has an id
         raise CultureCodeError(f"Label Studio at {studio.url} created project '{title}' without an id")
     with store.transaction():
@@ -71,13 +87,22 @@ def _update_config(studio: Studio, store: Store, row: sqlite3.Row, codebook: Cod
         raise CultureCodeError(
             f"Label Studio refused the new codebook for project {row['id']} ({row['title']}) because "
             f"existing annotations use codes it drops ({str(exc.body)[:160]}); keep those codes or "
-            f"use a new workspace") from None
+            f"use a new workspace"
+        ) from None
     with store.transaction():
         set_project_codebook(store, studio.url, row["id"], codebook.content_hash)
 
 
-def ensure_project(studio: Studio, store: Store, settings: Settings, codebook: Codebook, role: str,
-                   annotator: str | None, model_version: str | None, update_config: bool) -> ProjectRef:
+def ensure_project(
+    studio: Studio,
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    role: str,
+    annotator: str | None,
+    model_version: str | None,
+    update_config: bool,
+) -> ProjectRef:
     """The workspace's project for (role, annotator): found, checked against the codebook, or made."""
     row = find_project(store, studio.url, role, annotator)
     if row is None:
@@ -97,7 +122,8 @@ def ensure_project(studio: Studio, store: Store, settings: Settings, codebook: C
             raise CultureCodeError(
                 f"project {row['id']} ({row['title']}) was set up with another codebook "
                 f"({row['codebook_hash']}, now {codebook.content_hash}); push the original codebook, "
-                f"or pass --update-config to change the project (existing annotations are kept)")
+                f"or pass --update-config to change the project (existing annotations are kept)"
+            )
         _update_config(studio, store, row, codebook)
         ref.config_updated = True
     return ref

@@ -50,8 +50,11 @@ class PullReport:
 def _export(studio: Studio, project_id: int) -> list[dict[str, Any]] | None:
     """All tasks of a project with their annotations; None when the project is gone."""
     try:
-        raw = studio.call(lambda: b"".join(studio.sdk.projects.exports.download_sync(
-            project_id, export_type="JSON", download_all_tasks=False)))
+        raw = studio.call(
+            lambda: b"".join(
+                studio.sdk.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=False)
+            )
+        )
     except ApiError as exc:
         if exc.status_code == 404:
             return None
@@ -68,8 +71,9 @@ def _user(studio: Studio, completed_by: Any) -> str:
     return emails.get(completed_by, f"user-{completed_by}")
 
 
-def _rows(studio: Studio, store: Store, codebook: Codebook, project: Any,
-          tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rows(
+    studio: Studio, store: Store, codebook: Codebook, project: Any, tasks: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     ledger = {r["task_id"]: r for r in task_ledger(store, studio.url, project["id"])}
     rows = []
     for task in tasks:
@@ -79,15 +83,27 @@ def _rows(studio: Studio, store: Store, codebook: Codebook, project: Any,
         for ann in task.get("annotations", []):
             where = f"annotation {ann['id']} on task {task['id']} of project {project['id']} ({project['title']})"
             codes = codebook.check_codes(codes_from_result(ann.get("result")), where)
-            version = (ann.get("prediction") or {}).get("model_version") or \
-                (ledger.get(task["id"]) or {}).get("model_version")
-            rows.append({
-                "server_url": studio.url, "project_id": project["id"], "annotation_id": ann["id"],
-                "task_id": task["id"], "segment_id": seg, "annotator": _user(studio, ann.get("completed_by")),
-                "codes": dumps(codes), "was_cancelled": int(bool(ann.get("was_cancelled"))), "deleted": 0,
-                "lead_time": ann.get("lead_time"), "prediction_version": version,
-                "codebook_hash": codebook.content_hash, "created_at": ann.get("created_at"),
-                "updated_at": ann.get("updated_at")})
+            version = (ann.get("prediction") or {}).get("model_version") or (ledger.get(task["id"]) or {}).get(
+                "model_version"
+            )
+            rows.append(
+                {
+                    "server_url": studio.url,
+                    "project_id": project["id"],
+                    "annotation_id": ann["id"],
+                    "task_id": task["id"],
+                    "segment_id": seg,
+                    "annotator": _user(studio, ann.get("completed_by")),
+                    "codes": dumps(codes),
+                    "was_cancelled": int(bool(ann.get("was_cancelled"))),
+                    "deleted": 0,
+                    "lead_time": ann.get("lead_time"),
+                    "prediction_version": version,
+                    "codebook_hash": codebook.content_hash,
+                    "created_at": ann.get("created_at"),
+                    "updated_at": ann.get("updated_at"),
+                }
+            )
     return rows
 
 
@@ -115,8 +131,10 @@ def _check_independence(report: PullReport, project: Any, rows: list[dict[str, A
         return
     strangers = Counter(r["annotator"] for r in rows if r["annotator"] != project["annotator"])
     for who, n in strangers.items():
-        report.warnings.append(f"{who} made {n} annotation(s) in {project['annotator']}'s project "
-                               f"{project['id']}: they count as {who}'s, but break the independence rule")
+        report.warnings.append(
+            f"{who} made {n} annotation(s) in {project['annotator']}'s project "
+            f"{project['id']}: they count as {who}'s, but break the independence rule"
+        )
 
 
 def pull(store: Store, settings: Settings, codebook: Codebook, show_progress: bool = True) -> PullReport:
@@ -124,7 +142,9 @@ def pull(store: Store, settings: Settings, codebook: Codebook, show_progress: bo
     studio = connect(settings)
     projects = stored_projects(store, studio.url)
     if not projects:
-        raise CultureCodeError(f"the workspace has no Label Studio project on {studio.url}: run `culturecode push` first")
+        raise CultureCodeError(
+            f"the workspace has no Label Studio project on {studio.url}: run `culturecode push` first"
+        )
     report = PullReport(studio.url, projects=len(projects))
     exports: list[tuple[Any, list[dict[str, Any]]]] = []
     with progress_bar("pull", len(projects), show_progress) as bar:
@@ -134,7 +154,8 @@ def pull(store: Store, settings: Settings, codebook: Codebook, show_progress: bo
             if tasks is None:
                 report.warnings.append(
                     f"project {project['id']} ({project['title']}) was deleted on the server; its annotations "
-                    f"stay in the workspace; `culturecode push` makes the project again")
+                    f"stay in the workspace; `culturecode push` makes the project again"
+                )
                 continue
             rows = _rows(studio, store, codebook, project, tasks)
             _check_independence(report, project, rows)

@@ -69,8 +69,9 @@ def _segments(store: Store, segment_ids: list[str] | None) -> list[Segment]:
     found = {s.id: s for s in (store.segment(i) for i in dict.fromkeys(segment_ids)) if s}
     missing = [i for i in segment_ids if i not in found]
     if missing:
-        raise CultureCodeError(f"segment(s) not in the workspace: {', '.join(missing[:5])}; "
-                               f"list them with `culturecode segments`")
+        raise CultureCodeError(
+            f"segment(s) not in the workspace: {', '.join(missing[:5])}; list them with `culturecode segments`"
+        )
     return sorted(found.values(), key=lambda s: (s.document_id, s.position))
 
 
@@ -80,9 +81,16 @@ def _predictions(store: Store, model_version: str | None) -> dict[str, Predictio
 
 def _server_tasks(studio: Studio, project_id: int) -> dict[str, list[Any]]:
     """segment_id -> the project's tasks for it (normally exactly one)."""
-    tasks: list[Any] = studio.call(lambda: list(studio.sdk.tasks.list(
-        project=project_id, fields="task_only", page_size=5000,
-        include="id,data,total_annotations,cancelled_annotations")))
+    tasks: list[Any] = studio.call(
+        lambda: list(
+            studio.sdk.tasks.list(
+                project=project_id,
+                fields="task_only",
+                page_size=5000,
+                include="id,data,total_annotations,cancelled_annotations",
+            )
+        )
+    )
     by_segment: dict[str, list[Any]] = defaultdict(list)
     for task in tasks:
         seg = (task.data or {}).get("segment_id")
@@ -131,47 +139,69 @@ class _Context:
         return pick(range(seg.position - 2, seg.position)), pick(range(seg.position + 1, seg.position + 2))
 
 
-def _task_payload(context: _Context, seg: Segment, pred: PredictionRow | None,
-                  model_version: str | None) -> dict[str, Any]:
+def _task_payload(
+    context: _Context, seg: Segment, pred: PredictionRow | None, model_version: str | None
+) -> dict[str, Any]:
     before, after = context(seg)
     rationale = pred.rationale if pred is not None else None
-    task: dict[str, Any] = {"data": labeling.task_data(seg, before, after, rationale,
-                                                       model_version if pred is not None else None)}
+    task: dict[str, Any] = {
+        "data": labeling.task_data(seg, before, after, rationale, model_version if pred is not None else None)
+    }
     if pred is not None:
         task["predictions"] = [labeling.prediction(pred.codes, pred.scores, pred.model_version)]
     return task
 
 
-def _import(studio: Studio, store: Store, settings: Settings, ref: ProjectPush, todo: list[Segment],
-            preds: dict[str, PredictionRow], model_version: str | None, bar: Any) -> None:
+def _import(
+    studio: Studio,
+    store: Store,
+    settings: Settings,
+    ref: ProjectPush,
+    todo: list[Segment],
+    preds: dict[str, PredictionRow],
+    model_version: str | None,
+    bar: Any,
+) -> None:
     size, context = settings.studio.batch_size, _Context(store)
     for start in range(0, len(todo), size):
-        batch = todo[start:start + size]
+        batch = todo[start : start + size]
         payload = [_task_payload(context, s, preds.get(s.id), model_version) for s in batch]
         resp = studio.call(studio.sdk.projects.import_tasks, ref.id, request=payload, return_task_ids=True)
         ids = list(getattr(resp, "task_ids", None) or [])  # present when return_task_ids=True
         if len(ids) != len(batch):
-            raise CultureCodeError(f"Label Studio imported {len(ids)} of {len(batch)} tasks into project "
-                                   f"{ref.id}; rerun `culturecode push` to reconcile")
+            raise CultureCodeError(
+                f"Label Studio imported {len(ids)} of {len(batch)} tasks into project "
+                f"{ref.id}; rerun `culturecode push` to reconcile"
+            )
         with store.transaction():
-            shown = [(tid, s.id, model_version if s.id in preds else None)
-                     for tid, s in zip(ids, batch, strict=True)]
+            shown = [(tid, s.id, model_version if s.id in preds else None) for tid, s in zip(ids, batch, strict=True)]
             record_tasks(store, studio.url, ref.id, shown)
         ref.imported += len(batch)
         bar.advance(len(batch))
 
 
-def _update_predictions(studio: Studio, store: Store, settings: Settings, ref: ProjectPush,
-                        keep: dict[str, Any], preds: dict[str, PredictionRow], model_version: str | None) -> None:
+def _update_predictions(
+    studio: Studio,
+    store: Store,
+    settings: Settings,
+    ref: ProjectPush,
+    keep: dict[str, Any],
+    preds: dict[str, PredictionRow],
+    model_version: str | None,
+) -> None:
     """Tasks nobody has annotated yet get the predictions of the new model version."""
     if model_version is None:
         return
-    stale = [r for r in tasks_shown_other_version(store, studio.url, ref.id, model_version)
-             if r["segment_id"] in preds and r["segment_id"] in keep
-        and not (keep[r["segment_id"]].total_annotations or keep[r["segment_id"]].cancelled_annotations)]
+    stale = [
+        r
+        for r in tasks_shown_other_version(store, studio.url, ref.id, model_version)
+        if r["segment_id"] in preds
+        and r["segment_id"] in keep
+        and not (keep[r["segment_id"]].total_annotations or keep[r["segment_id"]].cancelled_annotations)
+    ]
     size = settings.studio.batch_size
     for start in range(0, len(stale), size):
-        batch = stale[start:start + size]
+        batch = stale[start : start + size]
         payload = []
         for row in batch:
             pred = preds[row["segment_id"]]
@@ -179,8 +209,11 @@ def _update_predictions(studio: Studio, store: Store, settings: Settings, ref: P
             data = keep[row["segment_id"]].data
             shown = f"Model's reasoning: {pred.rationale}" if pred.rationale else ""
             if data.get("rationale", "") != shown:
-                studio.call(studio.sdk.tasks.update, row["task_id"],
-                            data={**data, "rationale": shown, "prediction_version": model_version})
+                studio.call(
+                    studio.sdk.tasks.update,
+                    row["task_id"],
+                    data={**data, "rationale": shown, "prediction_version": model_version},
+                )
         studio.call(studio.sdk.projects.import_predictions, ref.id, request=payload)
         with store.transaction():
             set_task_versions(store, studio.url, ref.id, [r["task_id"] for r in batch], model_version)
@@ -197,8 +230,16 @@ def _out_of_step(studio: Studio, store: Store, ref: ProjectPush, model_version: 
     return bool(stale) or studio.call(studio.sdk.projects.get, ref.id).task_number != ledger
 
 
-def _push_project(studio: Studio, store: Store, settings: Settings, ref: ProjectPush, segments: list[Segment],
-                  preds: dict[str, PredictionRow], model_version: str | None, show_progress: bool) -> None:
+def _push_project(
+    studio: Studio,
+    store: Store,
+    settings: Settings,
+    ref: ProjectPush,
+    segments: list[Segment],
+    preds: dict[str, PredictionRow],
+    model_version: str | None,
+    show_progress: bool,
+) -> None:
     keep = _reconcile(studio, store, ref) if _out_of_step(studio, store, ref, model_version) else {}
     have = {r["segment_id"] for r in task_ledger(store, studio.url, ref.id)}
     todo = [s for s in segments if s.id not in have]
@@ -213,16 +254,25 @@ def _push_project(studio: Studio, store: Store, settings: Settings, ref: Project
     ref.tasks = count_tasks(store, studio.url, ref.id)
 
 
-def _targets(store: Store, studio: Studio, settings: Settings, annotators: list[str] | None,
-             role: str) -> list[str | None]:
+def _targets(
+    store: Store, studio: Studio, settings: Settings, annotators: list[str] | None, role: str
+) -> list[str | None]:
     if annotators:
         return list(dict.fromkeys(annotator_email(a, settings) for a in annotators))
     return project_annotators(store, studio.url, role) or [None]
 
 
-def push(store: Store, settings: Settings, codebook: Codebook, annotators: list[str] | None = None,
-         model_version: str | None = None, segment_ids: list[str] | None = None, role: str = "annotation",
-         update_config: bool = False, show_progress: bool = True) -> PushReport:
+def push(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    annotators: list[str] | None = None,
+    model_version: str | None = None,
+    segment_ids: list[str] | None = None,
+    role: str = "annotation",
+    update_config: bool = False,
+    show_progress: bool = True,
+) -> PushReport:
     """Create or update the workspace's Label Studio project(s) and import segments with pre-labels.
 
     One project per annotator (`annotators`), reusing the workspace's existing projects when none
@@ -234,8 +284,10 @@ def push(store: Store, settings: Settings, codebook: Codebook, annotators: list[
         raise CultureCodeError("a review push needs the segments to adjudicate (segment_ids)")
     version = model_version or current_model(store)
     if model_version and not count_predictions(store, model_version):
-        raise CultureCodeError(f"no predictions of model version '{model_version}' in the workspace; "
-                               f"run `culturecode prelabel` first or pick a version from `culturecode status`")
+        raise CultureCodeError(
+            f"no predictions of model version '{model_version}' in the workspace; "
+            f"run `culturecode prelabel` first or pick a version from `culturecode status`"
+        )
     segments = _segments(store, segment_ids)
     if not segments:
         raise CultureCodeError(f"workspace {store.workspace} has no segments: run `culturecode ingest PATH` first")

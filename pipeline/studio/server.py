@@ -32,9 +32,13 @@ LOG = "server.log"
 
 # Interview transcripts are sensitive: no error reporting, version checks or analytics.
 PRIVATE_ENV = {
-    "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "", "LATEST_VERSION_CHECK": "false",
-    "COLLECT_ANALYTICS": "false", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-    "DISABLE_SIGNUP_WITHOUT_LINK": "true", "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+    "SENTRY_DSN": "",
+    "FRONTEND_SENTRY_DSN": "",
+    "LATEST_VERSION_CHECK": "false",
+    "COLLECT_ANALYTICS": "false",
+    "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+    "DISABLE_SIGNUP_WITHOUT_LINK": "true",
+    "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
 }
 
 
@@ -67,16 +71,23 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
     os.chmod(path, 0o600)
 
 
-def credentials(settings: Settings, create: bool = False) -> dict[str, Any] | None:
-    """The embedded server's admin login and API token (<workspace>/studio, mode 0600)."""
+def credentials(settings: Settings) -> dict[str, Any] | None:
+    """The embedded server's admin login and API token (<workspace>/studio, mode 0600); None before the first start."""
     path = data_dir(settings) / CREDENTIALS
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
-    if not create:
-        return None
-    creds = {"username": settings.studio.username, "password": secrets.token_urlsafe(12),
-             "api_key": secrets.token_hex(20), "annotators": {}}
-    _write_private(path, creds)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def ensure_credentials(settings: Settings) -> dict[str, Any]:
+    """`credentials(settings)`, created (random password and API token) when there are none yet."""
+    creds = credentials(settings)
+    if creds is None:
+        creds = {
+            "username": settings.studio.username,
+            "password": secrets.token_urlsafe(12),
+            "api_key": secrets.token_hex(20),
+            "annotators": {},
+        }
+        _write_private(data_dir(settings) / CREDENTIALS, creds)
     return creds
 
 
@@ -120,8 +131,13 @@ def server_status(settings: Settings) -> ServerInfo:
     pid = state.get("pid")
     alive = _pid_alive(pid, settings)
     running = alive and is_healthy(url)
-    return ServerInfo(url=url, running=running, pid=pid if alive else None,
-                      data_dir=str(data_dir(settings)), username=settings.studio.username)
+    return ServerInfo(
+        url=url,
+        running=running,
+        pid=pid if alive else None,
+        data_dir=str(data_dir(settings)),
+        username=settings.studio.username,
+    )
 
 
 def _command() -> list[str]:
@@ -134,19 +150,41 @@ def _command() -> list[str]:
 def _launch(settings: Settings, creds: dict[str, Any]) -> subprocess.Popen:
     ddir = data_dir(settings)
     url = local_url(settings)
-    env = {**os.environ, **PRIVATE_ENV, "LABEL_STUDIO_BASE_DATA_DIR": str(ddir), "HOST": url,
-           "LABEL_STUDIO_HOST": url, "LABEL_STUDIO_USERNAME": creds["username"],
-           "LABEL_STUDIO_PASSWORD": creds["password"], "LABEL_STUDIO_USER_TOKEN": creds["api_key"]}
+    env = {
+        **os.environ,
+        **PRIVATE_ENV,
+        "LABEL_STUDIO_BASE_DATA_DIR": str(ddir),
+        "HOST": url,
+        "LABEL_STUDIO_HOST": url,
+        "LABEL_STUDIO_USERNAME": creds["username"],
+        "LABEL_STUDIO_PASSWORD": creds["password"],
+        "LABEL_STUDIO_USER_TOKEN": creds["api_key"],
+    }
     for leak in ("LABEL_STUDIO_API_KEY", settings.studio.api_key_env):
         env.pop(leak, None)
-    args = ["start", "--no-browser", "--data-dir", str(ddir), "--internal-host", settings.studio.host,
-            "--port", str(settings.studio.port), "--enable-legacy-api-token", "--log-level", "WARNING"]
-    log = open(ddir / LOG, "ab")
-    try:
-        return subprocess.Popen(_command() + args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=ddir)
-    finally:
-        log.close()
+    args = [
+        "start",
+        "--no-browser",
+        "--data-dir",
+        str(ddir),
+        "--internal-host",
+        settings.studio.host,
+        "--port",
+        str(settings.studio.port),
+        "--enable-legacy-api-token",
+        "--log-level",
+        "WARNING",
+    ]
+    with open(ddir / LOG, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            _command() + args,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=ddir,
+        )
 
 
 def _log_tail(settings: Settings, lines: int = 3) -> str:
@@ -168,10 +206,11 @@ def start_server(settings: Settings, timeout: float | None = None) -> ServerInfo
     if _port_in_use(host, port):
         raise CultureCodeError(
             f"port {port} on {host} is taken by another program; start Label Studio on a free port "
-            f"with `culturecode studio start --port N` (and use the same --port for push/pull)")
+            f"with `culturecode studio start --port N` (and use the same --port for push/pull)"
+        )
     ddir = data_dir(settings)
     ddir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    creds = credentials(settings, create=True)
+    creds = ensure_credentials(settings)
     proc = _launch(settings, creds)
     _write_private(ddir / STATE, {"pid": proc.pid, "url": local_url(settings), "port": port})
     return _wait_healthy(settings, proc, timeout)
@@ -185,8 +224,8 @@ def _wait_healthy(settings: Settings, proc: subprocess.Popen | None, timeout: fl
         if proc is not None and proc.poll() is not None:
             (ddir / STATE).unlink(missing_ok=True)
             raise CultureCodeError(
-                f"Label Studio exited during start (code {proc.returncode}); see {ddir / LOG}: "
-                f"{_log_tail(settings)}")
+                f"Label Studio exited during start (code {proc.returncode}); see {ddir / LOG}: {_log_tail(settings)}"
+            )
         if is_healthy(url):
             info = server_status(settings)
             info.started = proc is not None
@@ -195,7 +234,8 @@ def _wait_healthy(settings: Settings, proc: subprocess.Popen | None, timeout: fl
     stop_server(settings)
     raise CultureCodeError(
         f"Label Studio did not answer on {url} within {limit:.0f} s; see {ddir / LOG} and retry "
-        f"with a larger studio.start_timeout")
+        f"with a larger studio.start_timeout"
+    )
 
 
 def stop_server(settings: Settings, timeout: float = 30.0) -> bool:
@@ -203,7 +243,7 @@ def stop_server(settings: Settings, timeout: float = 30.0) -> bool:
     state = _state(settings)
     pid = state.get("pid")
     path = data_dir(settings) / STATE
-    if not _pid_alive(pid, settings):
+    if pid is None or not _pid_alive(pid, settings):
         path.unlink(missing_ok=True)
         return False
     os.killpg(os.getpgid(pid), signal.SIGTERM)

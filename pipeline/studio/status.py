@@ -41,7 +41,8 @@ def studio_status(settings: Settings, store: Store | None = None) -> dict[str, A
     else:
         projects = studio.call(lambda: list(studio.sdk.projects.list(page_size=1000)))
     for p in projects:
-        report["projects"].append({"id": p.id, "title": p.title, "tasks": p.task_number or 0,
-                                   "annotations": p.total_annotations_number or 0})
+        report["projects"].append(
+            {"id": p.id, "title": p.title, "tasks": p.task_number or 0, "annotations": p.total_annotations_number or 0}
+        )
     report["tasks"] = sum(p["tasks"] for p in report["projects"])
     return report

@@ -33,7 +33,8 @@ def annotator_email(name: str, settings: Settings) -> str:
         return name.lower()
     if not NAME.match(name):
         raise CultureCodeError(
-            f"annotator name '{name}' is not usable; use letters, digits, '.', '_' or '-' (or an email)")
+            f"annotator name '{name}' is not usable; use letters, digits, '.', '_' or '-' (or an email)"
+        )
     return f"{name}@{settings.studio.annotator_domain}".lower()
 
 
@@ -44,14 +45,24 @@ def _signup(studio: Studio, email: str, password: str) -> None:
         page = studio.call(http.get, path)
         csrf = http.cookies.get("csrftoken")
         if page.status_code != 200 or not csrf:
-            raise CultureCodeError(f"{studio.url}: the signup page did not open ({page.status_code}); "
-                                   f"create {email} in Label Studio by hand")
-        form = {"csrfmiddlewaretoken": csrf, "email": email, "password": password,
-                "allow_newsletters": "", "how_find_us": "", "elaborate": ""}
+            raise CultureCodeError(
+                f"{studio.url}: the signup page did not open ({page.status_code}); "
+                f"create {email} in Label Studio by hand"
+            )
+        form = {
+            "csrfmiddlewaretoken": csrf,
+            "email": email,
+            "password": password,
+            "allow_newsletters": "",
+            "how_find_us": "",
+            "elaborate": "",
+        }
         resp = studio.call(http.post, path, data=form, headers={"Referer": f"{studio.url}{path}"})
     if resp.status_code not in (301, 302):
-        raise CultureCodeError(f"{studio.url} refused to create {email} ({resp.status_code}); "
-                               f"it may already exist with another spelling, or the password rules changed")
+        raise CultureCodeError(
+            f"{studio.url} refused to create {email} ({resp.status_code}); "
+            f"it may already exist with another spelling, or the password rules changed"
+        )
 
 
 def add_annotators(studio: Studio, settings: Settings, names: list[str]) -> list[Annotator]:

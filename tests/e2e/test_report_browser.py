@@ -20,8 +20,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 def chromium() -> str:
     path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(path).exists():
-        pytest.skip("no chromium browser found: install Debian's chromium (`apt-get install chromium`); "
-                    "Playwright's own browser download is not needed")
+        pytest.skip(
+            "no chromium browser found: install Debian's chromium (`apt-get install chromium`); "
+            "Playwright's own browser download is not needed"
+        )
     return path
 
 

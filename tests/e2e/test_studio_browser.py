@@ -19,8 +19,10 @@ from tests.integration.conftest import make_workspace, rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-HOW = ("install Debian's chromium (`sudo apt-get install chromium`) and the Python package playwright "
-       "(`pip install playwright`, no browser download needed); `make test` does both")
+HOW = (
+    "install Debian's chromium (`sudo apt-get install chromium`) and the Python package playwright "
+    "(`pip install playwright`, no browser download needed); `make test` does both"
+)
 
 
 def chromium() -> str:
@@ -73,8 +75,19 @@ def test_annotator_corrects_a_prelabel_and_pull_returns_it(studio_server, tmp_pa
         assert posted.value.status == 201
         browser.close()
 
-    result = cli("pull", "--workspace", ws, "--codebook", settings.codebook, "--url", studio_server.url,
-                 "--json", "--quiet", "--config", _config(tmp_path, studio_server))
+    result = cli(
+        "pull",
+        "--workspace",
+        ws,
+        "--codebook",
+        settings.codebook,
+        "--url",
+        studio_server.url,
+        "--json",
+        "--quiet",
+        "--config",
+        _config(tmp_path, studio_server),
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["new"], report["updated"], report["deleted"]) == (1, 0, 0)

@@ -42,9 +42,14 @@ class StudioServer:
 
     def workspace_settings(self, workspace_path: Path | str, **overrides) -> Settings:
         """Settings for a workspace that uses this server through --url and a 0600 key file."""
-        base = {"workspace": str(workspace_path), "codebook": str(FIXTURES / "codebook_small.yaml"),
-                "studio.url": self.url, "studio.api_key_file": str(self.key_file),
-                "studio.api_key_env": "CULTURECODE_TEST_UNSET_KEY", "studio.retries": 3}
+        base = {
+            "workspace": str(workspace_path),
+            "codebook": str(FIXTURES / "codebook_small.yaml"),
+            "studio.url": self.url,
+            "studio.api_key_file": str(self.key_file),
+            "studio.api_key_env": "CULTURECODE_TEST_UNSET_KEY",
+            "studio.retries": 3,
+        }
         return load_settings(overrides={**base, **overrides})
 
     def password(self, email: str) -> str:
@@ -56,8 +61,11 @@ class StudioServer:
         http = httpx.Client(base_url=self.url, timeout=60)
         http.get("/user/login/")
         csrf = http.cookies.get("csrftoken")
-        resp = http.post("/user/login/", data={"email": email, "password": password, "csrfmiddlewaretoken": csrf},
-                         headers={"Referer": f"{self.url}/user/login/"})
+        resp = http.post(
+            "/user/login/",
+            data={"email": email, "password": password, "csrfmiddlewaretoken": csrf},
+            headers={"Referer": f"{self.url}/user/login/"},
+        )
         assert resp.status_code in (200, 302), resp.status_code
         http.headers["X-CSRFToken"] = http.cookies.get("csrftoken") or csrf
         http.headers["Referer"] = self.url
@@ -99,17 +107,25 @@ def studio_server(tmp_path_factory):
 def make_workspace(path: Path, n_docs: int = 2, turns: int = 4, model_version: str | None = "v1") -> Store:
     """A workspace with `n_docs` x `turns` segments and (optionally) predictions of one model."""
     book = load_codebook(FIXTURES / "codebook_small.yaml")
-    documents = {f"doc{d}": [f"Turn {t} of document {d}: he got a bed at the hostel." for t in range(turns)]
-                 for d in range(n_docs)}
+    documents = {
+        f"doc{d}": [f"Turn {t} of document {d}: he got a bed at the hostel." for t in range(turns)]
+        for d in range(n_docs)
+    }
     store = factory.make_workspace(path, book, documents, speaker=lambda t: "Officer" if t % 2 else "Researcher")
     if model_version:
         add_model(store, model_version, book.content_hash, current=True)
     return store
 
 
-def add_model(store: Store, version: str, codebook_hash: str, current: bool = True,
-              codes_for=lambda i: ["carrot"] if i % 2 else ["stick"], rationale: str | None = None,
-              kind: str = "classifier") -> None:
+def add_model(
+    store: Store,
+    version: str,
+    codebook_hash: str,
+    current: bool = True,
+    codes_for=lambda i: ["carrot"] if i % 2 else ["stick"],
+    rationale: str | None = None,
+    kind: str = "classifier",
+) -> None:
     """A model whose codes for the i-th segment (in document order) are `codes_for(i)`."""
     codes = {seg.id: codes_for(i) for i, seg in enumerate(store.segments())}
     factory.add_model(store, version, codebook_hash, codes, kind=kind, current=current, rationale=rationale)

@@ -28,8 +28,9 @@ def annotate(http, task_id: int, codes: list[str]) -> None:
 
 
 def task_for(store, project_id: int, segment_id: str) -> int:
-    return rows(store, "SELECT task_id FROM tasks WHERE project_id = ? AND segment_id = ?",
-                (project_id, segment_id))[0][0]
+    return rows(store, "SELECT task_id FROM tasks WHERE project_id = ? AND segment_id = ?", (project_id, segment_id))[
+        0
+    ][0]
 
 
 def test_three_annotators_review_and_gold(studio_server, tmp_path, codebook):  # noqa: F811

@@ -19,9 +19,11 @@ from pipeline.store import Document, Segment, Store
 pytestmark = pytest.mark.slow
 
 KEY = "test-key-7f3a"
-TURNS = [("PC Lee", "One more missed appointment and he's recalled to prison, simple as that."),
-         ("Support worker", "We got him a bed at the hostel and a slot with the housing team."),
-         ("Researcher", "Thanks, that's all my questions.")]
+TURNS = [
+    ("PC Lee", "One more missed appointment and he's recalled to prison, simple as that."),
+    ("Support worker", "We got him a bed at the hostel and a slot with the housing team."),
+    ("Researcher", "Thanks, that's all my questions."),
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +47,10 @@ def workspace(tmp_path, small_codebook):
     store = Store(settings.workspace)
     with store.transaction():
         store.record_codebook(book)
-        store.put_document(Document("doc", "doc.txt", "txt", "h"),
-                           [Segment(f"s{i}", "doc", i, text, speaker) for i, (speaker, text) in enumerate(TURNS)])
+        store.put_document(
+            Document("doc", "doc.txt", "txt", "h"),
+            [Segment(f"s{i}", "doc", i, text, speaker) for i, (speaker, text) in enumerate(TURNS)],
+        )
     yield settings, book, store
     store.close()
 
@@ -99,16 +103,22 @@ def test_endpoint_down_is_a_clear_failure(workspace):
 def test_the_official_openai_client_gets_schema_valid_answers_and_a_401(server, workspace):
     """A third-party client (the `openai` SDK) checks the server's side of the protocol."""
     import openai
+
     from pipeline.llm.parse import answer_schema, parse_answer
 
     _, book, _ = workspace
     client = openai.OpenAI(base_url=server, api_key=KEY, max_retries=0, timeout=600)
     assert [m.id for m in client.models.list().data] == ["qwen2.5-coder-0.5b-instruct"]
     reply = client.chat.completions.create(
-        model="qwen2.5-coder-0.5b-instruct", temperature=0, max_tokens=64,
-        messages=[{"role": "system", "content": "Label the segment with the codes carrot (support) or stick (enforcement)."},
-                  {"role": "user", "content": TURNS[0][1]}],
-        response_format={"type": "json_schema", "json_schema": {"name": "label", "schema": answer_schema(book)}})
+        model="qwen2.5-coder-0.5b-instruct",
+        temperature=0,
+        max_tokens=64,
+        messages=[
+            {"role": "system", "content": "Label the segment with the codes carrot (support) or stick (enforcement)."},
+            {"role": "user", "content": TURNS[0][1]},
+        ],
+        response_format={"type": "json_schema", "json_schema": {"name": "label", "schema": answer_schema(book)}},
+    )
     choice = reply.choices[0]
     assert choice.message.role == "assistant" and choice.finish_reason in ("stop", "length")
     label = parse_answer(choice.message.content, book)

@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _annotate(http, task_id: int, codes: list[str]) -> None:
-    result = [{"from_name": "codes", "to_name": "text", "type": "choices", "value": {"choices": codes}}] if codes else []
+    result = (
+        [{"from_name": "codes", "to_name": "text", "type": "choices", "value": {"choices": codes}}] if codes else []
+    )
     resp = http.post(f"/api/tasks/{task_id}/annotations/", json={"result": result, "lead_time": 3.0})
     assert resp.status_code == 201, resp.text
 
@@ -30,16 +32,16 @@ def test_train_prelabel_push_annotate_pull_retrain(studio_server, tmp_path, code
     from pipeline.store import Store
 
     ws = tmp_path / "ws"
-    settings = studio_server.workspace_settings(ws, **{
-        "classifier.method": "head", "classifier.export_onnx": False, "classifier.min_segments": 10})
+    settings = studio_server.workspace_settings(
+        ws, **{"classifier.method": "head", "classifier.export_onnx": False, "classifier.min_segments": 10}
+    )
     store = Store(ws)
     store.record_codebook(codebook)
     rows = examples(n_docs=6, per_doc=6, seed=17)
     seg_ids = add_segments(store, rows)
-    labels = dict(zip(seg_ids, (r["codes"] for r in rows)))
+    labels = dict(zip(seg_ids, (r["codes"] for r in rows), strict=True))
 
-    first = train(store, settings, codebook, gold=write_jsonl(tmp_path / "gold.jsonl", examples()),
-                  show_progress=False)
+    first = train(store, settings, codebook, gold=write_jsonl(tmp_path / "gold.jsonl", examples()), show_progress=False)
     assert prelabel(store, settings, codebook, show_progress=False).scored == len(seg_ids)
 
     people = add_annotators(connect(settings), settings, [f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"])
@@ -50,8 +52,9 @@ def test_train_prelabel_push_annotate_pull_retrain(studio_server, tmp_path, code
     for n, person in enumerate(people):
         http = studio_server.login(person.email, person.password)
         for i, seg in enumerate(s for s in seg_ids if s not in unannotated):
-            (task_id,) = store.conn.execute("SELECT task_id FROM tasks WHERE project_id = ? AND segment_id = ?",
-                                            (projects[person.email], seg)).fetchone()
+            (task_id,) = store.conn.execute(
+                "SELECT task_id FROM tasks WHERE project_id = ? AND segment_id = ?", (projects[person.email], seg)
+            ).fetchone()
             codes = labels[seg] if (n == 0 or i % 5) else []  # the second annotator misses a few
             if codes != labels[seg]:
                 disagreed.add(seg)

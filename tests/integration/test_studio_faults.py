@@ -30,17 +30,20 @@ def admin_session(studio_server):
 
 
 def one_task_per_segment(settings, store, project_id: int) -> None:
-    tasks = list(connect(settings).sdk.tasks.list(project=project_id, fields="task_only", page_size=1000,
-                                                  include="id,data"))
+    tasks = list(
+        connect(settings).sdk.tasks.list(project=project_id, fields="task_only", page_size=1000, include="id,data")
+    )
     assert sorted(t.data["segment_id"] for t in tasks) == sorted(s.id for s in store.segments())
-    ledger = {(r["segment_id"], r["task_id"]) for r in rows(store, "SELECT * FROM tasks WHERE project_id = ?",
-                                                           (project_id,))}
+    ledger = {
+        (r["segment_id"], r["task_id"]) for r in rows(store, "SELECT * FROM tasks WHERE project_id = ?", (project_id,))
+    }
     assert ledger == {(t.data["segment_id"], t.id) for t in tasks}
 
 
 def test_unreachable_server_retries_then_says_what_to_run(studio_server, tmp_path, codebook):
-    settings = studio_server.workspace_settings(tmp_path / "ws", **{"studio.url": f"http://127.0.0.1:{free_port()}",
-                                                                    "studio.retries": 2})
+    settings = studio_server.workspace_settings(
+        tmp_path / "ws", **{"studio.url": f"http://127.0.0.1:{free_port()}", "studio.retries": 2}
+    )
     store = make_workspace(tmp_path / "ws", n_docs=1, turns=1)
     started = time.monotonic()
     with pytest.raises(CultureCodeError, match=r"cannot reach Label Studio at .* after 3 tries.*server is up"):
@@ -64,7 +67,9 @@ def test_wrong_and_expired_keys_are_refused_without_showing_them(studio_server, 
     expired = jwt.encode({"exp": int(time.time()) - 3600, "token_type": "refresh", "user_id": 1}, "x" * 32)
     os.environ["CULTURECODE_TEST_EXPIRED_KEY"] = expired
     try:
-        settings = studio_server.workspace_settings(tmp_path / "ws", **{"studio.api_key_env": "CULTURECODE_TEST_EXPIRED_KEY"})
+        settings = studio_server.workspace_settings(
+            tmp_path / "ws", **{"studio.api_key_env": "CULTURECODE_TEST_EXPIRED_KEY"}
+        )
         with pytest.raises(CultureCodeError, match="expired") as caught:
             push(store, settings, codebook, show_progress=False)
         assert expired not in str(caught.value)
@@ -78,6 +83,7 @@ def test_wrong_and_expired_keys_are_refused_without_showing_them(studio_server, 
 
 def test_port_taken_by_another_program_is_reported(tmp_path):
     from pipeline.config import load_settings
+
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -135,8 +141,11 @@ def test_duplicates_and_unrecorded_tasks_are_reconciled(studio_server, tmp_path,
     settings = studio_server.workspace_settings(tmp_path / "ws")
     pid = push(store, settings, codebook, show_progress=False).projects[0].id
     studio = connect(settings)
-    (twin,) = [t for t in studio.sdk.tasks.list(project=pid, fields="task_only", include="id,data")
-               if t.data["segment_id"] == store.segments()[0].id]
+    (twin,) = [
+        t
+        for t in studio.sdk.tasks.list(project=pid, fields="task_only", include="id,data")
+        if t.data["segment_id"] == store.segments()[0].id
+    ]
     studio.sdk.projects.import_tasks(pid, request=[{"data": twin.data}])  # a duplicate on the server
     with store.transaction():
         store.conn.execute("DELETE FROM tasks WHERE segment_id = ?", (store.segments()[2].id,))  # forgotten
@@ -149,11 +158,24 @@ def test_duplicates_and_unrecorded_tasks_are_reconciled(studio_server, tmp_path,
 def test_push_killed_halfway_and_rerun_ends_with_one_task_per_segment(studio_server, tmp_path, codebook):
     store = make_workspace(tmp_path / "ws", n_docs=6, turns=50)
     settings = studio_server.workspace_settings(tmp_path / "ws")
-    cmd = [sys.executable, "-m", "pipeline.cli", "push", "--workspace", str(tmp_path / "ws"), "--codebook",
-           settings.codebook, "--url", studio_server.url, "--batch-size", "20", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "push",
+        "--workspace",
+        str(tmp_path / "ws"),
+        "--codebook",
+        settings.codebook,
+        "--url",
+        studio_server.url,
+        "--batch-size",
+        "20",
+        "--quiet",
+    ]
     env = {**os.environ, "CULTURECODE_TEST_KEY": studio_server.api_key}
     config = tmp_path / "pipeline.yaml"
-    config.write_text(f"studio:\n  api_key_env: CULTURECODE_TEST_KEY\n")
+    config.write_text("studio:\n  api_key_env: CULTURECODE_TEST_KEY\n")
     proc = subprocess.Popen(cmd + ["--config", str(config)], cwd=ROOT, env=env)
     studio = connect(settings)
     deadline = time.monotonic() + 120

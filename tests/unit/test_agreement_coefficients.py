@@ -32,22 +32,42 @@ def from_distribution(table: list[list[int]]) -> np.ndarray:
 
 
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", 4 coders, 12 units, values 1-5
-KRIPPENDORFF_2011 = np.array([
-    [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
-    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
-    [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
-    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
-]).T - 1
+KRIPPENDORFF_2011 = (
+    np.array(
+        [
+            [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
+            [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
+            [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+            [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
+        ]
+    ).T
+    - 1
+)
 # Gwet (2014), Handbook of Inter-Rater Reliability, 4th ed., p. 120: 4 raters, 12 units, missing ratings
-GWET_4RATERS = np.array([
-    [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
-    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, nan],
-    [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, 3],
-    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
-]).T - 1
+GWET_4RATERS = (
+    np.array(
+        [
+            [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
+            [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, nan],
+            [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, 3],
+            [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
+        ]
+    ).T
+    - 1
+)
 # Wikipedia, "Fleiss' kappa" worked example: 10 subjects, 14 raters, 5 categories
-FLEISS_WIKIPEDIA = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-                    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+FLEISS_WIKIPEDIA = [
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
+]
 
 
 def test_krippendorff_2011_nominal_example() -> None:
@@ -98,10 +118,15 @@ def test_two_units_swapped_alpha_is_minus_half_and_kappa_minus_one() -> None:
 # --------------------------------------------------------------------------- edge cases
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x: co.krippendorff_alpha(x, 2), lambda x: co.fleiss_kappa(x, 2),
-    lambda x: co.cohen_kappa(x[:, 0], x[:, 1], 2), lambda x: co.mean_of(list(co.cohen_pairs(x, 2).values())),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: co.krippendorff_alpha(x, 2),
+        lambda x: co.fleiss_kappa(x, 2),
+        lambda x: co.cohen_kappa(x[:, 0], x[:, 1], 2),
+        lambda x: co.mean_of(list(co.cohen_pairs(x, 2).values())),
+    ],
+)
 def test_one_category_everywhere_is_undefined_with_a_reason(fn) -> None:
     result = fn(np.zeros((6, 3)))
     assert result.value is None
@@ -115,8 +140,15 @@ def test_one_category_among_pairable_values_plus_a_stray_value() -> None:
     assert result.value is None and "only one category" in result.reason
 
 
-@pytest.mark.parametrize("fn", [co.percent_agreement, lambda x: co.fleiss_kappa(x, 2),
-                                lambda x: co.krippendorff_alpha(x, 2), lambda x: co.gwet_ac1(x, 2)])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        co.percent_agreement,
+        lambda x: co.fleiss_kappa(x, 2),
+        lambda x: co.krippendorff_alpha(x, 2),
+        lambda x: co.gwet_ac1(x, 2),
+    ],
+)
 def test_single_annotator_and_no_pairable_units(fn) -> None:
     single = np.array([[0], [1], [1]], dtype=float)
     assert fn(single) == co.Coef(None, co.ONE_RATER)
@@ -135,8 +167,9 @@ def test_libraries_fail_where_the_wrappers_report_undefined() -> None:
         krippendorff.alpha(reliability_data=np.zeros((3, 5)), level_of_measurement="nominal")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert math.isnan(krippendorff.alpha(reliability_data=np.array([[0, 0, 1], [0, 0, nan]]),
-                                             level_of_measurement="nominal"))
+        assert math.isnan(
+            krippendorff.alpha(reliability_data=np.array([[0, 0, 1], [0, 0, nan]]), level_of_measurement="nominal")
+        )
         assert math.isnan(cohen_kappa_score([0, 0, 0], [0, 0, 0]))
         with np.errstate(all="ignore"):
             assert math.isnan(sm_fleiss(np.array([[3, 0], [3, 0]])))
@@ -156,8 +189,9 @@ def random_ratings(seed: int, units: int = 60, raters: int = 4, k: int = 3, miss
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_alpha_matches_nltk_on_random_data_with_missing_values(seed: int) -> None:
     x = random_ratings(seed)
-    triples = [(str(r), str(u), int(x[u, r])) for u in range(len(x)) for r in range(x.shape[1])
-               if not np.isnan(x[u, r])]
+    triples = [
+        (str(r), str(u), int(x[u, r])) for u in range(len(x)) for r in range(x.shape[1]) if not np.isnan(x[u, r])
+    ]
     nltk_alpha = AnnotationTask(triples, distance=binary_distance).alpha()
     assert co.krippendorff_alpha(x, 3).value == pytest.approx(nltk_alpha, abs=1e-9)
 
@@ -223,7 +257,7 @@ def test_bootstrap_replicates_match_the_library_on_resampled_units() -> None:
     x = random_ratings(10)
     counts = co.value_counts(x, 3)
     w = co.bootstrap_weights(len(x), 3, seed=1)
-    for row, value in zip(w, co.alpha_from_counts(counts, w)):
+    for row, value in zip(w, co.alpha_from_counts(counts, w), strict=True):
         resampled = np.repeat(counts, row.astype(int), axis=0)
         assert value == pytest.approx(krippendorff.alpha(value_counts=resampled, level_of_measurement="nominal"))
 
@@ -258,8 +292,12 @@ def test_set_alpha_matches_nltk_with_missing_values(metric: str, distance) -> No
     labels = truth[:, None, :] ^ (rng.random((units, raters, codes)) < 0.15)
     labels[:, :, 0] |= ~labels.any(axis=2)  # nltk cannot compare two empty sets
     rated = rng.random((units, raters)) > 0.15
-    triples = [(str(a), str(u), frozenset(np.flatnonzero(labels[u, a]))) for u in range(units)
-               for a in range(raters) if rated[u, a]]
+    triples = [
+        (str(a), str(u), frozenset(np.flatnonzero(labels[u, a])))
+        for u in range(units)
+        for a in range(raters)
+        if rated[u, a]
+    ]
     expected = AnnotationTask(triples, distance=distance).alpha()
     assert set_alpha(labels, rated, metric).value == pytest.approx(expected, abs=1e-6)
 
@@ -274,6 +312,19 @@ def test_set_alpha_and_exact_match_edge_cases() -> None:
 
 def test_interpretation_bands() -> None:
     assert [co.kappa_band(v) for v in (-0.1, 0.1, 0.3, 0.5, 0.7, 0.9, None)] == [
-        "poor", "slight", "fair", "moderate", "substantial", "almost perfect", "undefined"]
+        "poor",
+        "slight",
+        "fair",
+        "moderate",
+        "substantial",
+        "almost perfect",
+        "undefined",
+    ]
     assert [co.alpha_band(v) for v in (0.9, 0.8, 0.7, 0.667, 0.5, None)] == [
-        "reliable", "reliable", "tentative", "tentative", "unreliable", "undefined"]
+        "reliable",
+        "reliable",
+        "tentative",
+        "tentative",
+        "unreliable",
+        "undefined",
+    ]

@@ -19,14 +19,23 @@ from tests.factory import add_annotation
 from tests.unit.test_agreement_workspace import ANNOTATORS, HOSTILE, SMALL_CODEBOOK, build_workspace
 
 runner = CliRunner()
-CODE_KEYS = {"percent_agreement", "cohen_kappa_mean", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1",
-             "krippendorff_alpha_ci", "undefined_reason"}
+CODE_KEYS = {
+    "percent_agreement",
+    "cohen_kappa_mean",
+    "fleiss_kappa",
+    "krippendorff_alpha",
+    "gwet_ac1",
+    "krippendorff_alpha_ci",
+    "undefined_reason",
+}
 
 
 def strict_json(text: str) -> dict:
     """JSON that must not contain NaN or Infinity."""
+
     def refuse(name: str) -> None:
         raise AssertionError(f"{name} in the JSON output")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -52,17 +61,21 @@ def test_report_figures_match_the_coefficients(workspace: Path) -> None:
     report = result.report
     assert report["n_items"] == 18 and report["n_annotators"] == 3
     carrot = report["codes"]["carrot"]
-    assert CODE_KEYS <= set(carrot)
+    assert set(carrot) >= CODE_KEYS
     # recompute from the builder's decisions, independently of the report code
     from tests.unit.test_agreement_workspace import DECISIONS
-    matrix = np.array([[np.nan if d is None else float("carrot" in d) for d in row]
-                       for rows in DECISIONS.values() for row in rows])
+
+    matrix = np.array(
+        [[np.nan if d is None else float("carrot" in d) for d in row] for rows in DECISIONS.values() for row in rows]
+    )
     assert carrot["krippendorff_alpha"] == pytest.approx(co.krippendorff_alpha(matrix, 2).value)
     assert carrot["fleiss_kappa"] == pytest.approx(co.fleiss_kappa(matrix, 2).value)
     lo, hi = carrot["krippendorff_alpha_ci"]
     assert lo <= carrot["krippendorff_alpha"] <= hi
     assert carrot["n_pairable_values"] == 52 and carrot["n_units"] == 18
-    assert set(carrot["cohen_kappa_pairs"]) == {f"{a} | {b}" for i, a in enumerate(ANNOTATORS) for b in ANNOTATORS[i + 1:]}
+    assert set(carrot["cohen_kappa_pairs"]) == {
+        f"{a} | {b}" for i, a in enumerate(ANNOTATORS) for b in ANNOTATORS[i + 1 :]
+    }
     assert carrot["interpretation"]["krippendorff_alpha"] == co.alpha_band(carrot["krippendorff_alpha"])
     assert report["overall"]["alpha_masi"] is not None and report["overall"]["exact_match"] is not None
     assert "v1" in report["models"] and report["models"]["v1"]["n_items"] == 18
@@ -90,21 +103,24 @@ def test_cli_json_shape_and_files(workspace: Path) -> None:
     assert {"n_items", "n_annotators", "codes", "overall"} <= set(data)
     assert set(data["codes"]) == {"carrot", "stick"}
     for stats in data["codes"].values():
-        assert CODE_KEYS <= set(stats)
+        assert set(stats) >= CODE_KEYS
     assert {"alpha_masi", "alpha_jaccard", "exact_match"} <= set(data["overall"])
     for ext in ("html", "md", "json"):
         path = Path(data["paths"][ext])
         assert path.parent == workspace / "reports" and path.name.startswith("agreement-")
     html = Path(data["paths"]["html"]).read_text()
     assert HOSTILE not in html and "&lt;script&gt;window.__pwned" in html
-    assert html.count("data:image/png;base64,") >= 3 and "src=\"http" not in html
-    assert strict_json(Path(data["paths"]["json"]).read_text())["codes"]["carrot"]["fleiss_kappa"] == \
-        data["codes"]["carrot"]["fleiss_kappa"]
+    assert html.count("data:image/png;base64,") >= 3 and 'src="http' not in html
+    assert (
+        strict_json(Path(data["paths"]["json"]).read_text())["codes"]["carrot"]["fleiss_kappa"]
+        == data["codes"]["carrot"]["fleiss_kappa"]
+    )
 
 
 def test_cli_table_and_filters(workspace: Path) -> None:
-    result = run("agreement", "-w", str(workspace), "--bootstrap", "0", "--codes", "stick", "--out",
-                 str(workspace / "out"))
+    result = run(
+        "agreement", "-w", str(workspace), "--bootstrap", "0", "--codes", "stick", "--out", str(workspace / "out")
+    )
     assert result.exit_code == 0, result.output
     assert "stick" in result.output and "carrot" not in result.output.split("Whole label set")[0]
     assert (workspace / "out").is_dir()
@@ -114,8 +130,9 @@ def test_cli_table_and_filters(workspace: Path) -> None:
     for stats in data["codes"].values():
         assert stats["krippendorff_alpha"] is None and stats["fleiss_kappa"] is None
         assert "only one annotator" in stats["undefined_reason"]
-    docs = strict_json(run("agreement", "-w", str(workspace), "--documents", "doc_c", "--json",
-                           "--bootstrap", "0").stdout)
+    docs = strict_json(
+        run("agreement", "-w", str(workspace), "--documents", "doc_c", "--json", "--bootstrap", "0").stdout
+    )
     assert docs["n_items"] == 6
     bad = run("agreement", "-w", str(workspace), "--codes", "nonsense")
     assert bad.exit_code == 2 and "nonsense" in bad.stderr
@@ -124,8 +141,10 @@ def test_cli_table_and_filters(workspace: Path) -> None:
 def test_unused_code_is_undefined_not_nan(tmp_path: Path) -> None:
     from tests.unit.test_agreement_workspace import DECISIONS
 
-    no_stick = {doc: [tuple(None if c is None else ["carrot"] if "stick" in c else c for c in row) for row in rows]
-                for doc, rows in DECISIONS.items()}
+    no_stick = {
+        doc: [tuple(None if c is None else ["carrot"] if "stick" in c else c for c in row) for row in rows]
+        for doc, rows in DECISIONS.items()
+    }
     with build_workspace(tmp_path / "ws", decisions=no_stick) as store:
         report = agreement_report(store, settings(0), load_codebook(SMALL_CODEBOOK), out_dir=None).report
     stick = report["codes"]["stick"]
@@ -164,10 +183,21 @@ def test_disagreements_most_contested_first(workspace: Path) -> None:
 
 def test_input_csv_with_codebook(tmp_path: Path) -> None:
     path = tmp_path / "nvivo.csv"
-    path.write_text("item,annotator,codes\n" + "".join(
-        f"s{i},{a},{c}\n" for i, row in enumerate([("carrot", "carrot", "carrot;stick"), ("", "", ""),
-                                                   ("stick", "stick", "stick"), ("carrot", "", "carrot")])
-        for a, c in zip("xyz", row)))
+    path.write_text(
+        "item,annotator,codes\n"
+        + "".join(
+            f"s{i},{a},{c}\n"
+            for i, row in enumerate(
+                [
+                    ("carrot", "carrot", "carrot;stick"),
+                    ("", "", ""),
+                    ("stick", "stick", "stick"),
+                    ("carrot", "", "carrot"),
+                ]
+            )
+            for a, c in zip("xyz", row, strict=True)
+        )
+    )
     result = run("agreement", "--input", str(path), "--json", "--bootstrap", "50", "--out", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     data = strict_json(result.stdout)
@@ -179,11 +209,21 @@ def test_input_csv_with_codebook(tmp_path: Path) -> None:
 
 
 def test_input_jsonl_single_choice_codes_from_data(tmp_path: Path) -> None:
-    rows = [("u1", ["a"], ["a"], ["a"]), ("u2", ["b"], ["b"], ["c"]), ("u3", ["c"], ["c"], ["c"]),
-            ("u4", ["a"], ["b"], ["a"]), ("u5", [], [], [])]
+    rows = [
+        ("u1", ["a"], ["a"], ["a"]),
+        ("u2", ["b"], ["b"], ["c"]),
+        ("u3", ["c"], ["c"], ["c"]),
+        ("u4", ["a"], ["b"], ["a"]),
+        ("u5", [], [], []),
+    ]
     path = tmp_path / "sheet.jsonl"
-    path.write_text("".join(json.dumps({"item": item, "annotator": who, "codes": codes}) + "\n"
-                            for item, *codes_by in rows for who, codes in zip(("p", "q", "r"), codes_by)))
+    path.write_text(
+        "".join(
+            json.dumps({"item": item, "annotator": who, "codes": codes}) + "\n"
+            for item, *codes_by in rows
+            for who, codes in zip(("p", "q", "r"), codes_by, strict=True)
+        )
+    )
     result = agreement_from_file(path, settings(0), None, single_choice=True)
     report = result.report
     assert set(report["codes"]) == {"a", "b", "c"}
@@ -199,11 +239,15 @@ def test_input_jsonl_single_choice_codes_from_data(tmp_path: Path) -> None:
 
 
 def test_single_choice_multi_category_over_records() -> None:
-    recs = [Record(f"i{i}", a, [c]) for i, row in enumerate([("x", "x"), ("y", "y"), ("x", "y"), ("z", "z")])
-            for a, c in zip(("p", "q"), row)]
+    recs = [
+        Record(f"i{i}", a, [c])
+        for i, row in enumerate([("x", "x"), ("y", "y"), ("x", "y"), ("z", "z")])
+        for a, c in zip(("p", "q"), row, strict=True)
+    ]
     report = compute_agreement(from_records(recs, ["x", "y", "z"], single_choice=True), bootstrap=0)
-    assert report["overall"]["cohen_kappa_mean"] == pytest.approx(co.cohen_kappa(
-        np.array([0., 1, 0, 2]), np.array([0., 1, 1, 2]), 3).value)
+    assert report["overall"]["cohen_kappa_mean"] == pytest.approx(
+        co.cohen_kappa(np.array([0.0, 1, 0, 2]), np.array([0.0, 1, 1, 2]), 3).value
+    )
     assert report["overall"]["percent_agreement"] == pytest.approx(0.75)
 
 
@@ -224,11 +268,18 @@ def test_single_choice_workspace(tmp_path: Path) -> None:
     raw["single_choice"] = True
     book_path = tmp_path / "single.yaml"
     book_path.write_text(yaml.safe_dump(raw))
-    decisions = {"d1": [(["carrot"], ["carrot"], ["carrot"]), (["stick"], ["stick"], ["carrot"]),
-                        ([], [], []), (["stick"], ["stick"], ["stick"])]}
+    decisions = {
+        "d1": [
+            (["carrot"], ["carrot"], ["carrot"]),
+            (["stick"], ["stick"], ["carrot"]),
+            ([], [], []),
+            (["stick"], ["stick"], ["stick"]),
+        ]
+    }
     build_workspace(tmp_path / "ws", book_path, decisions=decisions).close()
-    result = runner.invoke(app, ["agreement", "-w", str(tmp_path / "ws"), "--codebook", str(book_path),
-                                 "--json", "--bootstrap", "0"])
+    result = runner.invoke(
+        app, ["agreement", "-w", str(tmp_path / "ws"), "--codebook", str(book_path), "--json", "--bootstrap", "0"]
+    )
     assert result.exit_code == 0, result.output
     overall = strict_json(result.stdout)["overall"]
     x = np.array([[0, 0, 0], [1, 1, 0], [2, 2, 2], [1, 1, 1]], dtype=float)  # 2 = no code
@@ -243,6 +294,7 @@ def test_single_choice_workspace(tmp_path: Path) -> None:
 def test_since_filter_from_the_cli(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     build_workspace(workspace, edited_at={"doc_c": "2026-05-01T09:00:00+00:00"}).close()
-    data = strict_json(run("agreement", "-w", str(workspace), "--since", "2026-04-30", "--json",
-                           "--bootstrap", "0").stdout)
+    data = strict_json(
+        run("agreement", "-w", str(workspace), "--since", "2026-04-30", "--json", "--bootstrap", "0").stdout
+    )
     assert data["n_items"] == 6 and data["filters"]["since"] == "2026-04-30"

@@ -51,8 +51,13 @@ def segment_text(doc: str, position: int) -> str:
     return f"Turn {position} of {doc}: we talked about housing and recall."
 
 
-def build_workspace(path: Path, codebook_path: Path = SMALL_CODEBOOK, model: bool = True,
-                    decisions: dict | None = None, edited_at: dict[str, str] | None = None) -> Store:
+def build_workspace(
+    path: Path,
+    codebook_path: Path = SMALL_CODEBOOK,
+    model: bool = True,
+    decisions: dict | None = None,
+    edited_at: dict[str, str] | None = None,
+) -> Store:
     """A workspace with 3 documents x 6 segments, 3 annotators, one model version, a review project.
 
     `edited_at` gives the annotations of some documents another edit time than EDITED_AT."""
@@ -73,18 +78,35 @@ def build_workspace(path: Path, codebook_path: Path = SMALL_CODEBOOK, model: boo
                         continue
                     ann_id += 1
                     stamp = (edited_at or {}).get(doc, EDITED_AT)
-                    add_annotation(store, ann_id, j + 1, seg.id, ANNOTATORS[j], codes, book,
-                                   "v1" if model else None, updated_at=stamp)
+                    add_annotation(
+                        store,
+                        ann_id,
+                        j + 1,
+                        seg.id,
+                        ANNOTATORS[j],
+                        codes,
+                        book,
+                        "v1" if model else None,
+                        updated_at=stamp,
+                    )
         if model:
             add_model(store, "v1", book, predicted, code_ids=book.code_ids)
     return store
 
 
-def insert_annotation(store: Store, ann_id: int, project: int, segment_id: str, annotator: str,
-                      codes: list[str], codebook_hash: str, version: str | None = None,
-                      cancelled: bool = False, updated_at: str = EDITED_AT) -> None:
-    add_annotation(store, ann_id, project, segment_id, annotator, codes, codebook_hash, version, cancelled,
-                   updated_at)
+def insert_annotation(
+    store: Store,
+    ann_id: int,
+    project: int,
+    segment_id: str,
+    annotator: str,
+    codes: list[str],
+    codebook_hash: str,
+    version: str | None = None,
+    cancelled: bool = False,
+    updated_at: str = EDITED_AT,
+) -> None:
+    add_annotation(store, ann_id, project, segment_id, annotator, codes, codebook_hash, version, cancelled, updated_at)
 
 
 # --------------------------------------------------------------------------- tests of the builder and the reader
@@ -111,11 +133,18 @@ def test_review_skipped_and_edited_annotations(tmp_path: Path) -> None:
             # an adjudicator's review decision is not a rater's annotation
             insert_annotation(store, 1001, 99, "doc_a-3", "judge@example.org", ["stick"], book.content_hash)
             # a skipped task is not an annotation
-            insert_annotation(store, 1002, 1, "doc_a-4", ANNOTATORS[2], ["carrot"], book.content_hash,
-                              cancelled=True)
+            insert_annotation(store, 1002, 1, "doc_a-4", ANNOTATORS[2], ["carrot"], book.content_hash, cancelled=True)
             # ana edits doc_a-0 later: the latest annotation wins
-            insert_annotation(store, 1003, 1, "doc_a-0", ANNOTATORS[0], ["stick"], book.content_hash,
-                              updated_at="2026-02-01T10:00:00+00:00")
+            insert_annotation(
+                store,
+                1003,
+                1,
+                "doc_a-0",
+                ANNOTATORS[0],
+                ["stick"],
+                book.content_hash,
+                updated_at="2026-02-01T10:00:00+00:00",
+            )
         ratings = load_ratings(store, book)
         assert "judge@example.org" not in ratings.annotators
         assert not ratings.rated[ratings.items.index("doc_a-4"), 2]

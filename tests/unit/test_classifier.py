@@ -10,8 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from pipeline.classifier import evaluate, list_models, load_model, prelabel, promote, train
-from pipeline.classifier import registry
+from pipeline.classifier import evaluate, list_models, load_model, prelabel, promote, registry, train
 from pipeline.classifier.data import Example, read_gold, split_by_document
 from pipeline.classifier.metrics import code_metrics, tune_thresholds
 from pipeline.classifier.onnx import ONNX_FILE
@@ -19,8 +18,15 @@ from pipeline.config import ClassifierSettings, load_codebook
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store
 from tests.factory import add_annotation, add_gold
-from tests.unit.test_classifier_helpers import (CODEBOOK, FIXTURES, add_segments, codebook, examples,
-                                                settings, tiny_encoder, write_jsonl)
+from tests.unit.test_classifier_helpers import (
+    CODEBOOK,
+    add_segments,
+    codebook,
+    examples,
+    settings,
+    tiny_encoder,
+    write_jsonl,
+)
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +178,15 @@ def test_head_training_registers_a_complete_current_version(workspace):
     ws, report, _ = workspace
     version_dir = ws / "models" / report.version
     names = {p.name for p in version_dir.iterdir()}
-    assert {"model.safetensors", "head.safetensors", "classifier.json", "training.json", "metrics.json",
-            "README.md", "tokenizer.json"} <= names
+    assert {
+        "model.safetensors",
+        "head.safetensors",
+        "classifier.json",
+        "training.json",
+        "metrics.json",
+        "README.md",
+        "tokenizer.json",
+    } <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     card = (version_dir / "README.md").read_text()
     assert "carrot" in card and "stick" in card and "held-out" in card.lower()
@@ -200,8 +213,13 @@ def test_finetune_is_reproducible_with_a_seed(tmp_path):
     for run in range(2):
         ws = tmp_path / f"ws{run}"
         with Store(ws) as store:
-            report = train(store, settings(ws, method="finetune", base_model=base, epochs=2), codebook(),
-                           gold=gold, show_progress=False)
+            report = train(
+                store,
+                settings(ws, method="finetune", base_model=base, epochs=2),
+                codebook(),
+                gold=gold,
+                show_progress=False,
+            )
             head = load_model(store, codebook()).model.head.weight.detach().numpy()
         results.append((report.test, report.thresholds, head))
     assert results[0][0] == results[1][0] and results[0][1] == results[1][1]
@@ -247,14 +265,16 @@ def test_onnx_backend_agrees_with_torch(workspace):
     graph = onnx.load(str(Path(ws) / "models" / onnx_report.model_version / ONNX_FILE)).graph
     operators = {node.op_type for node in graph.node}
     assert "QAttention" in operators, "attention was not fused before int8 quantization"
-    assert not any(node.name.startswith("/model/head/") and node.op_type.endswith("Integer")
-                   for node in graph.node), "the per-code head must stay fp32"
+    assert not any(node.name.startswith("/model/head/") and node.op_type.endswith("Integer") for node in graph.node), (
+        "the per-code head must stay fp32"
+    )
 
 
 def test_evaluate_outside_file_leaves_out_training_segments(workspace, tmp_path):
     ws, report, gold = workspace
-    held_out = write_jsonl(tmp_path / "outside.jsonl",
-                           [{"text": r["text"], "codes": r["codes"]} for r in examples(n_docs=2, seed=11)])
+    held_out = write_jsonl(
+        tmp_path / "outside.jsonl", [{"text": r["text"], "codes": r["codes"]} for r in examples(n_docs=2, seed=11)]
+    )
     with Store(ws) as store:
         outside = evaluate(store, settings(ws), codebook(), gold_file=held_out)
         on_train = evaluate(store, settings(ws), codebook(), gold_file=gold)

@@ -24,7 +24,11 @@ def test_train_prelabel_evaluate_models_commands(cli, tmp_path, monkeypatch):
 
     table = cli("train", "--gold", gold, "--method", "head", "--no-onnx", "--no-promote", "-q", *_common(ws))
     assert table.exit_code == 0, table.output
-    assert "precision" in table.stdout and "clf-002" in table.stdout and "models promote --model-version clf-002" in table.stdout
+    assert (
+        "precision" in table.stdout
+        and "clf-002" in table.stdout
+        and "models promote --model-version clf-002" in table.stdout
+    )
 
     with Store(ws) as store:
         store.record_codebook(__import__("pipeline.config", fromlist=["x"]).load_codebook(CODEBOOK))
@@ -33,8 +37,9 @@ def test_train_prelabel_evaluate_models_commands(cli, tmp_path, monkeypatch):
     assert pre.exit_code == 0, pre.output
     assert json.loads(pre.stdout)["scored"] == 16 and json.loads(pre.stdout)["model_version"] == "clf-001"
 
-    outside = write_jsonl(tmp_path / "outside.jsonl", [{"text": r["text"], "codes": r["codes"]}
-                                                       for r in examples(n_docs=2, seed=8)])
+    outside = write_jsonl(
+        tmp_path / "outside.jsonl", [{"text": r["text"], "codes": r["codes"]} for r in examples(n_docs=2, seed=8)]
+    )
     ev = cli("evaluate", "--gold", outside, "--json", *_common(ws))
     assert ev.exit_code == 0, ev.output
     result = json.loads(ev.stdout)

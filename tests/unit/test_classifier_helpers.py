@@ -14,18 +14,35 @@ from pipeline.store import Document, Segment, Store
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CODEBOOK = FIXTURES / "codebook_small.yaml"
 
-CARROT = ["I sorted him a bed at the hostel", "we got her a place on the job scheme",
-          "booked him in with the drug worker for treatment", "found him a flat through the housing team",
-          "helped him with his benefits claim so he could eat", "drove her to the detox clinic myself"]
-STICK = ["one more breach and he is recalled to prison", "we executed the warrant at six in the morning",
-         "arrested him for the burglary on the estate", "searched the flat and seized the drugs",
-         "told him he goes back inside if he misses it", "put him on a curfew with a tag"]
-NEUTRAL = ["how long have you worked on this team", "the meeting is on tuesday afternoon",
-           "it was raining all morning", "can you say a bit more about that", "the office moved last year",
-           "we had coffee before the briefing"]
+CARROT = [
+    "I sorted him a bed at the hostel",
+    "we got her a place on the job scheme",
+    "booked him in with the drug worker for treatment",
+    "found him a flat through the housing team",
+    "helped him with his benefits claim so he could eat",
+    "drove her to the detox clinic myself",
+]
+STICK = [
+    "one more breach and he is recalled to prison",
+    "we executed the warrant at six in the morning",
+    "arrested him for the burglary on the estate",
+    "searched the flat and seized the drugs",
+    "told him he goes back inside if he misses it",
+    "put him on a curfew with a tag",
+]
+NEUTRAL = [
+    "how long have you worked on this team",
+    "the meeting is on tuesday afternoon",
+    "it was raining all morning",
+    "can you say a bit more about that",
+    "the office moved last year",
+    "we had coffee before the briefing",
+]
 
 
-def examples(n_docs: int = 6, per_doc: int = 8, seed: int = 0, codes: tuple[str, ...] = ("carrot", "stick")) -> list[dict]:
+def examples(
+    n_docs: int = 6, per_doc: int = 8, seed: int = 0, codes: tuple[str, ...] = ("carrot", "stick")
+) -> list[dict]:
     """JSONL-style rows: carrot-only, stick-only, both and neither, spread over documents."""
     rng = random.Random(seed)
     rows = []
@@ -41,8 +58,14 @@ def examples(n_docs: int = 6, per_doc: int = 8, seed: int = 0, codes: tuple[str,
                 labels.append("stick")
             if not parts:
                 parts.append(rng.choice(NEUTRAL))
-            rows.append({"text": ". ".join(parts) + f". ({seed}-{d}-{i})", "codes": labels, "document": f"doc{d}",
-                         "speaker": "PC"})
+            rows.append(
+                {
+                    "text": ". ".join(parts) + f". ({seed}-{d}-{i})",
+                    "codes": labels,
+                    "document": f"doc{d}",
+                    "speaker": "PC",
+                }
+            )
     return rows
 
 
@@ -52,8 +75,15 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def settings(workspace: Path, **classifier: object) -> Settings:
-    cfg = {"method": "head", "export_onnx": False, "min_segments": 10, "epochs": 1, "batch_size": 8,
-           "chunk_size": 7, **classifier}
+    cfg = {
+        "method": "head",
+        "export_onnx": False,
+        "min_segments": 10,
+        "epochs": 1,
+        "batch_size": 8,
+        "chunk_size": 7,
+        **classifier,
+    }
     return Settings(workspace=str(workspace), codebook=str(CODEBOOK), classifier=ClassifierSettings(**cfg))
 
 
@@ -69,9 +99,13 @@ def add_segments(store: Store, rows: list[dict], doc_prefix: str = "ws") -> list
         by_doc.setdefault(f"{doc_prefix}-{row['document']}", []).append(row)
     with store.transaction():
         for doc_id, doc_rows in by_doc.items():
-            segs = [Segment(id=f"{doc_id}-{i}", document_id=doc_id, position=i, text=r["text"], speaker="PC")
-                    for i, r in enumerate(doc_rows)]
-            store.put_document(Document(id=doc_id, source_path=f"{doc_id}.txt", format="txt", content_hash=doc_id), segs)
+            segs = [
+                Segment(id=f"{doc_id}-{i}", document_id=doc_id, position=i, text=r["text"], speaker="PC")
+                for i, r in enumerate(doc_rows)
+            ]
+            store.put_document(
+                Document(id=doc_id, source_path=f"{doc_id}.txt", format="txt", content_hash=doc_id), segs
+            )
             ids += [s.id for s in segs]
     return ids
 
@@ -84,8 +118,14 @@ def tiny_encoder(path: Path) -> Path:
 
     tokenizer = load_tokenizer(resolve_base_model("minilm"))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

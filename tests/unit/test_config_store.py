@@ -13,9 +13,23 @@ from pipeline.config import DEFAULT_CODEBOOK, load_codebook, load_settings
 from pipeline.errors import CultureCodeError
 from pipeline.store import MIGRATIONS, Document, Segment, Store
 
-CODEBOOK_IDS = ["mission", "action_excitement", "violence", "us_them", "solidarity_isolation", "suspicion",
-                "cynicism", "prejudice", "conservatism", "machismo", "authority", "surveillance",
-                "intelligence", "enforcement", "welfare"]
+CODEBOOK_IDS = [
+    "mission",
+    "action_excitement",
+    "violence",
+    "us_them",
+    "solidarity_isolation",
+    "suspicion",
+    "cynicism",
+    "prejudice",
+    "conservatism",
+    "machismo",
+    "authority",
+    "surveillance",
+    "intelligence",
+    "enforcement",
+    "welfare",
+]
 
 
 def test_default_codebook_has_the_fixed_15_codes_with_rich_text():
@@ -34,14 +48,17 @@ def _codebook_file(tmp_path: Path, small_codebook: Path, mutate) -> Path:
     return path
 
 
-@pytest.mark.parametrize("mutate,expect", [
-    (lambda d: d["codes"][1].update(id="carrot"), "code 'carrot': field 'id' is duplicated"),
-    (lambda d: d["codes"][1].pop("hint"), "code 'stick' (codes[1]): field 'hint' is required"),
-    (lambda d: d["codes"][0].update(examples=[]), "code 'carrot' (codes[0]): field 'examples'"),
-    (lambda d: d["codes"][0].update(id="Bad Id"), "codes[0]): field 'id'"),
-    (lambda d: d["codes"].pop(), "field 'codes'"),
-    (lambda d: d["codes"][0].update(colour="red"), "field 'colour'"),
-])
+@pytest.mark.parametrize(
+    "mutate,expect",
+    [
+        (lambda d: d["codes"][1].update(id="carrot"), "code 'carrot': field 'id' is duplicated"),
+        (lambda d: d["codes"][1].pop("hint"), "code 'stick' (codes[1]): field 'hint' is required"),
+        (lambda d: d["codes"][0].update(examples=[]), "code 'carrot' (codes[0]): field 'examples'"),
+        (lambda d: d["codes"][0].update(id="Bad Id"), "codes[0]): field 'id'"),
+        (lambda d: d["codes"].pop(), "field 'codes'"),
+        (lambda d: d["codes"][0].update(colour="red"), "field 'colour'"),
+    ],
+)
 def test_broken_codebook_names_file_code_and_field(tmp_path, small_codebook, mutate, expect):
     path = _codebook_file(tmp_path, small_codebook, mutate)
     with pytest.raises(CultureCodeError) as info:
@@ -60,6 +77,7 @@ def test_codebook_of_200_codes_works_and_hash_tracks_content(tmp_path, small_cod
     def many(d):
         template = d["codes"][0]
         d["codes"] = [{**template, "id": f"c{i}"} for i in range(200)]
+
     big = load_codebook(_codebook_file(tmp_path, small_codebook, many))
     assert len(big.code_ids) == 200
     base = load_codebook(small_codebook)
@@ -116,8 +134,7 @@ def test_store_refuses_a_newer_database(tmp_path):
 def test_transaction_rolls_back_on_error(tmp_path):
     store = Store(tmp_path / "ws")
     doc = Document(id="d", source_path="d.txt", format="txt", content_hash="h")
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            store.put_document(doc, [Segment(id="s1", document_id="d", position=0, text="x")])
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put_document(doc, [Segment(id="s1", document_id="d", position=0, text="x")])
+        raise RuntimeError("killed")
     assert store.count("documents") == 0 and store.count("segments") == 0

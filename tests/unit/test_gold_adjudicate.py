@@ -21,8 +21,10 @@ runner = CliRunner()
 
 
 def gold(store: Store) -> dict[str, dict]:
-    return {seg: {"codes": json.loads(codes), "method": method, "votes": json.loads(votes)}
-            for seg, codes, method, votes in store.conn.execute("SELECT segment_id, codes, method, votes FROM gold")}
+    return {
+        seg: {"codes": json.loads(codes), "method": method, "votes": json.loads(votes)}
+        for seg, codes, method, votes in store.conn.execute("SELECT segment_id, codes, method, votes FROM gold")
+    }
 
 
 def expected_majority() -> dict[str, list[str]]:
@@ -44,7 +46,9 @@ def test_majority_writes_gold_with_votes(store: Store) -> None:
     report = adjudicate(store, load_codebook(SMALL_CODEBOOK), "majority")
     rows = gold(store)
     assert {seg: r["codes"] for seg, r in rows.items()} == expected_majority()
-    assert report.segments == 18 and report.per_code["carrot"] == sum("carrot" in c for c in expected_majority().values())
+    assert report.segments == 18 and report.per_code["carrot"] == sum(
+        "carrot" in c for c in expected_majority().values()
+    )
     assert rows["doc_a-1"]["votes"] == {"n_annotators": 3, "yes": {"carrot": 1, "stick": 3}}
     # doc_a-4: two annotators, one tie-free "stick" (2 of 2)
     assert rows["doc_a-4"]["votes"]["n_annotators"] == 2 and rows["doc_a-4"]["codes"] == ["stick"]
@@ -89,8 +93,11 @@ def test_dawid_skene_downweights_a_careless_annotator() -> None:
 
 
 def test_dawid_skene_single_choice() -> None:
-    recs = [Record(f"i{i}", a, [c]) for i, row in enumerate([("x", "x", "y"), ("y", "y", "y"), ("z", "x", "z")])
-            for a, c in zip("pqr", row)]
+    recs = [
+        Record(f"i{i}", a, [c])
+        for i, row in enumerate([("x", "x", "y"), ("y", "y", "y"), ("z", "x", "z")])
+        for a, c in zip("pqr", row, strict=True)
+    ]
     ds, _ = dawid_skene(from_records(recs, ["x", "y", "z"], single_choice=True))
     assert ds.sum(axis=1).tolist() == [1, 1, 1]
     assert ds[1].tolist() == [False, True, False]
@@ -105,8 +112,11 @@ def test_dawid_skene_method_writes_posteriors(store: Store) -> None:
 
 
 def test_majority_single_choice_plurality_and_ties() -> None:
-    recs = [Record(f"i{i}", a, c) for i, row in enumerate([(["x"], ["x"], ["y"]), (["x"], ["y"], []), ([], [], ["z"])])
-            for a, c in zip("pqr", row)]
+    recs = [
+        Record(f"i{i}", a, c)
+        for i, row in enumerate([(["x"], ["x"], ["y"]), (["x"], ["y"], []), ([], [], ["z"])])
+        for a, c in zip("pqr", row, strict=True)
+    ]
     g, ties = majority(from_records(recs, ["x", "y", "z"], single_choice=True))
     assert g[0].tolist() == [True, False, False]
     assert g[1].tolist() == [True, False, False] and ties[1].tolist() == [True, True, False]  # codebook order
@@ -118,13 +128,23 @@ def test_adjudicator_takes_the_review_decision(store: Store) -> None:
     with store.transaction():
         insert_annotation(store, 500, 99, "doc_b-4", "judge@example.org", ["stick"], book.content_hash)
         insert_annotation(store, 501, 99, "doc_b-0", "judge@example.org", ["carrot"], book.content_hash)
-        insert_annotation(store, 502, 99, "doc_b-0", "judge@example.org", [], book.content_hash,
-                          updated_at="2026-03-01T00:00:00+00:00")
+        insert_annotation(
+            store,
+            502,
+            99,
+            "doc_b-0",
+            "judge@example.org",
+            [],
+            book.content_hash,
+            updated_at="2026-03-01T00:00:00+00:00",
+        )
     report = adjudicate(store, book, "adjudicator")
     rows = gold(store)
-    assert rows["doc_b-4"] == {"codes": ["stick"], "method": "adjudicator",
-                               "votes": {"n_annotators": 3, "yes": {"carrot": 2, "stick": 2},
-                                         "adjudicator": "judge@example.org"}}
+    assert rows["doc_b-4"] == {
+        "codes": ["stick"],
+        "method": "adjudicator",
+        "votes": {"n_annotators": 3, "yes": {"carrot": 2, "stick": 2}, "adjudicator": "judge@example.org"},
+    }
     assert rows["doc_b-0"]["codes"] == [] and rows["doc_b-0"]["method"] == "adjudicator"  # latest decision
     assert rows["doc_a-0"]["method"] == "majority"
     assert report.adjudicated == 2 and report.fallback_majority == 16

@@ -61,8 +61,9 @@ def test_columns_pseudonyms_and_prelabel_changes(store: Store, tmp_path: Path) -
 
 
 def test_keep_annotator_ids_and_flat_files(store: Store, tmp_path: Path) -> None:
-    report = export(store, settings(), load_codebook(SMALL_CODEBOOK), ["csv", "parquet"], tmp_path / "o",
-                    keep_annotator_ids=True)
+    report = export(
+        store, settings(), load_codebook(SMALL_CODEBOOK), ["csv", "parquet"], tmp_path / "o", keep_annotator_ids=True
+    )
     assert set(report.files) == {"csv", "parquet", "card"}
     csv = pd.read_csv(tmp_path / "o" / "gold.csv")
     parquet = pd.read_parquet(tmp_path / "o" / "gold.parquet")

@@ -56,14 +56,20 @@ def test_undecodable_text(tmp_path, cli, workspace, small_codebook):
     _fails(cli, workspace, small_codebook, path, expect=str(path))
 
 
-@pytest.mark.parametrize("name,content,expect", [
-    ("broken.vtt", "WEBVTT\n\n00:00:01.000 --> 00:0x:04.000\n<v A>Hi\n", "broken.vtt:3: broken cue timestamp"),
-    ("order.vtt", "WEBVTT\n\n00:00:05.000 --> 00:00:06.000\n<v A>Hi\n\n00:00:01.000 --> 00:00:02.000\n<v B>Yo\n",
-     "order.vtt:6: cue is out of order"),
-    ("nohdr.vtt", "00:00:01.000 --> 00:00:02.000\nHi\n", "nohdr.vtt:1: a WebVTT file must start with 'WEBVTT'"),
-    ("broken.srt", "1\n00:00:01,000 --> 00:00:0,000\nA: Hi\n", "broken.srt:2: broken cue timestamp"),
-    ("back.srt", "1\n00:00:03,000 --> 00:00:01,000\nA: Hi\n", "back.srt:2: cue ends before it starts"),
-])
+@pytest.mark.parametrize(
+    "name,content,expect",
+    [
+        ("broken.vtt", "WEBVTT\n\n00:00:01.000 --> 00:0x:04.000\n<v A>Hi\n", "broken.vtt:3: broken cue timestamp"),
+        (
+            "order.vtt",
+            "WEBVTT\n\n00:00:05.000 --> 00:00:06.000\n<v A>Hi\n\n00:00:01.000 --> 00:00:02.000\n<v B>Yo\n",
+            "order.vtt:6: cue is out of order",
+        ),
+        ("nohdr.vtt", "00:00:01.000 --> 00:00:02.000\nHi\n", "nohdr.vtt:1: a WebVTT file must start with 'WEBVTT'"),
+        ("broken.srt", "1\n00:00:01,000 --> 00:00:0,000\nA: Hi\n", "broken.srt:2: broken cue timestamp"),
+        ("back.srt", "1\n00:00:03,000 --> 00:00:01,000\nA: Hi\n", "back.srt:2: cue ends before it starts"),
+    ],
+)
 def test_broken_subtitles(tmp_path, cli, workspace, small_codebook, name, content, expect):
     path = _make(tmp_path, name, content)
     _fails(cli, workspace, small_codebook, path, expect=expect)
@@ -75,8 +81,12 @@ def test_csv_without_text_column(tmp_path, cli, workspace, small_codebook):
 
 
 def test_jsonl_bad_line_names_line_and_skip_bad_continues(tmp_path, cli, workspace, small_codebook):
-    lines = [json.dumps({"speaker": "A", "text": "one"}), "{not json", json.dumps({"speaker": "B"}),
-             json.dumps({"speaker": "C", "text": "four"})]
+    lines = [
+        json.dumps({"speaker": "A", "text": "one"}),
+        "{not json",
+        json.dumps({"speaker": "B"}),
+        json.dumps({"speaker": "C", "text": "four"}),
+    ]
     path = _make(tmp_path, "turns.jsonl", "\n".join(lines) + "\n")
     _fails(cli, workspace, small_codebook, path, expect="turns.jsonl:2: not valid JSON")
     result = cli("ingest", path, "-w", workspace, "--codebook", small_codebook, "--skip-bad")
@@ -102,8 +112,14 @@ def test_duplicate_document_names_from_different_folders(tmp_path, cli, workspac
     for sub in ("site_a", "site_b"):
         (tmp_path / sub).mkdir()
         _make(tmp_path / sub, "interview.txt", f"R: from {sub}\n")
-    _fails(cli, workspace, small_codebook, tmp_path / "site_a", tmp_path / "site_b",
-           expect="document name 'interview' is also used by")
+    _fails(
+        cli,
+        workspace,
+        small_codebook,
+        tmp_path / "site_a",
+        tmp_path / "site_b",
+        expect="document name 'interview' is also used by",
+    )
 
 
 def test_bad_file_among_good_ones_rolls_back_everything(tmp_path, cli, workspace, small_codebook):
@@ -123,12 +139,15 @@ def test_100mb_transcript_streams_in_bounded_memory(tmp_path):
             fh.write(turn.format(n=n % 7) + f"number {n}\n")
             n += 1
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (pytest) across fork+exec
-    code = ("import sys, re; from pipeline.store import Store; from pipeline.ingest import ingest;"
-            "r = ingest(Store(sys.argv[2]), [sys.argv[1]], show_progress=False);"
-            "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1);"
-            "print(r.segments_added, hwm)")
-    out = subprocess.run([sys.executable, "-c", code, str(big), str(tmp_path / "ws")],
-                         capture_output=True, text=True, check=True).stdout.split()
+    code = (
+        "import sys, re; from pipeline.store import Store; from pipeline.ingest import ingest;"
+        "r = ingest(Store(sys.argv[2]), [sys.argv[1]], show_progress=False);"
+        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1);"
+        "print(r.segments_added, hwm)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(big), str(tmp_path / "ws")], capture_output=True, text=True, check=True
+    ).stdout.split()
     segments, peak_kb = int(out[0]), int(out[1])
     assert segments == n
     assert peak_kb < 400 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB for a 100 MB file"

@@ -31,7 +31,9 @@ def test_txt_speaker_turns_with_header_and_continuation_lines(tmp_path):
         "# site: Harbridge hub\n# interview_date: 2024-03-02\n"
         "R: How did the home visit go?\n"
         "OM2: He was in, for once.\nThe flat was tidy.\n\n"
-        "R: And the curfew?\n", encoding="utf-8")
+        "R: And the curfew?\n",
+        encoding="utf-8",
+    )
     store = _ingest(tmp_path, path)
     assert _rows(store, "interview_a") == [
         ("R", "How did the home visit go?", None, None),
@@ -44,12 +46,15 @@ def test_txt_speaker_turns_with_header_and_continuation_lines(tmp_path):
 
 def test_txt_field_notes_become_paragraph_segments(tmp_path):
     path = tmp_path / "notes.txt"
-    path.write_text("Morning briefing ran late.\nThe sergeant read out the list.\n\n"
-                    "Afterwards two officers drove to the hostel.\n", encoding="utf-8")
+    path.write_text(
+        "Morning briefing ran late.\nThe sergeant read out the list.\n\nAfterwards two officers drove to the hostel.\n",
+        encoding="utf-8",
+    )
     store = _ingest(tmp_path, path)
     assert [s.text for s in store.segments("notes")] == [
         "Morning briefing ran late. The sergeant read out the list.",
-        "Afterwards two officers drove to the hostel."]
+        "Afterwards two officers drove to the hostel.",
+    ]
     assert all(s.speaker is None for s in store.segments("notes"))
 
 
@@ -59,20 +64,24 @@ def test_vtt_voice_tags_and_times(tmp_path):
         "WEBVTT\n\nNOTE recorded at the hub\n\n"
         "1\n00:00:01.000 --> 00:00:04.500\n<v Sgt Hale>Right, first name on the list.\n\n"
         "00:00:05.000 --> 00:00:09.250\n<v PC Moss>He missed his drugs appointment\nagain on Tuesday.\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     store = _ingest(tmp_path, path)
     assert _rows(store, "meeting") == [
         ("Sgt Hale", "Right, first name on the list.", 1.0, 4.5),
-        ("PC Moss", "He missed his drugs appointment again on Tuesday.", 5.0, 9.25)]
+        ("PC Moss", "He missed his drugs appointment again on Tuesday.", 5.0, 9.25),
+    ]
 
 
 def test_srt_speaker_prefix_and_times(tmp_path):
     path = tmp_path / "call.srt"
-    path.write_text("1\n00:00:01,000 --> 00:00:03,000\nPO Grant: Is he engaging?\n\n"
-                    "2\n00:01:02,500 --> 00:01:05,000\nDC Reid: Not really.\n", encoding="utf-8")
+    path.write_text(
+        "1\n00:00:01,000 --> 00:00:03,000\nPO Grant: Is he engaging?\n\n"
+        "2\n00:01:02,500 --> 00:01:05,000\nDC Reid: Not really.\n",
+        encoding="utf-8",
+    )
     store = _ingest(tmp_path, path)
-    assert _rows(store, "call") == [("PO Grant", "Is he engaging?", 1.0, 3.0),
-                                    ("DC Reid", "Not really.", 62.5, 65.0)]
+    assert _rows(store, "call") == [("PO Grant", "Is he engaging?", 1.0, 3.0), ("DC Reid", "Not really.", 62.5, 65.0)]
 
 
 def test_csv_and_tsv_with_configurable_columns(tmp_path):
@@ -83,8 +92,10 @@ def test_csv_and_tsv_with_configurable_columns(tmp_path):
         writer.writerow(["PC Ward", 'He said "never again", as usual.', "00:01:05", "70.5", "north"])
         writer.writerow(["R", "Why?", "", "", "north"])
     store = _ingest(tmp_path, path, csv={"text_column": "utterance", "speaker_column": "who"})
-    assert _rows(store, "survey") == [("PC Ward", 'He said "never again", as usual.', 65.0, 70.5),
-                                      ("R", "Why?", None, None)]
+    assert _rows(store, "survey") == [
+        ("PC Ward", 'He said "never again", as usual.', 65.0, 70.5),
+        ("R", "Why?", None, None),
+    ]
     assert store.segments("survey")[0].metadata["site"] == "north"
     tsv = tmp_path / "tabbed.tsv"
     tsv.write_text("speaker\ttext\nOM1\tChecked his address twice.\n", encoding="utf-8")
@@ -94,13 +105,27 @@ def test_csv_and_tsv_with_configurable_columns(tmp_path):
 
 def test_jsonl_keeps_metadata(tmp_path):
     path = tmp_path / "turns.jsonl"
-    path.write_text(json.dumps({"speaker": "DS Khan", "text": "We put a marker on the address.", "start": 3,
-                                "end": 8, "meta": {"tape": "B"}}) + "\n\n"
-                    + json.dumps({"text": "No speaker here.", "mood": "tired"}) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "speaker": "DS Khan",
+                "text": "We put a marker on the address.",
+                "start": 3,
+                "end": 8,
+                "meta": {"tape": "B"},
+            }
+        )
+        + "\n\n"
+        + json.dumps({"text": "No speaker here.", "mood": "tired"})
+        + "\n",
+        encoding="utf-8",
+    )
     store = _ingest(tmp_path, path)
     segs = store.segments("turns")
-    assert _rows(store, "turns") == [("DS Khan", "We put a marker on the address.", 3.0, 8.0),
-                                     (None, "No speaker here.", None, None)]
+    assert _rows(store, "turns") == [
+        ("DS Khan", "We put a marker on the address.", 3.0, 8.0),
+        (None, "No speaker here.", None, None),
+    ]
     assert segs[0].metadata["tape"] == "B" and segs[1].metadata["mood"] == "tired"
 
 
@@ -111,15 +136,20 @@ def test_docx_paragraphs_as_speaker_turns(tmp_path):
         document.add_paragraph(line)
     document.save(path)
     store = _ingest(tmp_path, path)
-    assert _rows(store, "word") == [("R", "What is the job for?", None, None),
-                                    ("PC Lowe", "Locking up the ones who hurt people.", None, None)]
+    assert _rows(store, "word") == [
+        ("R", "What is the job for?", None, None),
+        ("PC Lowe", "Locking up the ones who hurt people.", None, None),
+    ]
 
 
 def test_cp1252_text_is_decoded(tmp_path):
     path = tmp_path / "legacy.txt"
     path.write_bytes("R: Was the caf\u00e9 open?\nOM3: It cost \u00a340 \u2013 no chance.\n".encode("cp1252"))
     store = _ingest(tmp_path, path)
-    assert [s.text for s in store.segments("legacy")] == ["Was the caf\u00e9 open?", "It cost \u00a340 \u2013 no chance."]
+    assert [s.text for s in store.segments("legacy")] == [
+        "Was the caf\u00e9 open?",
+        "It cost \u00a340 \u2013 no chance.",
+    ]
 
 
 def test_long_turns_split_at_sentence_boundaries(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -19,11 +18,15 @@ from pipeline.store import Document, Segment, Store
 from tests.factory import add_model
 
 GOOD = '{"codes": ["stick"], "confidence": {"stick": 0.8}, "rationale": "A recall is threatened."}'
+
+
 def test_labels_of_lists_a_versions_labels_in_document_order(settings, book, store):
     report = prelabel_llm(store, settings, book, backend=QueueBackend([NONE, GOOD] * 4), show_progress=False)
     shown = labels_of(store, report.model_version, 3)
     order = [(s.document_id, s.position) for s in store.segments()][:3]
-    assert [(store.segment(r["segment_id"]).document_id, store.segment(r["segment_id"]).position) for r in shown] == order
+    assert [
+        (store.segment(r["segment_id"]).document_id, store.segment(r["segment_id"]).position) for r in shown
+    ] == order
     assert shown[1]["codes"] == ["stick"] and shown[1]["scores"]["stick"] == 0.8
     assert shown[1]["rationale"] == "A recall is threatened." and shown[0]["codes"] == []
 
@@ -59,10 +62,12 @@ class QueueBackend:
         return Completion(answer, 100, 20, 0.01)
 
 
-TURNS = [("Researcher", "How is he getting on?"),
-         ("PC Lee", "One more missed appointment and he's recalled."),
-         ("PC Lee", "I got him a bed at the hostel last week."),
-         ("Researcher", "Thanks.")]
+TURNS = [
+    ("Researcher", "How is he getting on?"),
+    ("PC Lee", "One more missed appointment and he's recalled."),
+    ("PC Lee", "I got him a bed at the hostel last week."),
+    ("Researcher", "Thanks."),
+]
 
 
 @pytest.fixture
@@ -81,8 +86,10 @@ def store(settings, book):
     with store.transaction():
         store.record_codebook(book)
         for doc_id in ("doc_a", "doc_b"):
-            segs = [Segment(f"{doc_id}-{i}", doc_id, i, text if doc_id == "doc_a" else f"{text} Right.", speaker)
-                    for i, (speaker, text) in enumerate(TURNS)]
+            segs = [
+                Segment(f"{doc_id}-{i}", doc_id, i, text if doc_id == "doc_a" else f"{text} Right.", speaker)
+                for i, (speaker, text) in enumerate(TURNS)
+            ]
             store.put_document(Document(doc_id, f"{doc_id}.txt", "txt", doc_id), segs)
     yield store
     store.close()
@@ -120,15 +127,18 @@ def test_unknown_prompt_lists_the_available_ones():
         load_template("three_shot")
 
 
-@pytest.mark.parametrize("answer, message", [
-    ("Sure! The codes are stick.", "no JSON object"),
-    ('{"codes": ["stick", }', "not valid JSON"),
-    ('{"codes": ["banana"], "confidence": {"banana": 1}, "rationale": "x"}', "unknown code"),
-    ('{"codes": ["stick"], "confidence": {"stick": 0.5}}', "'rationale'"),
-    ('{"codes": ["stick"], "rationale": "x"}', "'confidence' is missing"),
-    ('{"codes": ["stick"], "confidence": {"stick": 7}, "rationale": "x"}', "from 0 to 1"),
-    ('{"codes": "stick", "confidence": {}, "rationale": "x"}', "list of code id"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        ("Sure! The codes are stick.", "no JSON object"),
+        ('{"codes": ["stick", }', "not valid JSON"),
+        ('{"codes": ["banana"], "confidence": {"banana": 1}, "rationale": "x"}', "unknown code"),
+        ('{"codes": ["stick"], "confidence": {"stick": 0.5}}', "'rationale'"),
+        ('{"codes": ["stick"], "rationale": "x"}', "'confidence' is missing"),
+        ('{"codes": ["stick"], "confidence": {"stick": 7}, "rationale": "x"}', "from 0 to 1"),
+        ('{"codes": "stick", "confidence": {}, "rationale": "x"}', "list of code id"),
+    ],
+)
 def test_bad_answers_are_rejected_with_a_reason(book, answer, message):
     with pytest.raises(AnswerError, match=message):
         parse_answer(answer, book)
@@ -209,12 +219,22 @@ def test_plan_shows_prompt_and_counts_calls_minus_cache(settings, book, store):
     before = plan(store, settings, book)
     assert before.calls == 8 and before.cached == 0 and before.cost is None
     assert "stick" in before.example_system and before.example_user.strip()
-    prelabel_llm(store, settings, book, backend=QueueBackend([GOOD] * 8), show_progress=False,
-                 segment_ids=["doc_a-0", "doc_a-1"])
+    prelabel_llm(
+        store, settings, book, backend=QueueBackend([GOOD] * 8), show_progress=False, segment_ids=["doc_a-0", "doc_a-1"]
+    )
     after = plan(store, settings, book)
     assert after.cached == 0  # the fake backend's answers are keyed to its own name, not 'local'
-    paid = plan(store, settings.model_copy(update={"llm": settings.llm.model_copy(update={
-        "backend": "openai", "model": "gpt-x", "price_per_million_input": 1.0})}), book)
+    paid = plan(
+        store,
+        settings.model_copy(
+            update={
+                "llm": settings.llm.model_copy(
+                    update={"backend": "openai", "model": "gpt-x", "price_per_million_input": 1.0}
+                )
+            }
+        ),
+        book,
+    )
     assert paid.cost is not None and paid.cost > 0
 
 
@@ -228,34 +248,54 @@ def test_llm_plan_cli_prints_the_prompt_and_numbers(cli, settings, store):
 
 def test_few_shot_examples_never_come_from_the_segments_own_document(settings, book, store, tmp_path):
     gold = tmp_path / "gold.jsonl"
-    rows = [{"text": t, "codes": c, "document": d} for d, t, c in [
-        ("doc_a", "One more missed appointment and he's recalled.", ["stick"]),
-        ("other", "He'll be recalled if he misses again.", ["stick"]),
-        ("other", "We found him a hostel place.", ["carrot"])]]
+    rows = [
+        {"text": t, "codes": c, "document": d}
+        for d, t, c in [
+            ("doc_a", "One more missed appointment and he's recalled.", ["stick"]),
+            ("other", "He'll be recalled if he misses again.", ["stick"]),
+            ("other", "We found him a hostel place.", ["carrot"]),
+        ]
+    ]
     gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"prompt": "few_shot",
-                                                                               "few_shot_examples": 2})})
+    settings = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={"prompt": "few_shot", "few_shot_examples": 2})}
+    )
     backend = QueueBackend([GOOD])
-    prelabel_llm(store, settings, book, backend=backend, segment_ids=["doc_a-1"], examples_path=gold,
-                 show_progress=False)
+    prelabel_llm(
+        store, settings, book, backend=backend, segment_ids=["doc_a-1"], examples_path=gold, show_progress=False
+    )
     user = backend.asked[0][1]["content"]
     assert "He'll be recalled if he misses again." in user
     assert user.count("One more missed appointment") == 1  # only as the segment itself
 
 
 def test_answer_scores_for_unchosen_codes_are_kept(book):
-    label = parse_answer('{"codes": ["stick"], "confidence": {"stick": 0.7}, "scores": {"carrot": 0.2, '
-                         '"stick": 0.7, "banana": 0.9}, "rationale": "x"}', book)
+    label = parse_answer(
+        '{"codes": ["stick"], "confidence": {"stick": 0.7}, "scores": {"carrot": 0.2, '
+        '"stick": 0.7, "banana": 0.9}, "rationale": "x"}',
+        book,
+    )
     assert label.scores == {"carrot": 0.2, "stick": 0.7}
 
 
 def test_prelabel_with_llm_cli_reports_an_unreachable_endpoint(cli, settings, store, tmp_path):
     store.close()
     config = tmp_path / "pipeline.yaml"
-    config.write_text("llm:\n  backend: openai\n  model: m\n  base_url: http://127.0.0.1:9/v1\n  retries: 0\n"
-                      "  timeout: 2\n")
-    result = cli("prelabel", "--with", "llm", "--config", config, "--workspace", settings.workspace,
-                 "--codebook", settings.codebook, "--json")
+    config.write_text(
+        "llm:\n  backend: openai\n  model: m\n  base_url: http://127.0.0.1:9/v1\n  retries: 0\n  timeout: 2\n"
+    )
+    result = cli(
+        "prelabel",
+        "--with",
+        "llm",
+        "--config",
+        config,
+        "--workspace",
+        settings.workspace,
+        "--codebook",
+        settings.codebook,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["labelled"] == 0 and len(data["failures"]) == 8

@@ -14,7 +14,10 @@ from pipeline.config import LlmSettings
 from pipeline.errors import CultureCodeError
 from pipeline.llm.backends import OpenAIBackend, make_backend
 
-OK = {"choices": [{"message": {"role": "assistant", "content": "{}"}}], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
+OK = {
+    "choices": [{"message": {"role": "assistant", "content": "{}"}}],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 2},
+}
 
 
 def backend_answering(*responses: httpx.Response, retries: int = 3):
@@ -25,8 +28,14 @@ def backend_answering(*responses: httpx.Response, retries: int = 3):
         seen.append(request)
         return queue.pop(0)
 
-    backend = OpenAIBackend("http://llm.test/v1", "m", api_key="sk-secret-123", retries=retries, backoff=0,
-                            transport=httpx.MockTransport(handler))
+    backend = OpenAIBackend(
+        "http://llm.test/v1",
+        "m",
+        api_key="sk-secret-123",
+        retries=retries,
+        backoff=0,
+        transport=httpx.MockTransport(handler),
+    )
     return backend, seen
 
 

@@ -78,16 +78,15 @@ def _copy_sources(dest: Path) -> Path:
     return dest
 
 
+def _pip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "pip"), *args], capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = _copy_sources(tmp_path_factory.mktemp("source"))
     out = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run(
-        [str(BIN / "pip"), "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    build = _pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(source))
     assert build.returncode == 0, build.stderr[-3000:]
     wheels = list(out.glob("culturecode-*.whl"))
     assert len(wheels) == 1, wheels
@@ -98,12 +97,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel installed on its own into a folder; PYTHONPATH puts it ahead of the editable checkout."""
     target = tmp_path_factory.mktemp("site")
-    install = subprocess.run(
-        [str(BIN / "pip"), "install", "-q", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    install = _pip("install", "-q", "--no-deps", "--no-index", "--target", str(target), str(wheel))
     assert install.returncode == 0, install.stderr[-3000:]
     return target
 

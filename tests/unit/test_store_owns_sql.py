@@ -23,8 +23,12 @@ def sql_outside_store(source: str, name: str = "<source>") -> list[str]:
                 what = f".{method}() call"
             elif method == "iter_segments" and (len(node.args) > 1 or any(k.arg == "where" for k in node.keywords)):
                 what = "raw where fragment passed to iter_segments"
-            elif method == "count" and isinstance(node.func.value, ast.Name) and node.func.value.id == "store" \
-                    and args > 1:
+            elif (
+                method == "count"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "store"
+                and args > 1
+            ):
                 what = "raw where fragment passed to store.count"
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value):
             what = f"SQL in a string: {node.value[:60]!r}"

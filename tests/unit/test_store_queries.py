@@ -14,6 +14,7 @@ from pipeline.store.annotations import live_annotations, mark_deleted, review_an
 from pipeline.store.gold import gold_segments
 from pipeline.store.llm_cache import CachedAnswer, cache_answer, cached_answer, cached_keys
 from pipeline.store.models import current_model, list_models, promote_model
+from pipeline.store.predictions import delete_predictions, predictions_of
 from pipeline.store.segments import count_segments_without_prediction, segments_without_prediction
 from tests.factory import SERVER, add_annotation, add_documents, add_gold, add_model, add_project, make_workspace
 
@@ -45,8 +46,13 @@ def test_live_annotations_leave_out_deleted_skipped_and_review_rows(store: Store
         mark_deleted(store, SERVER, [5])  # gone from the server
     live = live_annotations(store)
     assert [a.annotation_id for a in live] == [1, 3]
-    assert (live[0].segment_id, live[0].annotator, live[0].codes, live[0].document_id, live[0].text) == \
-        ("d1-0", ANA, ["carrot"], "d1", "One.")
+    assert (live[0].segment_id, live[0].annotator, live[0].codes, live[0].document_id, live[0].text) == (
+        "d1-0",
+        ANA,
+        ["carrot"],
+        "d1",
+        "One.",
+    )
     assert [(a.annotation_id, a.annotator) for a in review_annotations(store)] == [(4, JUDGE)]
     assert unannotated_segment_ids(store) == ["d1-1", "d1-2", "d2-0", "d2-1"]  # skipped and deleted don't count
 
@@ -74,8 +80,10 @@ def test_current_model_per_kind_prefers_a_classifier(store: Store, book) -> None
     with store.transaction():
         promote_model(store, "clf-002", "classifier")
     assert current_model(store) == "clf-002" and current_model(store, "llm") == "llm-a"
-    assert [(m["version"], m["is_current"]) for m in list_models(store, "classifier")] == \
-        [("clf-001", False), ("clf-002", True)]
+    assert [(m["version"], m["is_current"]) for m in list_models(store, "classifier")] == [
+        ("clf-001", False),
+        ("clf-002", True),
+    ]
 
 
 def test_segments_without_prediction(store: Store, book) -> None:
@@ -87,12 +95,24 @@ def test_segments_without_prediction(store: Store, book) -> None:
     assert [[s.id for s in c] for c in segments_without_prediction(store, "v1", ids=["d1-0", "d1-2"])] == [["d1-2"]]
 
 
+def test_delete_predictions_by_version_and_segment(store: Store, book) -> None:
+    add_model(store, "v1", book, {"d1-0": ["carrot"], "d1-1": [], "d2-0": ["stick"]})
+    add_model(store, "v2", book, {"d1-0": [], "d1-1": ["stick"]})
+    assert delete_predictions(store, "v1", ["d1-0", "d2-0", "nowhere"]) == 2
+    assert set(predictions_of(store, "v1")) == {"d1-1"} and set(predictions_of(store, "v2")) == {"d1-0", "d1-1"}
+    assert delete_predictions(store, segment_ids=["d1-1"]) == 2
+    assert set(predictions_of(store, "v2")) == {"d1-0"}
+    assert delete_predictions(store) == 1 and not predictions_of(store, "v1") and not predictions_of(store, "v2")
+
+
 def test_gold_is_replaced_whole_and_read_in_document_order(store: Store, book) -> None:
     add_gold(store, {"d2-0": ["stick"], "d1-2": []}, book)
     add_gold(store, {"d2-1": ["carrot"], "d1-0": ["stick"]}, book, method="adjudicator")
     rows = gold_segments(store)
-    assert [(g.segment_id, g.codes, g.method, g.text) for g in rows] == \
-        [("d1-0", ["stick"], "adjudicator", "One."), ("d2-1", ["carrot"], "adjudicator", "Five.")]
+    assert [(g.segment_id, g.codes, g.method, g.text) for g in rows] == [
+        ("d1-0", ["stick"], "adjudicator", "One."),
+        ("d2-1", ["carrot"], "adjudicator", "Five."),
+    ]
 
 
 def test_status_counts(store: Store, book) -> None:
@@ -105,17 +125,49 @@ def test_status_counts(store: Store, book) -> None:
     add_gold(store, {"d1-0": ["carrot"]}, book)
     status = workspace_status(store, book)
     counts = status.as_dict()["counts"]
-    assert counts == {"documents": 3, "segments": 6, "predicted_segments": 2, "tasks": 0, "annotations": 3,
-                      "skipped": 1, "annotated_segments": 2, "annotators": 3, "gold": 1, "models": 1}
-    assert status.as_dict()["per_code"] == {"carrot": {"predicted": 2, "annotated": 1, "gold": 1},
-                                            "stick": {"predicted": 1, "annotated": 2, "gold": 0}}
-    assert status.current_model == "v1" and list(status.as_dict()) == \
-        ["workspace", "schema_version", "codebook_hash", "current_model", "counts", "per_code", "last_runs"]
+    assert counts == {
+        "documents": 3,
+        "segments": 6,
+        "predicted_segments": 2,
+        "tasks": 0,
+        "annotations": 3,
+        "skipped": 1,
+        "annotated_segments": 2,
+        "annotators": 3,
+        "gold": 1,
+        "models": 1,
+    }
+    assert status.as_dict()["per_code"] == {
+        "carrot": {"predicted": 2, "annotated": 1, "gold": 1},
+        "stick": {"predicted": 1, "annotated": 2, "gold": 0},
+    }
+    assert status.current_model == "v1" and list(status.as_dict()) == [
+        "workspace",
+        "schema_version",
+        "codebook_hash",
+        "current_model",
+        "counts",
+        "per_code",
+        "last_runs",
+    ]
 
 
 def test_llm_cache_round_trip(store: Store) -> None:
-    answer = CachedAnswer("k1", "local", "qwen", "p1", "d1-0", "h", {"temperature": 0}, '{"codes": []}',
-                          ['{"codes": []}'], None, 10, 5, 1.5)
+    answer = CachedAnswer(
+        "k1",
+        "local",
+        "qwen",
+        "p1",
+        "d1-0",
+        "h",
+        {"temperature": 0},
+        '{"codes": []}',
+        ['{"codes": []}'],
+        None,
+        10,
+        5,
+        1.5,
+    )
     with store.transaction():
         cache_answer(store, answer)
     assert cached_answer(store, "k1") == answer and cached_answer(store, "k2") is None

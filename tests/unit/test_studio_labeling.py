@@ -22,7 +22,7 @@ def test_config_has_one_checkbox_per_code_with_hint_and_escapes_markup(small_cod
     assert choices.get("choice") == "multiple" and choices.get("toName") == "text"
     values = [c.get("value") for c in choices.iter("Choice")]
     assert values == book.code_ids
-    assert 'help &lt;offered&gt; &amp; &quot;arranged&quot;' in choices.find("Choice").get("html")
+    assert "help &lt;offered&gt; &amp; &quot;arranged&quot;" in choices.find("Choice").get("html")
     names = {t.get("name"): t.get("value") for t in root.iter("Text")}
     assert names == {"before": "$before", "text": "$text", "after": "$after", "rationale": "$rationale"}
 

@@ -10,27 +10,20 @@ with `llm.backend: <name>` like ours. The backend classes load on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.config import LlmSettings
 from pipeline.errors import CultureCodeError
-from pipeline.llm.backends.base import Backend, Completion
+from pipeline.lazy import lazy_names
+from pipeline.llm.backends.base import Backend, Completion, ModelIdentity
 
 if TYPE_CHECKING:
     from pipeline.llm.backends.local import LocalBackend
     from pipeline.llm.backends.openai import OpenAIBackend
 
-__all__ = ["Backend", "Completion", "LocalBackend", "OpenAIBackend", "make_backend"]
+__all__ = ["Backend", "Completion", "LocalBackend", "ModelIdentity", "OpenAIBackend", "make_backend"]
 
-_LAZY = {"LocalBackend": "pipeline.llm.backends.local", "OpenAIBackend": "pipeline.llm.backends.openai"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, {"LocalBackend": "local", "OpenAIBackend": "openai"})
 
 
 def make_backend(settings: LlmSettings) -> Backend:

@@ -19,12 +19,17 @@ class Completion:
     seconds: float = 0.0
 
 
-class Backend(Protocol):
+class ModelIdentity(Protocol):
+    """What names a backend's answers (cache keys, model versions); `llm plan` has it without loading a model."""
+
     name: str
-    supports_concurrency: bool
 
     @property
     def model_id(self) -> str: ...
+
+
+class Backend(ModelIdentity, Protocol):
+    supports_concurrency: bool
 
     def complete(
         self,
