@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 WS     ?= workspace
-LLM_SEGMENTS ?= 10
+LLM_SEGMENTS ?= 3
 
 .PHONY: demo test test-fast lint docs bench venv browser clean
 
@@ -27,7 +27,8 @@ browser:
 	else echo "chromium not found: install Debian's chromium to run the browser tests"; fi
 
 # The main job on the bundled example data: ingest, Label Studio, first model, pre-labels, push,
-# then the local LLM labels the first $(LLM_SEGMENTS) segments (codes, confidences, a reason each).
+# then the local LLM labels the first $(LLM_SEGMENTS) segments (codes, confidences, an evidence quote per
+# code, a reason each) and says whether any of its codes passes admission (docs/admission.md).
 # Reruns reuse what is there (the model is trained once; pushes add no duplicates; LLM answers
 # come from the workspace cache).
 CC := $(BIN)/culturecode

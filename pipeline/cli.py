@@ -15,6 +15,7 @@ from pipeline.commands import agreement as agreement_commands
 from pipeline.commands import classifier as classifier_commands
 from pipeline.commands import core
 from pipeline.commands import llm as llm_commands
+from pipeline.commands import restore as restore_commands
 from pipeline.commands import studio as studio_commands
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ agreement_commands.register(app)
 classifier_commands.register(app)
 studio_commands.register(app)
 llm_commands.register(app)
+restore_commands.register(app)
 
 if __name__ == "__main__":
     app()

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from pipeline.errors import CultureCodeError
+from pipeline.errors import CultureCodeError, shorten
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,8 @@ class Codebook(Strict):
         unknown = sorted(set(codes) - set(self.code_ids))
         if unknown:
             raise CultureCodeError(
-                f"{where}: unknown code(s) {', '.join(unknown)}; the codebook '{self.id}' has "
+                f"{where}: unknown code(s) {', '.join(shorten(c) for c in unknown[:5])}"
+                f"{f' and {len(unknown) - 5} more' if len(unknown) > 5 else ''}; the codebook '{self.id}' has "
                 f"{', '.join(self.code_ids)}"
             )
         return [c for c in self.code_ids if c in set(codes)]
@@ -116,6 +117,10 @@ def _read_yaml(path: Path, what: str) -> Any:
         raise CultureCodeError(f"{path}:{line} is not valid YAML ({problem})") from None
     except UnicodeDecodeError:
         raise CultureCodeError(f"{path}: {what} is not UTF-8 text") from None
+    except IsADirectoryError:
+        raise CultureCodeError(f"{path}: is a folder; give the {what} file itself") from None
+    except OSError as exc:
+        raise CultureCodeError(f"{path}: cannot read the {what} file ({exc.strerror or exc})") from None
 
 
 def _describe_codebook_error(raw: Any, err: ErrorDetails) -> str:
@@ -169,6 +174,9 @@ class IngestSettings(Strict):
     pseudonymise: bool = False
     names_file: str | None = None
     skip_bad: bool = False
+    # `ingest --replace`: an edited segment's annotations and gold move to its new text when the two
+    # are at least this alike (difflib ratio; 0.9 is about one word changed in a 40-character turn)
+    carry_over_similarity: float = Field(0.9, ge=0.5, le=1.0)
 
 
 class StudioSettings(Strict):
@@ -201,6 +209,11 @@ class ClassifierSettings(Strict):
     early_stopping_patience: int = Field(3, ge=1)
     runtime: str = Field("torch", pattern="^(torch|onnx)$")
     head_c: float = Field(0.1, gt=0)  # inverse regularisation of the `head` method's logistic regressions
+    head_class_weight: str | None = Field("balanced", pattern="^balanced$")  # or null: unweighted classes
+    normalize: bool = False  # L2-normalise the pooled embedding (the head reads unit vectors)
+    codebook_features: bool = False  # head: add each segment's similarity to every code's codebook text
+    cv_folds: int = Field(5, ge=2, le=20)  # head: thresholds from document-grouped cross-validation
+    project_weight: float = Field(3.0, ge=1.0, le=100.0)  # a project label counts as this many bundled examples
     min_segments: int = Field(20, ge=5)  # fewer labelled segments than this is refused
     export_onnx: bool = True  # export + int8-quantise each trained version (for --runtime onnx)
     inference_batch_size: int = Field(32, ge=1, le=1024)
@@ -212,6 +225,11 @@ class AgreementSettings(Strict):
     seed: int = 7
     export_validation_fraction: float = Field(0.1, ge=0, lt=0.5)
     export_test_fraction: float = Field(0.2, ge=0, lt=0.5)
+
+
+class BackupSettings(Strict):
+    keep: int = Field(7, ge=0, le=1000)  # backups kept in <workspace>/backups; 0 = no backups
+    every_hours: float = Field(24.0, gt=0)  # a command that writes takes one when the newest is older
 
 
 class LlmSettings(Strict):
@@ -241,6 +259,18 @@ class LlmSettings(Strict):
     price_per_million_output: float = Field(0.0, ge=0)
 
 
+class AdmissionSettings(Strict):
+    """Which codes a model version may pre-tick in Label Studio (docs/admission.md)."""
+
+    enabled: bool = True  # false: every predicted code is pre-ticked, as before admission existed
+    # kappa 0.4 is where Landis & Koch's "moderate" agreement begins; below it a pre-ticked code is
+    # wrong often enough to pull annotators toward the model
+    min_kappa: float = Field(0.4, ge=-1, le=1)
+    # human positives and as many negatives the kappa must rest on: with fewer, its 95% interval
+    # spans more than 0.4, so a single number says little
+    min_evidence: int = Field(20, ge=1)
+
+
 class Settings(Strict):
     workspace: str = "workspace"
     codebook: str = "configs/codebooks/police_culture.yaml"
@@ -249,6 +279,8 @@ class Settings(Strict):
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     agreement: AgreementSettings = Field(default_factory=AgreementSettings)
+    admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
+    backups: BackupSettings = Field(default_factory=BackupSettings)
 
     @field_validator("workspace", "codebook")
     @classmethod

@@ -82,15 +82,16 @@ def retrain(
 ) -> RetrainResult:
     """Run the ML engineer's loop; returns before/after figures and what each step did."""
     from pipeline import gold, studio
+    from pipeline.agreement.admission import refresh_admission
     from pipeline.classifier.data import read_gold
     from pipeline.classifier.predict import prelabel
     from pipeline.classifier.registry import current_version, promote
     from pipeline.classifier.training import train
     from pipeline.store.annotations import unannotated_segment_ids
 
+    extra = read_gold(extra_gold, codebook) if extra_gold else None  # a bad file fails before anything changes
     pulled = studio.pull(store, settings, codebook, show_progress=show_progress)
     adjudicated = gold.adjudicate(store, codebook, method="majority")
-    extra = read_gold(extra_gold, codebook) if extra_gold else None
     before = current_version(store)
     new = train(store, settings, codebook, promote=False, extra=extra, show_progress=show_progress)
     held_out = new.test_examples
@@ -102,6 +103,8 @@ def retrain(
     model = current_version(store)
     todo = unannotated_segment_ids(store)
     labelled = prelabel(store, settings, codebook, model_version=model, show_progress=show_progress, segment_ids=todo)
+    if push:
+        refresh_admission(store, settings, codebook, model)  # which of its codes may be pre-ticked
     pushed = (
         studio.push(store, settings, codebook, model_version=model, segment_ids=todo, show_progress=show_progress)
         if push

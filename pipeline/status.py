@@ -7,11 +7,11 @@ from typing import Any
 
 from pipeline.config import Codebook
 from pipeline.store import Store
-from pipeline.store.annotations import annotated_per_code, annotation_counts, count_tasks
+from pipeline.store.annotations import annotated_per_code, annotation_counts, count_left_behind, count_tasks
 from pipeline.store.gold import count_gold, gold_per_code
 from pipeline.store.models import count_models, current_model
 from pipeline.store.predictions import count_predictions, predicted_per_code
-from pipeline.store.segments import count_documents, count_segments
+from pipeline.store.segments import count_documents, count_segments, count_superseded
 
 __all__ = ["CodeCounts", "StatusCounts", "WorkspaceStatus", "current_model", "workspace_status"]
 
@@ -19,7 +19,7 @@ __all__ = ["CodeCounts", "StatusCounts", "WorkspaceStatus", "current_model", "wo
 @dataclass
 class StatusCounts:
     documents: int
-    segments: int
+    segments: int  # active: superseded ones (left their document on a replace) count only below
     predicted_segments: int  # by the current model
     tasks: int
     annotations: int  # neither deleted nor skipped, review projects included
@@ -28,6 +28,8 @@ class StatusCounts:
     annotators: int
     gold: int
     models: int
+    superseded_segments: int  # kept for their annotations, gold or tasks (`culturecode segments --superseded`)
+    superseded_annotations: int  # kept annotations on those not carried over: counted nowhere
 
 
 @dataclass
@@ -64,6 +66,8 @@ def _counts(store: Store, model: str | None) -> StatusCounts:
         annotators=annotations.annotators,
         gold=count_gold(store),
         models=count_models(store),
+        superseded_segments=count_superseded(store),
+        superseded_annotations=count_left_behind(store),
     )
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.agreement.admission import current_tables
 from pipeline.agreement.ratings import Ratings, load_ratings, model_labels, read_input
 from pipeline.agreement.render import write_reports
 from pipeline.agreement.report import compute_agreement, contested
@@ -82,6 +83,7 @@ def agreement_report(
     report = compute_agreement(
         ratings, codes, settings.agreement.bootstrap, settings.agreement.seed, models=model_labels(store, ratings)
     )
+    report["admission"] = {v: t.as_dict() for v, t in current_tables(store, settings, codebook).items()}
     texts = segment_texts(store, [d["item"] for d in report["disagreements"]])
     if out_dir == "default":
         out_dir = store.workspace / "reports"

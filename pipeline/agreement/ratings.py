@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import Codebook
-from pipeline.errors import CultureCodeError
+from pipeline.errors import CultureCodeError, shorten
+from pipeline.ingest.text import read_lines
 from pipeline.store import Store
 from pipeline.store.annotations import live_annotations
 from pipeline.store.predictions import all_prediction_codes
@@ -102,7 +103,8 @@ def from_records(
         rounds[i, j] = rec.round or NO_ROUND
         if single_choice and len(rec.codes) > 1:
             raise CultureCodeError(
-                f"item '{item}', annotator '{annotator}': {len(rec.codes)} codes ({', '.join(rec.codes)}) "
+                f"item '{shorten(item)}', annotator '{shorten(annotator)}': {len(rec.codes)} codes "
+                f"({shorten(', '.join(rec.codes))}) "
                 f"in single-choice data; give one code per item, or treat the data as multi-label "
                 f"(no --single-choice; single_choice: false in the codebook)"
             )
@@ -169,14 +171,24 @@ def model_labels(store: Store, ratings: Ratings) -> dict[str, tuple[np.ndarray, 
 
 
 # --------------------------------------------------------------------------- from a file
+# Agreement figures are published: a row that would silently change them (a blank annotator who
+# becomes an extra rater, a second opinion of the same annotator, a missing codes cell read as
+# "no code") is refused with its line number rather than guessed at.
+
+FIELDS = ("item", "annotator", "codes")
 
 
 def _split_codes(value: object, where: str) -> list[str]:
-    if value is None:
-        return []
     if isinstance(value, list):
-        return [str(v).strip() for v in value if str(v).strip()]
-    text = str(value).strip()
+        if not all(isinstance(v, str) for v in value):
+            raise CultureCodeError(f"{where}: 'codes' must be a list of code ids (strings); use [] for no code")
+        return [v.strip() for v in value if v.strip()]
+    if not isinstance(value, str):
+        kind = "null" if value is None else f"a {type(value).__name__}"
+        raise CultureCodeError(
+            f"{where}: 'codes' is {kind}; give a list of code ids or a ';'-separated text ([] or '' for no code)"
+        )
+    text = value.strip()
     if text.startswith("["):
         try:
             return _split_codes(json.loads(text), where)
@@ -185,36 +197,98 @@ def _split_codes(value: object, where: str) -> list[str]:
     return [c.strip() for c in text.split(";") if c.strip()]
 
 
-def _rows(path: Path) -> Iterable[tuple[str, dict]]:
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        yield f"{path}:{n}", json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise CultureCodeError(f"{path}:{n} is not valid JSON ({exc.msg})") from None
-    elif path.suffix.lower() in (".csv", ".tsv"):
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            for n, row in enumerate(csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), 2):
-                yield f"{path}:{n}", row
-    else:
-        raise CultureCodeError(f"{path}: --input must be a .csv, .tsv or .jsonl file")
+def _name(row: dict, key: str, where: str) -> str:
+    """The item or annotator of a row: a non-blank text (or a whole number, as JSON may give an item)."""
+    value = row[key]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise CultureCodeError(
+            f"{where}: '{key}' must be a text, not {'null' if value is None else type(value).__name__}"
+        )
+    text = str(value).strip()
+    if not text:
+        raise CultureCodeError(f"{where}: the '{key}' cell is blank; every row names its {key}")
+    return text
+
+
+def _jsonl_rows(path: Path) -> Iterable[tuple[str, object]]:
+    for n, line in read_lines(path, "annotation file"):
+        if line.strip():
+            try:
+                yield f"{path}:{n}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CultureCodeError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+
+
+def _csv_rows(path: Path) -> Iterable[tuple[str, object]]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.reader((line for _, line in read_lines(path, "annotation file", keep_ends=True)), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [h.strip() for h in header]
+        missing = [f for f in FIELDS if f not in header]
+        if missing:
+            raise CultureCodeError(
+                f"{path}:1: no column {', '.join(repr(m) for m in missing)} (found: {shorten(', '.join(header))}); "
+                f"the first row must name the columns 'item', 'annotator' and 'codes'"
+            )
+        for cells in reader:
+            where = f"{path}:{reader.line_num}"
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                raise CultureCodeError(
+                    f"{where}: {len(cells)} cell(s) where the header has {len(header)}; "
+                    f"leave the codes cell empty for 'no code', but keep its separator"
+                )
+            yield where, dict(zip(header, cells, strict=True))
+    except csv.Error as exc:
+        raise CultureCodeError(f"{path}:{reader.line_num}: not a readable CSV row ({shorten(exc)})") from None
+
+
+def _rows(path: Path) -> Iterable[tuple[str, object]]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return _jsonl_rows(path)
+    if suffix in (".csv", ".tsv"):
+        return _csv_rows(path)
+    raise CultureCodeError(f"{path}: --input must be a .csv, .tsv or .jsonl file")
+
+
+def _record(where: str, row: object, codebook: Codebook | None) -> Record:
+    if not isinstance(row, dict) or not set(FIELDS) <= set(row):
+        raise CultureCodeError(f"{where}: needs the fields 'item', 'annotator' and 'codes'")
+    codes = _split_codes(row["codes"], where)
+    if codebook is not None:
+        codes = codebook.check_codes(codes, where)
+    round_ = row.get("round")
+    return Record(_name(row, "item", where), _name(row, "annotator", where), codes, str(round_) if round_ else None)
+
+
+def _unique(records: list[tuple[str, Record]]) -> list[Record]:
+    """One record per (item, annotator): an exact repeat is dropped, a different second opinion refused."""
+    first: dict[tuple[str, str], tuple[str, Record]] = {}
+    for where, rec in records:
+        key = (rec.item, rec.annotator)
+        if key not in first:
+            first[key] = (where, rec)
+        elif sorted(first[key][1].codes) != sorted(rec.codes):
+            raise CultureCodeError(
+                f"{where}: annotator '{shorten(rec.annotator)}' coded item '{shorten(rec.item)}' again with other "
+                f"codes than at line {first[key][0].rsplit(':', 1)[1]}; keep one row per item and annotator"
+            )
+    return [rec for _, rec in first.values()]
 
 
 def read_input(path: str | Path, codebook: Codebook | None = None, single_choice: bool = False) -> Ratings:
     """Annotations made elsewhere: rows with `item`, `annotator`, `codes` (list or ';'-separated)."""
     path = Path(path)
+    if path.is_dir():
+        raise CultureCodeError(f"{path}: is a folder; --input takes one .csv, .tsv or .jsonl file")
     if not path.exists():
         raise CultureCodeError(f"{path}: annotation file not found")
-    records = []
-    for where, row in _rows(path):
-        if not isinstance(row, dict) or not {"item", "annotator", "codes"} <= set(row):
-            raise CultureCodeError(f"{where}: needs the fields 'item', 'annotator' and 'codes'")
-        codes = _split_codes(row["codes"], where)
-        if codebook is not None:
-            codes = codebook.check_codes(codes, where)
-        records.append(Record(str(row["item"]), str(row["annotator"]), codes, row.get("round") or None))
+    records = _unique([(where, _record(where, row, codebook)) for where, row in _rows(path)])
     if not records:
         raise CultureCodeError(f"{path}: no annotation rows")
     if codebook is not None:

@@ -169,11 +169,39 @@ def to_markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {version} | " + " | ".join(fmt(m["codes"][c]["cohen_kappa_mean"]) for c in report["codes"]) + " |"
             )
+    lines += admission_markdown(report.get("admission") or {})
     if report["rounds"]:
         lines += ["", "## Per annotation round", "", "| round | items | mean α | exact match |", "|---|---|---|---|"]
         for name, r in report["rounds"].items():
             lines.append(f"| {name} | {r['n_items']} | {fmt(r['mean_alpha'])} | {fmt(r['exact_match'])} |")
     return "\n".join(lines) + "\n"
+
+
+ADMISSION_NOTE = (
+    "Per code, Cohen's kappa between the model's decisions and human labels on segments it did not train "
+    "on, with a 95% bootstrap CI; only admitted codes are pre-ticked in Label Studio, the others appear "
+    "as an unticked hint."
+)
+
+
+def admission_markdown(tables: dict[str, Any]) -> list[str]:
+    """The admission section: one table per current model version."""
+    if not tables:
+        return []
+    lines = ["", "## Admission: which codes each model may pre-tick", "", ADMISSION_NOTE]
+    for version, t in tables.items():
+        bar = f"kappa >= {t['min_kappa']:.2f} on >= {t['min_evidence']} human positives and negatives"
+        admitted = ", ".join(t["admitted"]) or "none"
+        lines += ["", f"### {version} ({t['kind']}): admitted {admitted} ({bar})", ""]
+        lines += ["| code | kappa | 95% CI | n | positives | admitted | from | reason |", "|" + "---|" * 8]
+        for r in t["rows"]:
+            ci = fmt_ci([r["ci_low"], r["ci_high"]] if r["ci_low"] is not None else None)
+            yes = "yes" if r["admitted"] else "no"
+            lines.append(
+                f"| {r['code']} | {fmt(r['kappa'])} | {ci} | {r['n']} | {r['positives']} | {yes} | "
+                f"{r['source']} | {r['reason']} |"
+            )
+    return lines
 
 
 TEMPLATE = """<!doctype html>
@@ -225,6 +253,16 @@ blockquote{border-left:3px solid #ccc;margin:.3em 0;padding-left:.6em}
 {%- for c in r.codes %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for v, m in r.models.items() %}<tr><td>{{ v }}</td>
 {%- for c in r.codes %}<td>{{ fmt(m.codes[c].cohen_kappa_mean) }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
+{% if r.get("admission") %}<h2>Admission: which codes each model may pre-tick</h2>
+<p class="band">{{ admission_note }}</p>
+{% for v, t in r.admission.items() %}<h3>{{ v }} ({{ t.kind }}): admitted {{ t.admitted|join(", ") or "none" }}</h3>
+<table class="admission"><tr><th>code</th><th>kappa</th><th>95% CI</th><th>n</th><th>positives</th>
+<th>admitted</th><th>from</th><th>reason</th></tr>
+{% for row in t.rows %}<tr class="{{ 'reliable' if row.admitted else 'unreliable' }}"><td>{{ row.code }}</td>
+<td>{{ fmt(row.kappa) }}</td><td>{{ fmt_ci([row.ci_low, row.ci_high] if row.ci_low is not none else none) }}</td>
+<td>{{ row.n }}</td><td>{{ row.positives }}</td><td>{{ "yes" if row.admitted else "no" }}</td>
+<td>{{ row.source }}</td><td style="text-align:left">{{ row.reason }}</td></tr>{% endfor %}</table>
+{% endfor %}{% endif %}
 {% if r.disagreements -%}
 <h2>Most contested items</h2>
 {#- #}<table id="disagreements"><tr><th>item</th><th>score</th><th>split votes</th><th>text</th></tr>
@@ -243,14 +281,18 @@ def to_html(report: dict[str, Any]) -> str:
         "confusion": plot_confusion(report),
         "rounds": plot_rounds(report),
     }
-    return env.from_string(TEMPLATE).render(r=report, plots=plots, columns=COLUMNS, fmt=fmt, fmt_ci=fmt_ci)
+    return env.from_string(TEMPLATE).render(
+        r=report, plots=plots, columns=COLUMNS, fmt=fmt, fmt_ci=fmt_ci, admission_note=ADMISSION_NOTE
+    )
 
 
 def write_reports(report: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
     """reports/<stem>.{json,md,html}; a rerun on the same day replaces the files."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("json", "md", "html")}
-    paths["json"].write_text(to_json(report), encoding="utf-8")
-    paths["md"].write_text(to_markdown(report), encoding="utf-8")
-    paths["html"].write_text(to_html(report), encoding="utf-8")
+    from pipeline.outputs import writable_folder, write_text
+
+    writable_folder(out_dir, "agreement report")
+    texts = {"json": to_json(report), "md": to_markdown(report), "html": to_html(report)}  # render all, then write
+    paths = {ext: out_dir / f"{stem}.{ext}" for ext in texts}
+    for ext, text in texts.items():
+        write_text(paths[ext], text, "agreement report")
     return paths

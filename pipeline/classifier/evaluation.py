@@ -76,11 +76,11 @@ def evaluate(
     backend: str = "torch",
 ) -> EvaluationResult:
     """Per-code P/R/F1/support/kappa, micro and macro F1 of a model version against human labels."""
-    loaded = load_model(store, codebook, model_version)
-    if gold_file is not None:
+    if gold_file is not None:  # a bad file fails before the model is loaded
         examples, source = read_gold(gold_file, codebook, need_document=False), str(gold_file)
     else:
         examples, source = gold_from_store(store, codebook), "workspace gold"
+    loaded = load_model(store, codebook, model_version)
     examples, excluded = _held_out(loaded, examples, include_training)
     if not examples:
         raise CultureCodeError(

@@ -1,7 +1,9 @@
 """The two training methods behind `train(method=...)`.
 
-- `head`: frozen encoder; one class-balanced logistic regression per code on mean-pooled
-  embeddings, folded into the linear layer. Seconds to train; good for small data and quick rounds.
+- `head`: frozen encoder; one logistic regression per code on mean-pooled (optionally L2-normalised)
+  embeddings, plus, optionally, the segment's similarity to each code's codebook text; folded into
+  the linear layer. Per-code thresholds come from document-grouped cross-validation (out-of-fold
+  scores). Seconds to train once the texts are embedded; good for small data and quick rounds.
 - `finetune`: the whole network with BCE weighted against class imbalance, a higher learning rate
   for the head than the body (a sparse multi-label head otherwise stays all-negative), and early
   stopping on validation mean average precision.
@@ -19,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from pipeline.classifier.data import Example, label_matrix
 from pipeline.classifier.encoder import CodeClassifier, embed, predict_proba
 from pipeline.classifier.metrics import mean_average_precision
-from pipeline.config import ClassifierSettings
+from pipeline.config import ClassifierSettings, Codebook
 from pipeline.progress import progress_bar
 
 NEVER = -20.0  # bias for a code with no training positives: it is never predicted
@@ -31,6 +33,83 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+CODEBOOK_SCALE = 3.0  # standardised codebook-similarity features weigh this much more than one embedding dimension
+
+
+def codebook_texts(codebook: Codebook) -> list[list[str]]:
+    """Per code, the texts that describe it: name and definition, include rules, examples, hint."""
+    return [
+        [f"{code.name}. {code.definition}", *code.include, *code.examples, *([code.hint] if code.hint else [])]
+        for code in codebook.codes
+    ]
+
+
+def code_vectors(model: CodeClassifier, tokenizer, codebook: Codebook, settings: ClassifierSettings) -> np.ndarray:
+    """One unit vector per code: the mean of its codebook texts' unit-length embeddings."""
+    groups = codebook_texts(codebook)
+    flat = [t for group in groups for t in group]
+    x = embed(model, tokenizer, flat, settings.batch_size * 2, settings.max_length)
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    vectors, start = [], 0
+    for group in groups:
+        mean = x[start : start + len(group)].mean(0)
+        vectors.append(mean / (np.linalg.norm(mean) + 1e-12))
+        start += len(group)
+    return np.stack(vectors).astype(np.float64)
+
+
+def feature_map(dim: int, codes: np.ndarray | None) -> np.ndarray:
+    """The linear map from embeddings to head features: the embedding itself, then (with codebook
+    features) its similarity to each code vector. Linear, so the fitted heads fold back into one layer."""
+    eye = np.eye(dim)
+    return eye if codes is None else np.concatenate([eye, codes.T], axis=1)
+
+
+def fit_linear(
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: ClassifierSettings,
+    projection: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One logistic regression per code on standardised features `x @ projection`, folded into a
+    (codes x dim) weight and a bias that apply to `x` directly."""
+    projection = feature_map(x.shape[1], None) if projection is None else projection
+    f = x.astype(np.float64) @ projection
+    # standardise, with a floor on the spread: near-constant features would otherwise get
+    # enormous folded weights that int8 quantisation cannot represent
+    # (weighted like the fit, so a weight of 3 is the same as three copies of the example)
+    mean = np.average(f, axis=0, weights=sample_weight)
+    spread = np.sqrt(np.average((f - mean) ** 2, axis=0, weights=sample_weight))
+    spread = np.maximum(spread, 0.1 * float(np.median(spread)) + 1e-12)
+    scale = np.ones(f.shape[1])
+    scale[x.shape[1] :] = CODEBOOK_SCALE
+    fs = (f - mean) / spread * scale
+    weight = np.zeros((y.shape[1], x.shape[1]), dtype=np.float64)
+    bias = np.full(y.shape[1], NEVER, dtype=np.float64)
+    for j in range(y.shape[1]):
+        n_pos = int(y[:, j].sum())
+        if n_pos == len(y):
+            bias[j] = -NEVER
+        elif n_pos:
+            clf = LogisticRegression(class_weight=settings.head_class_weight, C=settings.head_c, max_iter=2000)
+            clf.fit(fs, y[:, j], sample_weight=sample_weight)
+            # fold standardisation, scale and projection: w.((xP - mu)/sd * s) + b
+            w = clf.coef_[0] * scale / spread
+            weight[j] = projection @ w
+            bias[j] = clf.intercept_[0] - float(np.dot(w, mean))
+    return weight, bias
+
+
+def linear_proba(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(x.astype(np.float64) @ weight.T + bias)))
+
+
+def example_weights(examples: list[Example]) -> np.ndarray | None:
+    weights = np.array([e.weight for e in examples], dtype=np.float64)
+    return None if np.all(weights == weights[0]) else weights
+
+
 def fit_head(
     model: CodeClassifier,
     tokenizer,
@@ -38,32 +117,28 @@ def fit_head(
     code_ids: list[str],
     settings: ClassifierSettings,
     show_progress: bool = True,
+    codebook: Codebook | None = None,
 ) -> dict:
+    """Fit the output layer on frozen embeddings; per-code thresholds from document-grouped CV."""
+    from pipeline.classifier.thresholds import grouped_cv_scores
+
     texts = [e.text for e in train]
     with progress_bar("embedding", total=len(texts), enabled=show_progress) as bar:
         x = embed(model, tokenizer, texts, settings.batch_size * 2, settings.max_length, bar)
-    y = label_matrix(train, code_ids)
-    # standardise, with a floor on the spread: near-constant dimensions would otherwise get
-    # enormous folded weights that int8 quantisation cannot represent
-    mean, spread = x.mean(0), x.std(0)
-    spread = np.maximum(spread, 0.1 * float(np.median(spread)) + 1e-12)
-    xs = (x - mean) / spread
-    weight = np.zeros((len(code_ids), x.shape[1]), dtype=np.float64)
-    bias = np.full(len(code_ids), NEVER, dtype=np.float64)
-    for j in range(len(code_ids)):
-        n_pos = int(y[:, j].sum())
-        if n_pos == len(y):
-            bias[j] = -NEVER
-        elif n_pos:
-            clf = LogisticRegression(class_weight="balanced", C=settings.head_c, max_iter=2000)
-            clf.fit(xs, y[:, j])
-            # fold the standardisation into the linear layer: w.(x-mu)/sd + b
-            weight[j] = clf.coef_[0] / spread
-            bias[j] = clf.intercept_[0] - float(np.dot(weight[j], mean))
+    codes = code_vectors(model, tokenizer, codebook, settings) if settings.codebook_features and codebook else None
+    projection = feature_map(x.shape[1], codes)
+    y, weights = label_matrix(train, code_ids), example_weights(train)
+    weight, bias = fit_linear(x, y, settings, projection, weights)
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(weight))
         model.head.bias.copy_(torch.from_numpy(bias))
-    return {"epochs": 0}
+
+    def fit_score(train_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+        w = None if weights is None else weights[train_idx]
+        return linear_proba(x[test_idx], *fit_linear(x[train_idx], y[train_idx], settings, projection, w))
+
+    oof, folds = grouped_cv_scores(fit_score, [e.document for e in train], len(code_ids), settings.cv_folds)
+    return {"epochs": 0, "cv_folds": folds, "oof_scores": oof}
 
 
 def fit_finetune(

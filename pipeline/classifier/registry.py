@@ -4,7 +4,8 @@ A version directory holds the encoder (config + model.safetensors), the tokenize
 (head.safetensors), classifier.json (codes, thresholds, codebook hash), training.json,
 metrics.json and a model card (README.md). A version is written to a hidden temporary
 directory and becomes visible (renamed + registered) in one transaction, so an interrupted
-training run leaves nothing half-registered.
+training run leaves nothing half-registered. Rows hold the directory relative to the workspace
+(`pipeline.store.models`), so a moved or copied workspace keeps its models.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class LoadedModel:
     def model(self) -> CodeClassifier:
         """The torch model, loaded on first use: the ONNX path never needs it (saves ~4 s)."""
         if self._model is None:
-            model = CodeClassifier(load_encoder(str(self.path)), len(self.codes))
+            normalize = bool(self.manifest.get("normalize", False))  # versions before it was an option: False
+            model = CodeClassifier(load_encoder(str(self.path)), len(self.codes), normalize=normalize)
             with torch.no_grad():
                 model.head.weight.copy_(self.head["weight"])
                 model.head.bias.copy_(self.head["bias"])
@@ -89,7 +91,7 @@ def register(store: Store, tmp_dir: Path, version: str, codebook_hash: str, metr
     try:
         with store.transaction():
             tmp_dir.rename(final)
-            register_model(store, version, KIND, str(final), codebook_hash, metrics, promote)
+            register_model(store, version, KIND, final, codebook_hash, metrics, promote)  # stored as models/<v>
     except BaseException:
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)

@@ -52,13 +52,21 @@ class TrainReport:
 
 
 def load_examples(
-    store: Store, codebook: Codebook, gold: str | Path | None, extra: list[Example] | None = None
+    store: Store,
+    codebook: Codebook,
+    gold: str | Path | None,
+    extra: list[Example] | None = None,
+    project_weight: float = 1.0,
 ) -> tuple[list[Example], str]:
-    """Examples from a gold file/folder, else from the workspace's gold table."""
+    """Examples from a gold file/folder, else from the workspace's gold table. Next to `extra`
+    examples (e.g. the bundled example gold), the workspace's own labels weigh `project_weight` each."""
     if gold is not None:
         examples, source = read_gold(gold, codebook), str(gold)
     else:
         examples, source = gold_from_store(store, codebook), f"gold table of {store.workspace}"
+        if extra:
+            for example in examples:
+                example.weight = project_weight
     return examples + list(extra or []), source
 
 
@@ -74,7 +82,7 @@ def train(
 ) -> TrainReport:
     """Train on `gold` (JSONL file or folder) or the workspace gold table; register a new version."""
     cfg = settings.classifier if method is None else settings.classifier.model_copy(update={"method": method})
-    examples, source = load_examples(store, codebook, gold, extra)
+    examples, source = load_examples(store, codebook, gold, extra, cfg.project_weight)
     code_ids = codebook.code_ids
     check_trainable(examples, code_ids, cfg.min_segments, source)
     split = split_by_document(examples, cfg)
@@ -119,9 +127,10 @@ def _fit_and_save(
     methods.seed_everything(cfg.seed)
     base = resolve_base_model(cfg.base_model)
     tokenizer = load_tokenizer(base)
-    model = CodeClassifier(load_encoder(base), len(code_ids))
-    if cfg.method == "head":
-        fit = methods.fit_head(model, tokenizer, split.train, code_ids, cfg, show_progress)
+    model = CodeClassifier(load_encoder(base), len(code_ids), normalize=cfg.normalize)
+    learned = split.train + split.validation if cfg.method == "head" else split.train
+    if cfg.method == "head":  # no early stopping to feed: validation joins training, thresholds come from CV
+        fit = methods.fit_head(model, tokenizer, learned, code_ids, cfg, show_progress, codebook)
     else:
         fit = methods.fit_finetune(model, tokenizer, split.train, split.validation, code_ids, cfg, show_progress)
     model.eval()
@@ -129,12 +138,19 @@ def _fit_and_save(
     def score(part: list[Example]) -> np.ndarray:
         return predict_proba(model, tokenizer, [e.text for e in part], cfg.inference_batch_size, cfg.max_length)
 
-    thresholds = tune_thresholds(
-        label_matrix(split.validation, code_ids), score(split.validation), cfg.default_threshold
-    )
+    oof = fit.pop("oof_scores", None)
+    if oof is not None:
+        y_learned = label_matrix(learned, code_ids)
+        thresholds = tune_thresholds(y_learned, oof, cfg.default_threshold)
+        fit["cv"] = code_metrics(y_learned, oof >= thresholds, code_ids)
+    else:
+        thresholds = tune_thresholds(
+            label_matrix(split.validation, code_ids), score(split.validation), cfg.default_threshold
+        )
     y_test, test_probs = label_matrix(split.test, code_ids), score(split.test)
     test = code_metrics(y_test, test_probs >= thresholds, code_ids)
-    train_pos = positives(split.train, code_ids)
+    _save_heldout(tmp, code_ids, learned if oof is not None else [], oof, split.test, test_probs, thresholds)
+    train_pos = positives(learned, code_ids)
     rounded_thresholds = [round(float(t), 2) for t in thresholds]
     too_few = {c: n for c, n in train_pos.items() if n < MIN_POSITIVES}
     split_summary = split.summary()
@@ -146,6 +162,9 @@ def _fit_and_save(
         "codebook_hash": codebook.content_hash,
         "method": cfg.method,
         "base_model": cfg.base_model,
+        "normalize": cfg.normalize,
+        "codebook_features": cfg.codebook_features and cfg.method == "head",
+        "thresholds_from": "grouped_cv" if oof is not None else "validation",
         "max_length": cfg.max_length,
         "seed": cfg.seed,
         "created_at": now(),
@@ -183,6 +202,26 @@ def _fit_and_save(
         fit,
         split.test,
     )
+
+
+def _save_heldout(
+    tmp: Path,
+    code_ids: list[str],
+    learned: list[Example],
+    oof: np.ndarray | None,
+    test: list[Example],
+    test_probs: np.ndarray,
+    thresholds: np.ndarray,
+) -> None:
+    """Decisions on segments the deciding model never learned from, for per-code admission:
+    out-of-fold decisions on the training segments (grouped CV) and the final model's on the test split."""
+    from pipeline.classifier.admission import save_heldout
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    examples = learned + test
+    scores = test_probs if oof is None else np.concatenate([oof, test_probs])
+    source = "grouped cross-validation and test split" if oof is not None else "test split"
+    save_heldout(tmp, code_ids, label_matrix(examples, code_ids), scores >= thresholds, source)
 
 
 def _check_onnx(

@@ -20,7 +20,7 @@ from pipeline.commands.common import (
     settings_for,
     split_list,
 )
-from pipeline.commands.render import Column, print_table
+from pipeline.commands.render import Column, print_admission, print_table
 
 AnnotatorsOpt = Annotated[
     str | None,
@@ -68,6 +68,8 @@ def _show_agreement(report: dict[str, Any]) -> None:
         if s["undefined_reason"]:
             out.print(f"[yellow]{code}[/]: {s['undefined_reason']}")
     out.print(report["summary"]["text"])
+    for table in report.get("admission", {}).values():
+        print_admission(table)
     for path in report["paths"].values():
         out.print(f"wrote {path}")
 
@@ -106,7 +108,8 @@ def agreement_cli(
         typer.Option(
             "--out",
             "-o",
-            help="Folder for agreement-<date>.{html,md,json} (default: <workspace>/reports; with --input: ./reports).",
+            help="Folder for agreement-<date>.{html,md,json} (default: <workspace>/reports; with --input and no "
+            "--workspace: ./reports).",
         ),
     ] = None,
     bootstrap: Annotated[
@@ -129,10 +132,14 @@ def agreement_cli(
     """
     from pipeline.agreement import agreement_from_file, agreement_report
     from pipeline.config import load_codebook
+    from pipeline.outputs import writable_folder
 
     settings = settings_for(config, workspace, codebook, **{"agreement.bootstrap": bootstrap, "agreement.seed": seed})
+    if out_dir is not None:  # a bad --out fails before anything is computed or recorded
+        writable_folder(out_dir, "agreement report")
     if input_file is not None:
         book = load_codebook(settings.codebook_path()) if codebook else None
+        reports = out_dir or (Path(settings.workspace) / "reports" if workspace else Path("reports"))
         result = agreement_from_file(
             input_file,
             settings,
@@ -140,7 +147,7 @@ def agreement_cli(
             single_choice or bool(book and book.single_choice),
             split_list(codes),
             split_list(annotators),
-            out_dir or Path("reports"),
+            reports,
         )
     else:
         with open_workspace(settings) as store:
@@ -310,7 +317,35 @@ def _show_export(report: dict[str, Any]) -> None:
         out.print(f"  {kind}: {path}")
 
 
+@handle_errors
+def admission_cli(
+    model_version: Annotated[
+        str | None,
+        typer.Option("--model-version", help="The model version (default: the current classifier, else the LLM)."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    codebook: CodebookOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Which codes of a model version are pre-ticked in Label Studio, and why: per code, Cohen's kappa
+    between the model and human labels on segments it did not train on, with a 95% bootstrap CI.
+
+    The evidence is the project's own human labels once a code has admission.min_evidence positives
+    and negatives there, else the held-out predictions saved at training time. A code is admitted
+    when its kappa reaches admission.min_kappa; the others are shown to annotators only as a hint.
+    The table is stored with the model version; `push` uses it.
+    """
+    from pipeline.agreement.admission import measure_admission
+
+    settings = settings_for(config, workspace, codebook)
+    with open_workspace(settings) as store:
+        table = measure_admission(store, settings, settings.load_codebook(), model_version)
+    print_result(table, json_out, print_admission)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("admission")(admission_cli)
     app.command("agreement")(agreement_cli)
     app.command("disagreements")(disagreements_cli)
     app.command("adjudicate")(adjudicate_cli)

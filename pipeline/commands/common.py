@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from pipeline.commands.render import out, print_json, print_result, print_table  # noqa: F401  (re-exported)
-from pipeline.errors import CultureCodeError
+from pipeline.errors import MAX_MESSAGE, CultureCodeError, shorten
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -62,7 +62,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CultureCodeError as exc:
-            message = " ".join(str(exc).split())
+            message = shorten(exc, MAX_MESSAGE)  # a value quoted whole somewhere must not flood the terminal
             print(f"Error: {message}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -83,13 +83,17 @@ def settings_for(
         "codebook": str(codebook) if codebook else None,
         **overrides,
     }
-    return load_settings(config, extra)
+    settings = load_settings(config, extra)
+    folder = Path(settings.workspace)
+    if folder.exists() and not folder.is_dir():
+        raise CultureCodeError(f"{folder}: is a file, not a workspace folder; give the folder the workspace lives in")
+    return settings
 
 
 def open_workspace(settings: Settings, create: bool = False) -> Store:
     from pipeline.store import Store
 
-    return Store(Path(settings.workspace), create=create)
+    return Store(Path(settings.workspace), create=create, backups=settings.backups)
 
 
 def check_labeller(name: str) -> str:

@@ -75,6 +75,8 @@ def ingest_cli(
             "ingest.skip_bad": skip_bad or None,
         },
     )
+    if names is not None and not settings.ingest.pseudonymise:
+        raise CultureCodeError(f"{names}: --names only applies with --pseudonymise (or ingest.pseudonymise: true)")
     book = settings.load_codebook()
     find_transcripts(paths)  # fail on bad paths before creating a workspace
     with open_workspace(settings, create=True) as store:
@@ -91,8 +93,27 @@ def _show_ingest(report: dict[str, Any], workspace: str) -> None:
     )
     for doc in report["changed"]:
         out.print(f"[yellow]changed on disk, kept as stored:[/] {doc} (rerun with --replace to re-read it)")
+    if report["segments_deleted"]:
+        out.print(f"{report['segments_deleted']} segment(s) without annotations, gold or tasks left with the old text.")
+    _show_superseded(report["superseded"])
     for line in report["skipped_lines"]:
         out.print(f"[yellow]skipped[/] {line}")
+
+
+def _show_superseded(superseded: list[dict[str, Any]]) -> None:
+    if not superseded:
+        return
+    carried = sum(1 for s in superseded if s["carried_to"])
+    out.print(
+        f"[yellow]{len(superseded)} changed segment(s) held annotations, gold or Label Studio tasks:[/] {carried} "
+        f"carried over to the edited text, {len(superseded) - carried} kept as superseded (their work counts "
+        f"nowhere now, nothing was deleted); see `culturecode segments --superseded`",
+        highlight=False,
+    )
+    for s in superseded[:10]:
+        work = f"{s['annotations']} annotation(s), {s['gold']} gold, {s['tasks']} task(s)"
+        fate = f"carried to {s['carried_to'][:8]} (similarity {s['similarity']})" if s["carried_to"] else "kept"
+        out.print(f"  {s['document']} #{s['former_position']} {s['segment_id'][:8]}: {work}; {fate}", highlight=False)
 
 
 def _check_codebook(store, book) -> None:
@@ -147,18 +168,49 @@ def _run_summary(run: dict[str, Any]) -> str:
 def segments_cli(
     doc: Annotated[str | None, typer.Option("--doc", "-d", help="Document name (file name without extension).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Show at most this many.")] = None,
+    superseded: Annotated[
+        bool,
+        typer.Option(
+            "--superseded",
+            help="List the segments a re-ingest (--replace) took out of their document, kept for the "
+            "annotations, gold or tasks on them.",
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List segments, optionally of one document."""
+    from pipeline.store.segments import superseded_segments
+
     settings = settings_for(config, workspace)
     with open_workspace(settings) as store:
         if doc is not None and store.document(doc) is None:
             names = ", ".join(d.id for d in store.documents()[:10])
             raise CultureCodeError(f"no document '{doc}' in {settings.workspace} (documents: {names} ...)")
+        if superseded:
+            kept = superseded_segments(store, doc)[:limit]
+            print_result(kept, json_out, _show_superseded_segments)
+            return
         segs = store.segments(doc, limit)
     print_result(segs, json_out, _show_segments)
+
+
+def _show_superseded_segments(segs: list[dict[str, Any]]) -> None:
+    print_table(
+        segs,
+        [
+            Column("doc", "document_id"),
+            Column("was #", "former_position"),
+            Column("id", lambda s: s["id"][:8]),
+            Column("annotations", justify="right"),
+            Column("gold", justify="right"),
+            Column("tasks", justify="right"),
+            Column("carried to", lambda s: (s["carried_to"] or "-")[:8]),
+            Column("text", overflow="fold"),
+        ],
+        title="Superseded segments",
+    )
 
 
 def _show_segments(segs: list[dict[str, Any]]) -> None:
@@ -193,11 +245,13 @@ def _show_yaml(data: dict[str, Any]) -> None:
 
 @config_app.command("check")
 @handle_errors
-def config_check_cli(config: ConfigOpt = None, codebook: CodebookOpt = None, json_out: JsonOpt = False) -> None:
+def config_check_cli(
+    workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None, json_out: JsonOpt = False
+) -> None:
     """Validate the settings file and the codebook; print the codebook's codes and hash."""
     from pipeline.labellers.registry import check_llm_backend
 
-    settings = settings_for(config, None, codebook)
+    settings = settings_for(config, workspace, codebook)  # a workspace path that is a file is refused here
     check_llm_backend(settings.llm.backend)  # the installed backends come from the labeller registry
     book = settings.load_codebook()
     result = {
@@ -205,12 +259,14 @@ def config_check_cli(config: ConfigOpt = None, codebook: CodebookOpt = None, jso
         "path": str(settings.codebook_path()),
         "codes": book.code_ids,
         "hash": book.content_hash,
+        "workspace": str(settings.workspace),
     }
     if json_out:
         print_json(result)
         return
     out.print(
-        f"settings OK; codebook '{book.id}' ({result['path']}): {len(book.codes)} codes, hash {book.content_hash}"
+        f"settings OK; codebook '{book.id}' ({result['path']}): {len(book.codes)} codes, hash {book.content_hash}; "
+        f"workspace {result['workspace']}"
     )
     out.print(", ".join(book.code_ids))
 

@@ -24,7 +24,7 @@ from pipeline.commands.common import (
     print_result,
     settings_for,
 )
-from pipeline.commands.render import Column, print_metrics, print_table
+from pipeline.commands.render import Column, admission_summary, print_metrics, print_table
 
 llm_app = typer.Typer(help="Label with an LLM: plan, label, evaluate, serve the local model.", no_args_is_help=True)
 
@@ -133,14 +133,16 @@ def label_cli(
     model version naming the model and prompt version. Answers are cached in the workspace: a
     rerun makes no calls (--refresh forces them) and a killed run resumes where it stopped.
     """
+    from pipeline.agreement.admission import refresh_admission
     from pipeline.llm import labels_of, prelabel_llm
 
     settings = _settings(config, workspace, codebook, llm, llm_model, base_url, prompt)
+    book = settings.load_codebook()
     with open_workspace(settings) as store:
         report = prelabel_llm(
             store,
             settings,
-            settings.load_codebook(),
+            book,
             segment_ids=segment,
             limit=limit,
             refresh=refresh,
@@ -148,6 +150,8 @@ def label_cli(
             show_progress=not quiet,
         )
         shown = labels_of(store, report.model_version, show) if show and not json_out else []
+        table = refresh_admission(store, settings, book, report.model_version) if report.labelled else None
+        report.admission = table.as_dict() if table is not None else None
     print_result(report, json_out, lambda r: _show_labels(r, shown))
 
 
@@ -173,6 +177,9 @@ def _show_labels(report: dict[str, Any], shown: list[dict[str, Any]]) -> None:
         out.print(f"[yellow]failed[/] {failure['segment_id']}: {failure['error']}", highlight=False)
     if len(failures) > 10:
         out.print(f"... and {len(failures) - 10} more failures (see --json)")
+    if report.get("admission"):
+        out.print(admission_summary(report["admission"]), highlight=False)
+        out.print("`culturecode admission --model-version VERSION` shows the measured kappa per code.", highlight=False)
 
 
 def _codes_with_scores(row: dict[str, Any]) -> str:

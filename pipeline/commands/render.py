@@ -136,3 +136,44 @@ def print_metrics(result: dict[str, Any], title: str, thresholds: dict[str, floa
         caption=f"micro F1 {result['micro_f1']:.3f}   "
         f"macro F1 {result['macro_f1']:.3f}   ({result['segments']} segments)",
     )
+
+
+def _kappa_ci(row: dict[str, Any]) -> str:
+    if row.get("ci_low") is None or row.get("ci_high") is None:
+        return "-"
+    return f"{row['ci_low']:.2f}–{row['ci_high']:.2f}"
+
+
+ADMISSION_COLUMNS = [
+    Column("code"),
+    Column("kappa", fmt=".2f", justify="right"),
+    Column("95% CI", _kappa_ci, justify="right"),
+    Column("n", justify="right"),
+    Column("positives", justify="right"),
+    Column("admitted", fmt=lambda v: "yes" if v else "no"),
+    Column("from", "source"),
+    Column("reason", overflow="fold"),
+]
+
+
+def admission_summary(table: dict[str, Any]) -> str:
+    """One plain sentence: which codes of the version are pre-ticked in Label Studio, and the bar."""
+    version, admitted = table["model_version"], table["admitted"]
+    if not table["enabled"]:
+        return f"Admission is off: every code {version} predicts is pre-ticked."
+    bar = f"kappa >= {table['min_kappa']:.2f} on >= {table['min_evidence']} human positives and negatives"
+    if not admitted:
+        return f"Below admission: none of {version}'s codes is pre-ticked in Label Studio ({bar})."
+    return f"{len(admitted)} of {len(table['rows'])} codes of {version} are pre-ticked ({bar}): {', '.join(admitted)}."
+
+
+def print_admission(table: dict[str, Any]) -> None:
+    """The admission table of one model version (`culturecode admission`, the agreement command)."""
+    sources = "; ".join(f"{name}: {what}" for name, what in table.get("sources", {}).items())
+    print_table(
+        table["rows"],
+        ADMISSION_COLUMNS,
+        title=f"Admission of {table['model_version']} ({table['kind']})",
+        caption=f"Evidence from {sources}" if sources else None,
+    )
+    out.print(admission_summary(table), highlight=False)

@@ -59,16 +59,24 @@ def start_cli(
     creds = server.credentials(settings)
     assert creds is not None  # start_server writes them before the server starts
     creds_file = server.data_dir(settings) / server.CREDENTIALS
-    print_result({**info.as_dict(), "credentials_file": str(creds_file)}, json_out, lambda r: _show_start(r, creds))
+    # the password is printed once (the first start shown as text), then only the file that keeps it
+    password = None if json_out or server.password_shown(settings) else creds["password"]
+    report = {**info.as_dict(), "credentials_file": str(creds_file)}
+    print_result(report, json_out, lambda r: _show_start(r, creds["username"], password))
+    if password is not None:
+        server.mark_password_shown(settings)
 
 
-def _show_start(info: dict[str, Any], creds: dict[str, Any]) -> None:
+def _show_start(info: dict[str, Any], username: str, password: str | None) -> None:
     verb = "Started" if info["started"] else "Already running:"
     out.print(f"{verb} Label Studio at [bold]{info['url']}[/] (pid {info['pid']}, data in {info['data_dir']})")
+    secret = (
+        f"with password [bold]{password}[/] (shown this once; kept in {info['credentials_file']}, mode 600)"
+        if password is not None
+        else f"with the password kept in {info['credentials_file']} (mode 600)"
+    )
     out.print(
-        f"Log in as [bold]{creds['username']}[/] with password [bold]{creds['password']}[/] "
-        f"(kept in {info['credentials_file']}, mode 600). "
-        f"Add annotators with `culturecode annotators add NAME...`.",
+        f"Log in as [bold]{username}[/] {secret}. Add annotators with `culturecode annotators add NAME...`.",
         highlight=False,
     )
 
@@ -212,7 +220,11 @@ def push_cli(
     json_out: JsonOpt = False,
 ) -> None:
     """Create or update the Label Studio project(s) and import segments with pre-labels. Rerunning
-    creates no duplicates; tasks nobody annotated yet get a newer model's predictions."""
+    creates no duplicates; tasks nobody annotated yet get a newer model's predictions.
+
+    Only the codes that pass admission (`culturecode admission`, measured again first) are
+    pre-ticked; the model's other suggestions appear under the choices as an unticked hint."""
+    from pipeline.agreement.admission import refresh_admission
     from pipeline.studio import push
 
     settings = settings_for(
@@ -222,6 +234,7 @@ def push_cli(
     with open_workspace(settings) as store:
         if with_ is not None:
             model_version = model_version or _current_of_kind(store, with_)
+        refresh_admission(store, settings, book, model_version)  # the gate on pre-ticks uses the latest labels
         report = push(
             store,
             settings,
@@ -238,6 +251,14 @@ def _show_push(report: dict[str, Any]) -> None:
     version = report["model_version"] or "none (no predictions: run `culturecode prelabel` for pre-labels)"
     url = report["url"]
     out.print(f"Pushed {report['segments']} segment(s) to {url}, pre-labels from model {version}.", highlight=False)
+    gate = report.get("admission") or {}
+    if report["model_version"] and gate.get("enabled"):
+        ticked = ", ".join(gate["admitted"]) or "none"
+        out.print(
+            f"  Pre-ticked (admitted) codes: {ticked}; other suggested codes are shown as an unticked hint "
+            "(`culturecode admission` says why).",
+            highlight=False,
+        )
     for p in report["projects"]:
         notes = [
             n
@@ -286,8 +307,34 @@ def _show_pull(report: dict[str, Any]) -> None:
     )
     for who, n in sorted(report["per_annotator"].items()):
         out.print(f"  {who}: {n} new or changed", highlight=False)
+    _show_superseded_annotations(report["superseded"], report["unknown_segment"])
     for warning in report["warnings"]:
         out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _show_superseded_annotations(superseded: list[dict[str, Any]], unknown: list[dict[str, Any]]) -> None:
+    if superseded:
+        carried = sum(1 for a in superseded if a["carried_to"])
+        changed = sum(1 for a in superseded if a["changed"])
+        out.print(
+            f"[yellow]{len(superseded)} annotation(s) are on segments a re-ingest superseded[/] ({changed} new or "
+            f"edited): {carried} count on the edited text they were carried to, {len(superseded) - carried} count "
+            f"nowhere but are kept; see `culturecode segments --superseded`",
+            highlight=False,
+        )
+        for a in [a for a in superseded if a["changed"]][:10]:
+            where = f"carried to {a['carried_to'][:8]}" if a["carried_to"] else "kept on the old text"
+            out.print(
+                f"  annotation {a['annotation_id']} by {a['annotator']} (project {a['project_id']}, task "
+                f"{a['task_id']}): segment {str(a['segment_id'])[:8]}, {where}",
+                highlight=False,
+            )
+    if unknown:
+        out.print(
+            f"[yellow]warning:[/] {len(unknown)} annotation(s) are on tasks whose segment is not in the workspace "
+            f"(deleted by an older culturecode's re-ingest); they stay in Label Studio only (--json lists them)",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import combinations
@@ -24,6 +23,7 @@ from pipeline.agreement.report import compute_agreement
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.gold.card import dataset_card
+from pipeline.outputs import staged_folder, writable_folder
 from pipeline.store import Store
 from pipeline.store.annotations import live_annotations
 from pipeline.store.gold import count_gold, gold_documents, gold_segments
@@ -185,7 +185,6 @@ def write_files(rows: list[dict[str, Any]], codebook: Codebook, formats: list[st
                 for name in SPLITS
             }
         )
-        shutil.rmtree(out / "hf", ignore_errors=True)
         disable_progress_bars()
         try:
             dd.save_to_disk(str(out / "hf"))
@@ -221,21 +220,22 @@ def export(
         raise CultureCodeError(f"--format {', '.join(bad)} is not one of {', '.join(FORMATS)}")
     if count_gold(store) == 0:
         raise CultureCodeError(f"no gold labels in {store.workspace}: run `culturecode adjudicate` first")
+    stamp = datetime.now(UTC).date().isoformat()
+    out = writable_folder(Path(out_dir) if out_dir else store.workspace / "exports" / f"gold-{stamp}", "gold dataset")
     ratings = load_ratings(store, codebook)
     names = pseudonyms(ratings.annotators, keep_annotator_ids)
     docs = gold_documents(store)
     cfg = settings.agreement
     splits = split_documents(docs, cfg.export_validation_fraction, cfg.export_test_fraction, cfg.seed)
     rows = gold_rows(store, codebook, ratings, names, splits)
-    stamp = datetime.now(UTC).date().isoformat()
-    out = Path(out_dir) if out_dir else store.workspace / "exports" / f"gold-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
     agreement = compute_agreement(ratings, bootstrap=cfg.bootstrap, seed=cfg.seed)
     with store.transaction(), store.run("export", {"formats": formats, "out": str(out)}) as summary:
-        files = write_files(rows, codebook, formats, out)
-        (out / "README.md").write_text(
-            dataset_card(store, codebook, rows, agreement, keep_annotator_ids), encoding="utf-8"
-        )
+        with staged_folder(out, "gold dataset") as stage:  # all files or none: a failed write leaves no half
+            written = write_files(rows, codebook, formats, stage)
+            (stage / "README.md").write_text(
+                dataset_card(store, codebook, rows, agreement, keep_annotator_ids), encoding="utf-8"
+            )
+        files = {kind: str(out / Path(path).name) for kind, path in written.items()}
         files["card"] = str(out / "README.md")
         report = ExportReport(
             str(out),

@@ -2,6 +2,10 @@
 
 `ingest(...)` is the library entry point; the whole call is one transaction, so a bad file or
 a killed run leaves the workspace as it was.
+
+`--replace` never drops people's work: a segment that vanished from the new text while it held
+annotations, gold or Label Studio tasks is kept as superseded, and when the new text has a turn
+alike enough (an edited line), its annotations and gold are carried over to it (see carry.py).
 """
 
 from __future__ import annotations
@@ -10,20 +14,23 @@ import hashlib
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.config import IngestSettings
 from pipeline.errors import CultureCodeError
+from pipeline.ingest.carry import Successor, match_successors
 from pipeline.ingest.pseudonymise import MAPPING_FILE, Pseudonymiser, read_names_file
 from pipeline.ingest.readers import READERS, ReadContext, Turn
 from pipeline.ingest.segmenter import segment_id, split_turn
 from pipeline.ingest.text import inspect_file
 from pipeline.progress import progress_bar
 from pipeline.store import Document, Segment, Store
-from pipeline.store.segments import count_segments, set_document_metadata
+from pipeline.store.annotations import carry_annotations
+from pipeline.store.gold import carry_gold
+from pipeline.store.segments import count_segments, set_document_metadata, set_successor, superseded_segments
 
-__all__ = ["IngestReport", "find_transcripts", "ingest"]
+__all__ = ["IngestReport", "SupersededNote", "find_transcripts", "ingest"]
 
 
 @dataclass
@@ -34,10 +41,34 @@ class IngestReport:
     changed: list[str] = field(default_factory=list)  # changed on disk, kept as stored (no --replace)
     segments_added: int = 0
     segments_total: int = 0
+    segments_deleted: int = 0  # vanished from a replaced document, with no work on them
+    # vanished segments kept for the annotations, gold or Label Studio tasks on them (see SupersededNote)
+    superseded: list[SupersededNote] = field(default_factory=list)
     skipped_lines: list[str] = field(default_factory=list)
 
+    @property
+    def carried_over(self) -> int:
+        return sum(1 for s in self.superseded if s.carried_to)
+
     def as_dict(self) -> dict:
-        return self.__dict__.copy()
+        data = self.__dict__.copy()
+        data["superseded"] = [asdict(s) for s in self.superseded]
+        return data
+
+
+@dataclass
+class SupersededNote:
+    """A segment that left its document on a replace, kept for the work on it."""
+
+    document: str
+    segment_id: str
+    former_position: int | None
+    text: str
+    annotations: int  # every annotation row on it (skipped and deleted ones too)
+    gold: int
+    tasks: int
+    carried_to: str | None = None  # the edited segment its annotations and gold were copied to
+    similarity: float | None = None
 
 
 def find_transcripts(paths: Iterable[str | Path]) -> list[Path]:
@@ -98,8 +129,9 @@ def ingest(
     report = IngestReport()
     pseudo = _pseudonymiser(store, settings)
     salt = f"max={settings.max_segment_chars};lang={settings.language};pseudo={settings.pseudonymise}"
-    with store.run("ingest", {"paths": [str(p) for p in paths], "replace": replace}) as summary:
-        with store.transaction(), progress_bar("ingest", total=len(files), enabled=show_progress) as bar:
+    # the run row is part of the one transaction: a bad file leaves the database byte-identical
+    with store.transaction(), store.run("ingest", {"paths": [str(p) for p in paths], "replace": replace}) as summary:
+        with progress_bar("ingest", total=len(files), enabled=show_progress) as bar:
             for path in files:
                 _ingest_file(store, path, settings, salt, replace, pseudo, report)
                 bar.advance()
@@ -107,6 +139,7 @@ def ingest(
                 pseudo.save()
         report.segments_total = count_segments(store)
         summary.update({k: len(v) if isinstance(v, list) else v for k, v in report.as_dict().items()})
+        summary["carried_over"] = report.carried_over
     return report
 
 
@@ -142,7 +175,9 @@ def _ingest_file(
     if pseudo is not None:  # a first pass learns the speakers so early mentions are replaced too
         probe = ReadContext(path=path, encoding=encoding, csv=settings.csv, skip_bad=True)
         pseudo.learn_speakers(turn.speaker for turn in READERS[path.suffix.lower()](probe))
-    segments = _segments(doc_id, READERS[path.suffix.lower()](ctx), settings, pseudo)
+    # streamed into the store: a 100 MB transcript never sits in memory (only a replace reads the old turns)
+    segments = _Counted(_segments(doc_id, READERS[path.suffix.lower()](ctx), settings, pseudo))
+    before = store.segments(doc_id) if existing else []
     doc = Document(
         id=doc_id,
         source_path=str(path),
@@ -150,10 +185,15 @@ def _ingest_file(
         content_hash=content_hash,
         metadata=ctx.metadata,
     )
-    counter = _Counted(segments)
-    report.segments_added += store.put_document(doc, counter)
-    if counter.count == 0:
+    update = store.put_document(doc, segments)
+    if segments.count == 0:
         raise CultureCodeError(f"{path}: no text found in the transcript; check its format")
+    report.segments_added += update.added
+    report.segments_deleted += update.deleted
+    if update.superseded:
+        after = store.segments(doc_id)
+        matches = match_successors(before, after, update.superseded, settings.carry_over_similarity)
+        report.superseded.extend(_carry_over(store, update.superseded, matches))
     if ctx.metadata:  # header metadata is only known once the file has been read
         set_document_metadata(store, doc_id, ctx.metadata)
     report.skipped_lines.extend(ctx.skipped)
@@ -168,6 +208,28 @@ class _Counted:
         for item in self.items:
             self.count += 1
             yield item
+
+
+def _carry_over(store: Store, superseded: list[str], matches: dict[str, Successor]) -> list[SupersededNote]:
+    """Copy the annotations and gold of each superseded segment that has a successor onto it."""
+    for old_id, successor in matches.items():
+        carry_annotations(store, old_id, successor.segment_id)
+        carry_gold(store, old_id, successor.segment_id)
+        set_successor(store, old_id, successor.segment_id)
+    return [
+        SupersededNote(
+            s.document_id,
+            s.id,
+            s.former_position,
+            s.text,
+            s.annotations,
+            s.gold,
+            s.tasks,
+            s.carried_to,
+            matches[s.id].similarity if s.id in matches else None,
+        )
+        for s in superseded_segments(store, ids=superseded)
+    ]
 
 
 def inspect_docx(path: Path, salt: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.errors import CultureCodeError
+from pipeline.ingest.text import read_lines
 
 MAPPING_FILE = "pseudonyms.json"
 # role labels that identify nobody; kept so transcripts stay readable
@@ -75,6 +76,4 @@ class Pseudonymiser:
 
 
 def read_names_file(path: Path) -> list[str]:
-    if not path.exists():
-        raise CultureCodeError(f"{path}: names file not found")
-    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    return [ln.strip() for _, ln in read_lines(path, "names file") if ln.strip() and not ln.startswith("#")]

@@ -1,7 +1,9 @@
-"""Reading transcript bytes as text: encoding detection, binary and empty files.
+"""Reading users' files as text: transcripts (encoding detection, binary and empty files) and the
+UTF-8 files every other command reads (gold JSONL, agreement CSV/JSONL, name lists): `read_lines`.
 
 Files are checked in one streaming pass (hash + UTF-8 validation) so a 100 MB transcript never
-sits in memory; only non-UTF-8 files get a charset guess from a sample.
+sits in memory; only non-UTF-8 transcripts get a charset guess from a sample. Every problem is a
+one-line `CultureCodeError` naming the file, and the line where there is one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import codecs
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from charset_normalizer import from_bytes
 
@@ -80,3 +83,41 @@ def iter_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
     with path.open("r", encoding=encoding, newline=None) as fh:
         for number, line in enumerate(fh, start=1):
             yield number, line.rstrip("\r\n")
+
+
+def open_bytes(path: Path, what: str) -> BinaryIO:
+    """`path` opened for reading bytes; a missing file, a folder or an unreadable file is a one-line error."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise CultureCodeError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise CultureCodeError(f"{path}: is a folder; give the {what} itself") from None
+    except OSError as exc:
+        raise CultureCodeError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+
+
+def read_lines(path: Path, what: str, keep_ends: bool = False) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file (a leading BOM dropped), streamed.
+
+    A binary file, or a line that is not UTF-8, is a one-line error naming the file and the line:
+    gold files, agreement inputs and name lists come from spreadsheets and editors that may
+    save Latin-1, and a wrong file picked by mistake must not end in a traceback.
+    """
+    with open_bytes(path, what) as fh:
+        if _looks_binary(fh.read(8192)):
+            raise CultureCodeError(f"{path}: looks like a binary file, not a {what}; give a UTF-8 text file")
+        fh.seek(0)
+        for number, raw in enumerate(fh, start=1):
+            yield number, _decode_line(path, number, raw, keep_ends)
+
+
+def _decode_line(path: Path, number: int, raw: bytes, keep_ends: bool) -> str:
+    try:
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise CultureCodeError(
+            f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at position {exc.start + 1} of the line); "
+            f"save the file as UTF-8 (in Excel: CSV UTF-8)"
+        ) from None
+    return line if keep_ends else line.rstrip("\r\n")

@@ -4,6 +4,7 @@ similarity of the packaged all-MiniLM-L6-v2 embeddings, never from the segment's
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +58,17 @@ def pick_examples(segments: list[Segment], pool: list[Example], k: int) -> dict[
     return chosen
 
 
+def _opening_words(text: str, limit: int = 12) -> str:
+    """The example's first sentence, at most `limit` words: a real quote for its answer's evidence."""
+    first = re.split(r"(?<=[.!?])\s+", text.strip())[0]
+    return " ".join(first.split()[:limit])
+
+
 def _with_answer(example: Example) -> Example:
     answer = {
         "codes": example.codes,
         "confidence": {c: 0.9 for c in example.codes},
+        "evidence": {c: _opening_words(example.text) for c in example.codes},
         "rationale": "labelled by a human coder",
     }
     return Example(example.text, example.codes, example.document, json.dumps(answer))

@@ -1,6 +1,10 @@
 """Label segments with a backend: render, look up the cache, call (bounded concurrency), validate,
 repair once, cache. Every call's raw answer is kept in `llm_cache`, failures included.
 
+Validation includes the checks against the segment (pipeline/llm/parse.py): an evidence quote per
+chosen code that occurs in the segment, and a rationale that does not merely repeat the segment or
+a neighbouring turn. An answer failing them is a recorded failure: its labels are never stored.
+
 Cache rows are committed one call at a time (they are a ledger of paid-for answers, not stage
 output), so a killed run resumes from the cache; predictions are written by the caller in one
 transaction.
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 from pipeline.config import Codebook, LlmSettings
 from pipeline.errors import CultureCodeError
 from pipeline.llm.backends import Backend, Completion, ModelIdentity
-from pipeline.llm.parse import AnswerError, LlmLabel, answer_schema, parse_answer, repair_message
+from pipeline.llm.parse import AnswerError, LlmLabel, SourceText, answer_schema, parse_answer, repair_message
 from pipeline.llm.prompts import Prompt
 from pipeline.progress import progress_bar
 from pipeline.store import Store, dumps
@@ -30,6 +34,7 @@ class Job:
     prompt: Prompt | None  # None: nothing to ask (an empty segment)
     key: str = ""
     prompt_hash: str = ""
+    source: SourceText | None = None  # what the answer is checked against
 
 
 @dataclass
@@ -55,17 +60,26 @@ def sampling(settings: LlmSettings) -> dict:
 
 
 def make_job(
-    segment_id: str, prompt: Prompt | None, backend: ModelIdentity, prompt_version: str, settings: LlmSettings
+    segment_id: str,
+    prompt: Prompt | None,
+    backend: ModelIdentity,
+    prompt_version: str,
+    settings: LlmSettings,
+    source: SourceText | None = None,
 ) -> Job:
     if prompt is None:
         return Job(segment_id, None)
     prompt_hash = hashlib.sha256(f"{prompt.system}\0{prompt.user}".encode()).hexdigest()[:16]
     material = dumps([backend.name, backend.model_id, prompt_version, prompt_hash, sampling(settings)])
-    return Job(segment_id, prompt, hashlib.sha256(material.encode("utf-8")).hexdigest()[:24], prompt_hash)
+    key = hashlib.sha256(material.encode("utf-8")).hexdigest()[:24]
+    return Job(segment_id, prompt, key, prompt_hash, source)
 
 
-def ask(backend: Backend, prompt: Prompt, codebook: Codebook, settings: LlmSettings) -> Outcome:
-    """One answer, validated; one repair round if it is unusable; then a recorded failure."""
+def ask(
+    backend: Backend, prompt: Prompt, codebook: Codebook, settings: LlmSettings, source: SourceText | None = None
+) -> Outcome:
+    """One answer, validated (against `source` when given); one repair round if it is unusable; then a
+    recorded failure."""
     schema = answer_schema(codebook)
     messages = prompt.messages()
     raws: list[str] = []
@@ -78,7 +92,7 @@ def ask(backend: Backend, prompt: Prompt, codebook: Codebook, settings: LlmSetti
         prompt_tokens += done.prompt_tokens
         completion_tokens += done.completion_tokens
         try:
-            label = parse_answer(done.text, codebook)
+            label = parse_answer(done.text, codebook, source)
             return Outcome(
                 "", label, done.text, None, False, raws, prompt_tokens, completion_tokens, time.monotonic() - started
             )
@@ -97,14 +111,17 @@ def _from_cache(store: Store, job: Job, codebook: Codebook) -> Outcome | None:
     row = cached_answer(store, job.key)
     if row is None:
         return None
-    label = None
-    if row.error is None:
-        label = parse_answer(row.response, codebook)
+    label, error = None, row.error
+    if error is None:
+        try:
+            label = parse_answer(row.response, codebook, job.source)
+        except AnswerError as exc:  # cached before the checks of this version: a failure now
+            error = str(exc)
     return Outcome(
         job.segment_id,
         label,
         row.response,
-        row.error,
+        error,
         True,
         row.attempts,
         row.prompt_tokens,
@@ -166,7 +183,7 @@ def run_jobs(
         progress_bar(f"LLM ({backend.name})", len(todo), show_progress) as bar,
         ThreadPoolExecutor(max_workers=workers) as pool,
     ):
-        futures = {pool.submit(ask, backend, prompt, codebook, settings): job for job, prompt in todo}
+        futures = {pool.submit(ask, backend, prompt, codebook, settings, job.source): job for job, prompt in todo}
         for done_count, future in enumerate(as_completed(futures), start=1):
             job = futures[future]
             try:

@@ -20,6 +20,7 @@ from pipeline.labellers.run import LabelRun, run_labeller, select_segments
 from pipeline.llm.backends import Backend, ModelIdentity, make_backend
 from pipeline.llm.examples import gold_examples, pick_examples
 from pipeline.llm.label import Job, Outcome, make_job, run_jobs
+from pipeline.llm.parse import SourceText
 from pipeline.llm.prompts import Example, PromptTemplate, load_template
 from pipeline.store import Segment, Store
 from pipeline.store.predictions import PredictionRow, predicted_segments
@@ -45,6 +46,7 @@ class LlmPrelabelReport:
     calls: int
     failures: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    admission: dict | None = None  # the version's admission table, when the caller measured it
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,9 +91,12 @@ def build_jobs(
         if not seg.text.strip():
             jobs.append(Job(seg.id, None))
             continue
-        before, after = store.neighbours(seg, cfg.context_before, cfg.context_after)
-        prompt = template.render(codebook, seg, before, after, shots.get(seg.id, []))
-        jobs.append(make_job(seg.id, prompt, backend, template.version, cfg))
+        # the answer is checked against at least the turn before and after, shown or not
+        before, after = store.neighbours(seg, max(cfg.context_before, 1), max(cfg.context_after, 1))
+        shown_before, shown_after = before[len(before) - cfg.context_before :], after[: cfg.context_after]
+        prompt = template.render(codebook, seg, shown_before, shown_after, shots.get(seg.id, []))
+        source = SourceText(seg.text, tuple(t.text for t in before + after), prompt.system)
+        jobs.append(make_job(seg.id, prompt, backend, template.version, cfg, source))
     return jobs
 
 
@@ -130,7 +135,7 @@ class LlmLabeller:
         )
         self._count(outcomes)
         return [
-            PredictionRow(o.segment_id, self.version, o.label.scores, o.label.codes, o.label.rationale)
+            PredictionRow(o.segment_id, self.version, o.label.scores, o.label.codes, o.label.shown_rationale())
             for o in outcomes
             if o.label is not None
         ]

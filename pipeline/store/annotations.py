@@ -4,6 +4,10 @@ Two rules are written here once:
 - a *kept* annotation is neither deleted on the server nor skipped (cancelled);
 - a *live* annotation is a kept one from an annotation project: review-project decisions are the
   adjudicator's, not a rater's, so they never count as ratings.
+
+Annotations of a superseded segment (see `pipeline.store.segments`) stay in the ledger but count
+nowhere; when a re-ingest carried them over to the edited segment, a copy of each lives there
+(`carried_from` names the old segment) and counts as the annotation.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.store.db import Store, dumps, now, tally_codes
+from pipeline.store.db import ACTIVE, Store, dumps, now, tally_codes
 
 KEPT = "a.deleted = 0 AND a.was_cancelled = 0"
 _REVIEW_PROJECT = (
@@ -22,6 +26,7 @@ _REVIEW_PROJECT = (
 )
 LIVE = f"{KEPT} AND NOT EXISTS ({_REVIEW_PROJECT})"
 IN_REVIEW = f"{KEPT} AND EXISTS ({_REVIEW_PROJECT})"
+ON_ACTIVE_SEGMENT = f"EXISTS (SELECT 1 FROM segments s WHERE s.id = a.segment_id AND s.{ACTIVE})"
 # the order in which edits happened: the latest annotation of a (segment, annotator) comes last
 CHRONOLOGICAL = "COALESCE(a.updated_at, a.created_at, a.pulled_at), a.annotation_id"
 
@@ -140,14 +145,17 @@ def count_tasks(store: Store, url: str | None = None, project_id: int | None = N
 
 
 def project_annotations(store: Store, url: str, project_id: int) -> dict[int, sqlite3.Row]:
-    """{annotation id: stored row} of one project, deleted ones included."""
-    rows = store.conn.execute("SELECT * FROM annotations WHERE server_url = ? AND project_id = ?", (url, project_id))
+    """{annotation id: stored row} of one project, deleted ones included (the originals as pulled,
+    not the copies carried over to edited segments)."""
+    rows = store.conn.execute(
+        "SELECT * FROM annotations WHERE server_url = ? AND project_id = ? AND carried_from IS NULL", (url, project_id)
+    )
     return {r["annotation_id"]: r for r in rows}
 
 
 def upsert_annotations(store: Store, rows: Iterable[dict[str, Any]]) -> None:
-    """Insert or replace annotation rows (dicts of column -> value; `codes` as a JSON string),
-    stamped as pulled now."""
+    """Insert or replace annotation rows as pulled (dicts of column -> value; `codes` as a JSON
+    string), stamped as pulled now; the same (server_url, annotation_id) again replaces it."""
     stamp = now()
     for row in rows:
         cols = ", ".join(row) + ", pulled_at"
@@ -156,12 +164,43 @@ def upsert_annotations(store: Store, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def mark_deleted(store: Store, url: str, annotation_ids: Iterable[int]) -> None:
-    """Annotations deleted on the server stay in the ledger, flagged."""
+    """Annotations deleted on the server stay in the ledger, flagged (their carried copies too)."""
     stamp = now()
     store.conn.executemany(
         "UPDATE annotations SET deleted = 1, pulled_at = ? WHERE server_url = ? AND annotation_id = ?",
         [(stamp, url, aid) for aid in annotation_ids],
     )
+
+
+_COPIED = (
+    "project_id, task_id, annotator, codes, was_cancelled, deleted, lead_time, prediction_version, "
+    "codebook_hash, created_at, updated_at, pulled_at"
+)
+
+
+def carry_annotations(store: Store, old_segment: str, new_segment: str) -> int:
+    """Copy every annotation of `old_segment` onto `new_segment` (marked as carried from it); a copy
+    made before is refreshed, an original already on `new_segment` is never touched. Returns the
+    annotations of `old_segment`."""
+    refresh = ", ".join(f"{c} = excluded.{c}" for c in _COPIED.split(", "))
+    store.conn.execute(
+        f"INSERT INTO annotations(server_url, annotation_id, segment_id, carried_from, {_COPIED}) "
+        f"SELECT server_url, annotation_id, ?, segment_id, {_COPIED} FROM annotations WHERE segment_id = ? "
+        f"ON CONFLICT(server_url, annotation_id, segment_id) DO UPDATE SET {refresh}, "
+        "carried_from = excluded.carried_from WHERE annotations.carried_from IS NOT NULL",
+        (new_segment, old_segment),
+    )
+    return store.conn.execute("SELECT COUNT(*) FROM annotations WHERE segment_id = ?", (old_segment,)).fetchone()[0]
+
+
+def count_left_behind(store: Store) -> int:
+    """Kept annotations on superseded segments whose work was not carried over: in the ledger, but
+    counted nowhere (carried ones count through their copies)."""
+    sql = (
+        f"SELECT COUNT(*) FROM annotations a WHERE {KEPT} AND EXISTS (SELECT 1 FROM segments s WHERE "
+        f"s.id = a.segment_id AND NOT s.{ACTIVE} AND s.superseded_by IS NULL)"
+    )
+    return store.conn.execute(sql).fetchone()[0]
 
 
 # --------------------------------------------------------------------------- annotations as ratings
@@ -183,7 +222,7 @@ class Annotation:
 
 _ANNOTATION_SQL = (
     "SELECT a.annotation_id, a.segment_id, a.annotator, a.codes, a.prediction_version, "
-    "s.document_id, s.text FROM annotations a JOIN segments s ON s.id = a.segment_id WHERE "
+    f"s.document_id, s.text FROM annotations a JOIN segments s ON s.id = a.segment_id WHERE s.{ACTIVE} AND "
 )
 
 
@@ -225,10 +264,10 @@ def review_annotations(store: Store) -> list[Annotation]:
 
 
 def unannotated_segment_ids(store: Store) -> list[str]:
-    """Segments without any kept annotation (review projects included), in document order."""
+    """Active segments without any kept annotation (review projects included), in document order."""
     rows = store.conn.execute(
-        f"SELECT id FROM segments s WHERE NOT EXISTS (SELECT 1 FROM annotations a WHERE a.segment_id = s.id "
-        f"AND {KEPT}) ORDER BY document_id, position"
+        f"SELECT id FROM segments s WHERE s.{ACTIVE} AND NOT EXISTS (SELECT 1 FROM annotations a "
+        f"WHERE a.segment_id = s.id AND {KEPT}) ORDER BY document_id, position"
     )
     return [r[0] for r in rows]
 
@@ -242,18 +281,22 @@ class AnnotationCounts:
 
 
 def annotation_counts(store: Store) -> AnnotationCounts:
+    """Annotations on active segments."""
     kept = store.conn.execute(
-        f"SELECT COUNT(*), COUNT(DISTINCT a.segment_id), COUNT(DISTINCT a.annotator) FROM annotations a WHERE {KEPT}"
+        "SELECT COUNT(*), COUNT(DISTINCT a.segment_id), COUNT(DISTINCT a.annotator) FROM annotations a "
+        f"WHERE {KEPT} AND {ON_ACTIVE_SEGMENT}"
     ).fetchone()
-    skipped = store.conn.execute("SELECT COUNT(*) FROM annotations WHERE deleted = 0 AND was_cancelled = 1")
+    skipped = store.conn.execute(
+        f"SELECT COUNT(*) FROM annotations a WHERE a.deleted = 0 AND a.was_cancelled = 1 AND {ON_ACTIVE_SEGMENT}"
+    )
     return AnnotationCounts(kept[0], skipped.fetchone()[0], kept[1], kept[2])
 
 
 def annotated_per_code(store: Store) -> dict[str, int]:
-    """{code: kept annotations (review projects included) that chose it}."""
-    return tally_codes(store, "annotations", KEPT, alias="a")
+    """{code: kept annotations on active segments (review projects included) that chose it}."""
+    return tally_codes(store, "annotations", f"{KEPT} AND {ON_ACTIVE_SEGMENT}", alias="a")
 
 
 def count_annotations(store: Store) -> int:
-    """Every annotation row, deleted and skipped ones included."""
+    """Every annotation row, deleted and skipped ones and carried copies included."""
     return store.conn.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]

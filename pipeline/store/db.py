@@ -8,7 +8,9 @@ it was before the run. JSON columns hold lists of codes and per-code score mappi
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import CultureCodeError
+from pipeline.store.backup import (
+    PRIVATE_DIR,
+    BackupPolicy,
+    DefaultBackups,
+    backup_due,
+    check_file,
+    create_private,
+    damaged,
+    is_corruption,
+    quick_check,
+    take_backup,
+)
+from pipeline.store.runs import mark_interrupted, run_owner
 
 DB_NAME = "culturecode.db"
 TABLES = (
@@ -153,6 +168,46 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX llm_cache_by_segment ON llm_cache(segment_id);
     """,
+    # 3: superseded segments. A re-ingest (`ingest --replace`) keeps a vanished segment that holds
+    # annotations, gold or Label Studio tasks instead of deleting it: it leaves the active document
+    # (superseded_at set, moved to a far negative position, former_position keeps where it was) and
+    # superseded_by names the new segment its work was carried to. A carried annotation or gold row
+    # is a copy on the new segment (carried_from: the old segment), so the annotations key gains
+    # segment_id and only originals (carried_from NULL) are unique per (server_url, annotation_id).
+    """
+    ALTER TABLE segments ADD COLUMN superseded_at TEXT;
+    ALTER TABLE segments ADD COLUMN superseded_by TEXT;
+    ALTER TABLE segments ADD COLUMN former_position INTEGER;
+    CREATE INDEX segments_superseded ON segments(document_id) WHERE superseded_at IS NOT NULL;
+    CREATE TABLE annotations_v3 (
+        server_url TEXT NOT NULL,
+        project_id INTEGER NOT NULL,
+        annotation_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        segment_id TEXT NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+        annotator TEXT NOT NULL,
+        codes TEXT NOT NULL,
+        was_cancelled INTEGER NOT NULL DEFAULT 0,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        lead_time REAL,
+        prediction_version TEXT,
+        codebook_hash TEXT NOT NULL,
+        created_at TEXT,
+        updated_at TEXT,
+        pulled_at TEXT NOT NULL,
+        carried_from TEXT,
+        PRIMARY KEY (server_url, annotation_id, segment_id)
+    );
+    INSERT INTO annotations_v3(server_url, project_id, annotation_id, task_id, segment_id, annotator, codes,
+        was_cancelled, deleted, lead_time, prediction_version, codebook_hash, created_at, updated_at, pulled_at)
+        SELECT server_url, project_id, annotation_id, task_id, segment_id, annotator, codes, was_cancelled, deleted,
+        lead_time, prediction_version, codebook_hash, created_at, updated_at, pulled_at FROM annotations;
+    DROP TABLE annotations;
+    ALTER TABLE annotations_v3 RENAME TO annotations;
+    CREATE INDEX annotations_by_segment ON annotations(segment_id);
+    CREATE UNIQUE INDEX annotations_original ON annotations(server_url, annotation_id) WHERE carried_from IS NULL;
+    ALTER TABLE gold ADD COLUMN carried_from TEXT;
+    """,
 ]
 
 
@@ -201,10 +256,30 @@ class Document:
     ingested_at: str = ""
 
 
-class Store:
-    """A connection to one workspace's database."""
+# a segment in the active document (not superseded by a re-ingest); SQL over the `segments` table
+ACTIVE = "superseded_at IS NULL"
+# superseded segments take positions below this one, out of the way of any document's own positions
+SUPERSEDED_BELOW = -(1 << 40)
 
-    def __init__(self, workspace: str | Path, create: bool = True):
+
+@dataclass
+class DocumentUpdate:
+    """What `Store.put_document` did to a document's segments."""
+
+    added: int = 0  # segments not in the active document before
+    deleted: int = 0  # vanished segments without any work on them
+    superseded: list[str] = field(default_factory=list)  # vanished segments kept for their work, in old order
+
+
+class Store:
+    """A connection to one workspace's database.
+
+    Opening checks the file first (`backup.check_file`): a damaged database is reported, never written to. A new
+    database is built under a temporary name and linked into place, so `culturecode.db` is never an empty file
+    that a crash could leave behind. Before a command's first write, a backup is taken when one is due
+    (`backups`: `keep` and `every_hours`, the settings' `backups` section)."""
+
+    def __init__(self, workspace: str | Path, create: bool = True, backups: BackupPolicy | None = None):
         self.workspace = Path(workspace)
         if not self.workspace.exists():
             if not create:
@@ -212,18 +287,22 @@ class Store:
                     f"workspace '{self.workspace}' does not exist: run `culturecode ingest PATH "
                     f"--workspace {self.workspace}` first"
                 )
-            self.workspace.mkdir(parents=True)
+            self.workspace.mkdir(parents=True, mode=PRIVATE_DIR)
         self.path = self.workspace / DB_NAME
-        try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        except sqlite3.Error as exc:
-            raise CultureCodeError(f"cannot open the workspace database {self.path}: {exc}") from None
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.backups: BackupPolicy = backups or DefaultBackups()
         self._depth = 0
-        self.migrate()
+        check_file(self.path)
+        created = not self.path.exists() and _create_database(self.path)
+        self._checked = created  # a database this store made holds nothing to check or back up yet
+        self.conn = _connect(self.path)
+        try:
+            self.migrate()
+            mark_interrupted(self)
+        except BaseException as exc:
+            self.conn.close()
+            if is_corruption(exc):
+                raise damaged(self.path, str(exc)) from None
+            raise
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -233,8 +312,10 @@ class Store:
     def __enter__(self) -> "Store":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.close()
+        if exc is not None and is_corruption(exc):
+            raise damaged(self.path, str(exc)) from None
 
     @property
     def schema_version(self) -> int:
@@ -246,12 +327,26 @@ class Store:
             raise CultureCodeError(
                 f"{self.path} was written by a newer culturecode (schema {current}); upgrade culturecode"
             )
-        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {number}")
+        if current < len(MIGRATIONS):
+            self._checked = True
+            self._check_and_back_up(force=True)  # before a schema change, a backup whatever the newest one's age
+        _apply_migrations(self.conn, current)
+
+    def before_write(self) -> None:
+        """Before this store's first write: check every page (`PRAGMA quick_check`, about 0.1 s per 100 MB), so a
+        damaged database is never written to, and take the day's backup when one is due."""
+        if self._checked or self._depth:
+            return
+        self._checked = True
+        self._check_and_back_up(force=False)
+
+    def _check_and_back_up(self, force: bool) -> None:
+        if self.backups.keep > 0 and (force or backup_due(self.workspace, self.backups)):
+            take_backup(self.conn, self.path, self.backups.keep)  # checks first
+            return
+        problem = quick_check(self.conn)
+        if problem:
+            raise damaged(self.path, problem)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -263,6 +358,7 @@ class Store:
             finally:
                 self._depth -= 1
             return
+        self.before_write()
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
@@ -300,10 +396,12 @@ class Store:
 
     @contextmanager
     def run(self, stage: str, args: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Record a stage run; the yielded dict becomes its summary. Failed runs are kept too."""
+        """Record a stage run; the yielded dict becomes its summary. Failed runs are kept too. While it runs, the
+        summary names its process, so that the next command can tell a killed run (`runs.mark_interrupted`)."""
+        self.before_write()
         cur = self.conn.execute(
-            "INSERT INTO runs(stage, status, started_at, args) VALUES(?, 'running', ?, ?)",
-            (stage, now(), dumps(args or {})),
+            "INSERT INTO runs(stage, status, started_at, args, summary) VALUES(?, 'running', ?, ?, ?)",
+            (stage, now(), dumps(args or {}), dumps(run_owner())),
         )
         run_id = cur.lastrowid
         summary: dict[str, Any] = {}
@@ -333,11 +431,12 @@ class Store:
         rows = self.conn.execute("SELECT * FROM documents ORDER BY id").fetchall()
         return [Document(**{**dict(r), "metadata": json.loads(r["metadata"])}) for r in rows]
 
-    def put_document(self, doc: Document, segments: Iterable[Segment]) -> int:
+    def put_document(self, doc: Document, segments: Iterable[Segment]) -> DocumentUpdate:
         """Insert or replace one document and its segments (caller holds the transaction).
 
         Segments that keep their ID survive a replace together with their predictions and
-        annotations; vanished segments are removed. Returns the number of new segments.
+        annotations. A vanished segment is deleted, unless it holds annotations, gold or Label Studio
+        tasks (people's work): then it is kept as superseded, out of the active document.
         """
         self.conn.execute(
             "INSERT INTO documents(id, source_path, format, content_hash, metadata, ingested_at) "
@@ -346,9 +445,12 @@ class Store:
             "metadata = excluded.metadata, ingested_at = excluded.ingested_at",
             (doc.id, doc.source_path, doc.format, doc.content_hash, dumps(doc.metadata), now()),
         )
-        old_ids = {r[0] for r in self.conn.execute("SELECT id FROM segments WHERE document_id = ?", (doc.id,))}
-        # positions are unique per document: park old rows out of the way before rewriting them
-        self.conn.execute("UPDATE segments SET position = -1 - position WHERE document_id = ?", (doc.id,))
+        active = f"document_id = ? AND {ACTIVE}"
+        rows = self.conn.execute(f"SELECT id FROM segments WHERE {active} ORDER BY position", (doc.id,))
+        old_ids = [r[0] for r in rows]
+        # positions are unique per document: park the active rows out of the way before rewriting them
+        # (superseded rows sit below SUPERSEDED_BELOW, out of this range)
+        self.conn.execute(f"UPDATE segments SET position = -1 - position WHERE {active}", (doc.id,))
         new_ids: set[str] = set()
         batch: list[tuple] = []
         for seg in segments:
@@ -360,25 +462,57 @@ class Store:
                 self._upsert_segments(batch)
                 batch = []
         self._upsert_segments(batch)
-        vanished = old_ids - new_ids
-        if vanished:
-            self.conn.executemany("DELETE FROM segments WHERE id = ?", [(i,) for i in vanished])
-        return len(new_ids - old_ids)
+        vanished = [i for i in old_ids if i not in new_ids]
+        worked = self._with_work(vanished)
+        self.conn.executemany("DELETE FROM segments WHERE id = ?", [(i,) for i in vanished if i not in worked])
+        superseded = [i for i in vanished if i in worked]
+        self._supersede(doc.id, superseded)
+        return DocumentUpdate(len(new_ids - set(old_ids)), len(vanished) - len(superseded), superseded)
+
+    def _with_work(self, ids: list[str]) -> set[str]:
+        """The segments of `ids` that hold annotations (any, skipped and deleted ones too), gold or tasks."""
+        found: set[str] = set()
+        for table in ("annotations", "gold", "tasks"):
+            rows = self.conn.execute(
+                f"SELECT DISTINCT segment_id FROM {table} WHERE segment_id IN (SELECT value FROM json_each(?))",
+                (dumps(ids),),
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    def _supersede(self, document_id: str, ids: list[str]) -> None:
+        """Move parked segments out of the active document, each to its own position below the others,
+        and drop their predictions."""
+        if not ids:
+            return
+        lowest = self.conn.execute("SELECT MIN(position) FROM segments WHERE document_id = ?", (document_id,))
+        below = min(lowest.fetchone()[0], SUPERSEDED_BELOW)
+        stamp = now()
+        self.conn.executemany(
+            "UPDATE segments SET former_position = -1 - position, position = ?, superseded_at = ?, "
+            "superseded_by = NULL WHERE id = ?",
+            [(below - 1 - n, stamp, seg) for n, seg in enumerate(ids)],
+        )
+        # predictions describe text that is no longer in the document; a model can make them again
+        self.conn.executemany("DELETE FROM predictions WHERE segment_id = ?", [(seg,) for seg in ids])
 
     def _upsert_segments(self, rows: list[tuple]) -> None:
+        """Insert segments; one already stored (the same text) takes its new place and, when it was
+        superseded, comes back into the active document."""
         self.conn.executemany(
             "INSERT INTO segments(id, document_id, position, speaker, text, start_time, end_time, metadata) "
             "VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET position = excluded.position, "
             "speaker = excluded.speaker, start_time = excluded.start_time, end_time = excluded.end_time, "
-            "metadata = excluded.metadata",
+            "metadata = excluded.metadata, superseded_at = NULL, superseded_by = NULL, former_position = NULL",
             rows,
         )
 
     def segments(self, document_id: str | None = None, limit: int | None = None) -> list[Segment]:
-        sql = "SELECT * FROM segments"
+        """The active segments (of one document, or all), in document order."""
+        sql = f"SELECT * FROM segments WHERE {ACTIVE}"
         params: list[Any] = []
         if document_id is not None:
-            sql += " WHERE document_id = ?"
+            sql += " AND document_id = ?"
             params.append(document_id)
         sql += " ORDER BY document_id, position"
         if limit is not None:
@@ -391,8 +525,10 @@ class Store:
         subset, see the named queries in `pipeline.store.segments`."""
         return iter_segments_where(self, chunk_size)
 
-    def segment(self, segment_id: str) -> Segment | None:
-        row = self.conn.execute("SELECT * FROM segments WHERE id = ?", (segment_id,)).fetchone()
+    def segment(self, segment_id: str, include_superseded: bool = False) -> Segment | None:
+        """One segment by id; a superseded one only when asked for."""
+        sql = "SELECT * FROM segments WHERE id = ?" + ("" if include_superseded else f" AND {ACTIVE}")
+        row = self.conn.execute(sql, (segment_id,)).fetchone()
         return Segment.from_row(row) if row else None
 
     def neighbours(self, segment: Segment, before: int = 2, after: int = 1) -> tuple[list[Segment], list[Segment]]:
@@ -413,13 +549,13 @@ class Store:
 
 
 def iter_segments_where(store: Store, chunk_size: int, where: str = "", params: tuple = ()) -> Iterator[list[Segment]]:
-    """Segments matching `where` (SQL over the `segments` table) in chunks ordered by id; a segment
-    that stops matching between chunks is neither skipped nor repeated. For the store's modules only."""
+    """Active segments matching `where` (SQL over the `segments` table) in chunks ordered by id; a
+    segment that stops matching between chunks is neither skipped nor repeated. For the store's modules only."""
     last = ""
     clause = f" AND ({where})" if where else ""
     while True:
         rows = store.conn.execute(
-            f"SELECT * FROM segments WHERE id > ?{clause} ORDER BY id LIMIT ?", (last, *params, chunk_size)
+            f"SELECT * FROM segments WHERE id > ? AND {ACTIVE}{clause} ORDER BY id LIMIT ?", (last, *params, chunk_size)
         ).fetchall()
         if not rows:
             return
@@ -436,6 +572,61 @@ def tally_codes(store: Store, table: str, where: str = "", params: tuple = (), a
         + " GROUP BY j.value"
     )
     return {row[0]: row[1] for row in store.conn.execute(sql, params)}
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    except sqlite3.Error as exc:
+        raise CultureCodeError(f"cannot open the workspace database {path}: {exc}") from None
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_mode = WAL")  # a no-op on our databases, which are created in WAL mode
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _apply_migrations(conn: sqlite3.Connection, current: int) -> None:
+    """Each pending migration in its own transaction, with the version it brings the schema to."""
+    for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= number:  # another process got there first
+            conn.execute("COMMIT")
+            continue
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _create_database(path: Path) -> bool:
+    """Build a new database (mode 0600, WAL, every migration) under a temporary name, then link it into place.
+    False when another process created `path` first (its database is used)."""
+    partial = path.with_name(f".{path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    create_private(partial)
+    try:
+        conn = _connect(partial)
+        try:
+            _apply_migrations(conn, conn.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            conn.close()  # checkpoints the WAL: one self-contained file
+        try:
+            os.link(partial, path)  # unlike a rename, never replaces a database another process just made
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links
+            if path.exists():
+                return False
+            os.rename(partial, path)
+        return True
+    finally:
+        for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 def open_store(workspace: str | Path, create: bool = False) -> Store:

@@ -1,12 +1,16 @@
 """Models: every trained classifier and every LLM configuration that labelled, and which is current.
 
-At most one model per kind is current; `current_model` is the only place that rule is read.
+At most one model per kind is current; `current_model` is the only place that rule is read. A model's
+directory is stored relative to the workspace when it lies inside it (`models/clf-001`), so a workspace that is
+moved or copied keeps its models; rows written before that (a path relative to the directory the command ran
+in, or an absolute one) are still read, and a version found in the workspace's own models/ wins over them.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from pipeline.store.db import Store, dumps, now
@@ -23,15 +27,47 @@ def current_model(store: Store, kind: str | None = None) -> str | None:
     return row[0] if row else None
 
 
-def _decoded(row: sqlite3.Row) -> dict[str, Any]:
-    return {**dict(row), "is_current": bool(row["is_current"]), "metrics": json.loads(row["metrics"])}
+def _decoded(store: Store, row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        **dict(row),
+        "path": model_path(store, row["path"], row["version"]),
+        "is_current": bool(row["is_current"]),
+        "metrics": json.loads(row["metrics"]),
+    }
+
+
+def stored_path(store: Store, path: str | Path | None) -> str | None:
+    """How a model directory is written into `models.path`: relative to the workspace (POSIX separators) when
+    inside it, else absolute."""
+    if path is None:
+        return None
+    absolute = Path(path).resolve()
+    try:
+        return absolute.relative_to(store.workspace.resolve()).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def model_path(store: Store, stored: str | None, version: str) -> str | None:
+    """Where a model's directory is now (see the module's docstring); where it belongs in the workspace when
+    it is nowhere, for the error message."""
+    if stored is None:
+        return None
+    path = Path(stored)
+    own = [] if path.is_absolute() else [store.workspace / path]
+    # then where the registry puts versions, then the row as written (absolute, or relative to an old cwd)
+    candidates = [*own, store.workspace / "models" / version, path]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return str(candidate)
+    return str(candidates[0])
 
 
 def register_model(
     store: Store,
     version: str,
     kind: str,
-    path: str | None,
+    path: str | Path | None,
     codebook_hash: str,
     metrics: dict[str, Any],
     promote: bool = False,
@@ -42,7 +78,7 @@ def register_model(
     store.conn.execute(
         "INSERT INTO models(version, kind, path, codebook_hash, is_current, metrics, created_at) "
         "VALUES(?, ?, ?, ?, 0, ?, ?) ON CONFLICT(version) DO UPDATE SET metrics = excluded.metrics",
-        (version, kind, path, codebook_hash, dumps(metrics), created_at or now()),
+        (version, kind, stored_path(store, path), codebook_hash, dumps(metrics), created_at or now()),
     )
     if promote:
         promote_model(store, version, kind)
@@ -61,7 +97,7 @@ def model_versions(store: Store, kind: str) -> list[str]:
 def list_models(store: Store, kind: str) -> list[dict[str, Any]]:
     """Every model of `kind`, oldest first, with `metrics` decoded and `is_current` a bool."""
     rows = store.conn.execute("SELECT * FROM models WHERE kind = ? ORDER BY created_at, version", (kind,))
-    return [_decoded(r) for r in rows]
+    return [_decoded(store, r) for r in rows]
 
 
 def get_model(store: Store, version: str, kind: str | None = None) -> dict[str, Any] | None:
@@ -70,7 +106,7 @@ def get_model(store: Store, version: str, kind: str | None = None) -> dict[str, 
         row = store.conn.execute("SELECT * FROM models WHERE version = ?", (version,)).fetchone()
     else:
         row = store.conn.execute("SELECT * FROM models WHERE version = ? AND kind = ?", (version, kind)).fetchone()
-    return _decoded(row) if row else None
+    return _decoded(store, row) if row else None
 
 
 def set_model_metric(store: Store, version: str, key: str, value: Any) -> None:

@@ -49,8 +49,18 @@ def _turn(seg: Segment) -> str:
     return f"{seg.speaker}: {seg.text}" if seg.speaker else seg.text
 
 
+def shown_rationale(rationale: str | None, hint: str = "") -> str:
+    """The text under the choices: the model's reasoning, then the codes it suggests but may not pre-tick."""
+    return "\n".join(part for part in (f"Model's reasoning: {rationale}" if rationale else "", hint) if part)
+
+
 def task_data(
-    seg: Segment, before: list[Segment], after: list[Segment], rationale: str | None, model_version: str | None
+    seg: Segment,
+    before: list[Segment],
+    after: list[Segment],
+    rationale: str | None,
+    model_version: str | None,
+    hint: str = "",
 ) -> dict[str, Any]:
     """Every task carries its segment ID, which makes pushes idempotent and pulls joinable."""
     return {
@@ -61,7 +71,7 @@ def task_data(
         "text": seg.text,
         "before": "\n".join(_turn(s) for s in before) or "(start of transcript)",
         "after": "\n".join(_turn(s) for s in after) or "(end of transcript)",
-        "rationale": f"Model's reasoning: {rationale}" if rationale else "",
+        "rationale": shown_rationale(rationale, hint),
         "prediction_version": model_version or "",
     }
 

@@ -4,12 +4,19 @@ Each project is exported whole (Label Studio's JSON export with all tasks), anno
 by email through the users API, and the result is compared with the ledger: new, edited, skipped
 and deleted annotations (gone from the server) are counted, all written in one transaction.
 A rerun with nothing changed on the server writes nothing.
+
+A task may hold a segment that a re-ingest (`ingest --replace`) superseded: its annotations are
+stored on that segment and listed in the report (they count nowhere), and where the segment's work
+was carried over to its edited text, new and edited ones follow it there too. Pulling with a
+codebook other than the one a project was set up with is refused: the annotations would be checked
+against, and recorded under, the wrong codebook.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,7 +26,14 @@ from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.progress import progress_bar
 from pipeline.store import Store, dumps
-from pipeline.store.annotations import mark_deleted, project_annotations, task_ledger, upsert_annotations
+from pipeline.store.annotations import (
+    carry_annotations,
+    mark_deleted,
+    project_annotations,
+    task_ledger,
+    upsert_annotations,
+)
+from pipeline.store.segments import segment_ids, successors
 from pipeline.studio.client import Studio, connect
 from pipeline.studio.labeling import codes_from_result
 from pipeline.studio.projects import stored_projects
@@ -37,6 +51,10 @@ class PullReport:
     skipped: int = 0  # new or edited annotations that are skips (was_cancelled)
     unchanged: int = 0
     per_annotator: dict[str, int] = field(default_factory=dict)
+    # every annotation on a task whose segment a re-ingest superseded (see SupersededAnnotation)
+    superseded: list[SupersededAnnotation] = field(default_factory=list)
+    # annotations on tasks whose segment the workspace does not know: not stored
+    unknown_segment: list[SupersededAnnotation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -45,6 +63,28 @@ class PullReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "changed": self.changed}
+
+
+@dataclass
+class SupersededAnnotation:
+    """An annotation on a task whose segment left its document (or the workspace) on a re-ingest."""
+
+    project_id: int
+    task_id: int
+    annotation_id: int
+    annotator: str
+    segment_id: str | None
+    carried_to: str | None = None  # the edited segment it is copied to (where it counts), if any
+    changed: bool = False  # new or edited since the last pull
+
+
+@dataclass
+class MatchedTasks:
+    """One project's export matched to the workspace's segments (see `match_annotations`)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)  # annotation rows to store
+    superseded: list[SupersededAnnotation] = field(default_factory=list)  # among `rows`, on superseded segments
+    unknown_segment: list[SupersededAnnotation] = field(default_factory=list)  # not stored
 
 
 def _export(studio: Studio, project_id: int) -> list[dict[str, Any]] | None:
@@ -71,43 +111,73 @@ def _user(studio: Studio, completed_by: Any) -> str:
     return emails.get(completed_by, f"user-{completed_by}")
 
 
-def _rows(
-    studio: Studio, store: Store, codebook: Codebook, project: Any, tasks: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    ledger = {r["task_id"]: r for r in task_ledger(store, studio.url, project["id"])}
-    rows = []
+def match_annotations(
+    store: Store,
+    url: str,
+    project: Any,
+    tasks: list[dict[str, Any]],
+    codebook: Codebook,
+    annotator_of: Callable[[Any], str],
+) -> MatchedTasks:
+    """The annotation rows of one project's exported `tasks`, each on the segment its task holds
+    (the task's data, else the task ledger). Annotations on superseded segments are stored and
+    listed; those whose segment the workspace does not know are listed only."""
+    ledger = {r["task_id"]: r for r in task_ledger(store, url, project["id"])}
+    segment_of = {
+        t["id"]: (t.get("data") or {}).get("segment_id") or (ledger.get(t["id"]) or {}).get("segment_id") for t in tasks
+    }
+    wanted = [seg for seg in segment_of.values() if seg]
+    known = segment_ids(store) if wanted else set()
+    gone = successors(store, wanted)
+    matched = MatchedTasks()
     for task in tasks:
-        seg = (task.get("data") or {}).get("segment_id") or (ledger.get(task["id"]) or {}).get("segment_id")
-        if seg is None or store.segment(seg) is None:
-            continue
+        seg = segment_of[task["id"]]
         for ann in task.get("annotations", []):
-            where = f"annotation {ann['id']} on task {task['id']} of project {project['id']} ({project['title']})"
-            codes = codebook.check_codes(codes_from_result(ann.get("result")), where)
-            version = (ann.get("prediction") or {}).get("model_version") or (ledger.get(task["id"]) or {}).get(
-                "model_version"
-            )
-            rows.append(
-                {
-                    "server_url": studio.url,
-                    "project_id": project["id"],
-                    "annotation_id": ann["id"],
-                    "task_id": task["id"],
-                    "segment_id": seg,
-                    "annotator": _user(studio, ann.get("completed_by")),
-                    "codes": dumps(codes),
-                    "was_cancelled": int(bool(ann.get("was_cancelled"))),
-                    "deleted": 0,
-                    "lead_time": ann.get("lead_time"),
-                    "prediction_version": version,
-                    "codebook_hash": codebook.content_hash,
-                    "created_at": ann.get("created_at"),
-                    "updated_at": ann.get("updated_at"),
-                }
-            )
-    return rows
+            who = annotator_of(ann.get("completed_by"))
+            if seg is None or seg not in known:
+                matched.unknown_segment.append(SupersededAnnotation(project["id"], task["id"], ann["id"], who, seg))
+                continue
+            if seg in gone:
+                matched.superseded.append(
+                    SupersededAnnotation(project["id"], task["id"], ann["id"], who, seg, gone[seg])
+                )
+            matched.rows.append(_row(url, project, task, ann, seg, who, codebook, ledger))
+    return matched
 
 
-def _merge(store: Store, report: PullReport, url: str, project_id: int, rows: list[dict[str, Any]]) -> None:
+def _row(
+    url: str,
+    project: Any,
+    task: dict[str, Any],
+    ann: dict[str, Any],
+    seg: str,
+    who: str,
+    codebook: Codebook,
+    ledger: dict[int, Any],
+) -> dict[str, Any]:
+    where = f"annotation {ann['id']} on task {task['id']} of project {project['id']} ({project['title']})"
+    codes = codebook.check_codes(codes_from_result(ann.get("result") or []), where)
+    version = (ann.get("prediction") or {}).get("model_version") or (ledger.get(task["id"]) or {}).get("model_version")
+    return {
+        "server_url": url,
+        "project_id": project["id"],
+        "annotation_id": ann["id"],
+        "task_id": task["id"],
+        "segment_id": seg,
+        "annotator": who,
+        "codes": dumps(codes),
+        "was_cancelled": int(bool(ann.get("was_cancelled"))),
+        "deleted": 0,
+        "lead_time": ann.get("lead_time"),
+        "prediction_version": version,
+        "codebook_hash": codebook.content_hash,
+        "created_at": ann.get("created_at"),
+        "updated_at": ann.get("updated_at"),
+    }
+
+
+def _merge(store: Store, report: PullReport, url: str, project_id: int, rows: list[dict[str, Any]]) -> set[int]:
+    """Store what changed; returns the ids of the new and edited annotations."""
     old = project_annotations(store, url, project_id)
     changed = []
     for row in rows:
@@ -124,6 +194,46 @@ def _merge(store: Store, report: PullReport, url: str, project_id: int, rows: li
     gone = [aid for aid, r in old.items() if not r["deleted"]]
     mark_deleted(store, url, gone)
     report.deleted += len(gone)
+    return {row["annotation_id"] for row in changed}
+
+
+def record_project(store: Store, report: PullReport, url: str, project_id: int, matched: MatchedTasks) -> None:
+    """Write one project's matched annotations (caller holds the transaction) and count them in `report`."""
+    _follow_edits(store, matched, _merge(store, report, url, project_id, matched.rows))
+    report.superseded += matched.superseded
+    report.unknown_segment += matched.unknown_segment
+
+
+def _follow_edits(store: Store, matched: MatchedTasks, changed: set[int]) -> None:
+    """New and edited annotations on superseded segments go where the segments' work was carried."""
+    for note in matched.superseded:
+        note.changed = note.annotation_id in changed
+    seen: set[str] = set()
+    todo = [n.segment_id for n in matched.superseded if n.changed and n.carried_to and n.segment_id]
+    for seg in todo:
+        successor = successors(store, [seg]).get(seg)
+        while seg not in seen and successor:  # along the chain of edits, to the active segment
+            seen.add(seg)
+            carry_annotations(store, seg, successor)
+            seg, successor = successor, successors(store, [successor]).get(successor)
+
+
+def check_codebook(store: Store, projects: list[Any], codebook: Codebook) -> list[str]:
+    """Refuse a codebook other than the one each project was set up with; warnings otherwise."""
+    for project in projects:
+        if project["codebook_hash"] != codebook.content_hash:
+            raise CultureCodeError(
+                f"project {project['id']} ({project['title']}) was set up with codebook {project['codebook_hash']}, "
+                f"not '{codebook.id}' ({codebook.content_hash}); pull with the codebook it was pushed with "
+                f"(--codebook), or move the projects to this one with `culturecode push --update-config`"
+            )
+    stored = store.codebook_hash
+    if stored is not None and stored != codebook.content_hash:
+        return [
+            f"the workspace was first labelled with codebook {stored}; these annotations use '{codebook.id}' "
+            f"({codebook.content_hash}): agreement and training read each codebook's annotations apart"
+        ]
+    return []
 
 
 def _check_independence(report: PullReport, project: Any, rows: list[dict[str, Any]]) -> None:
@@ -145,8 +255,8 @@ def pull(store: Store, settings: Settings, codebook: Codebook, show_progress: bo
         raise CultureCodeError(
             f"the workspace has no Label Studio project on {studio.url}: run `culturecode push` first"
         )
-    report = PullReport(studio.url, projects=len(projects))
-    exports: list[tuple[Any, list[dict[str, Any]]]] = []
+    report = PullReport(studio.url, projects=len(projects), warnings=check_codebook(store, projects, codebook))
+    exports: list[tuple[Any, MatchedTasks]] = []
     with progress_bar("pull", len(projects), show_progress) as bar:
         for project in projects:
             tasks = _export(studio, project["id"])
@@ -157,11 +267,18 @@ def pull(store: Store, settings: Settings, codebook: Codebook, show_progress: bo
                     f"stay in the workspace; `culturecode push` makes the project again"
                 )
                 continue
-            rows = _rows(studio, store, codebook, project, tasks)
-            _check_independence(report, project, rows)
-            exports.append((project, rows))
+            matched = match_annotations(store, studio.url, project, tasks, codebook, lambda by: _user(studio, by))
+            _check_independence(report, project, matched.rows)
+            exports.append((project, matched))
     with store.run("pull", {"url": studio.url}) as summary, store.transaction():
-        for project, rows in exports:
-            _merge(store, report, studio.url, project["id"], rows)
-        summary.update(new=report.new, updated=report.updated, deleted=report.deleted, skipped=report.skipped)
+        for project, matched in exports:
+            record_project(store, report, studio.url, project["id"], matched)
+        summary.update(
+            new=report.new,
+            updated=report.updated,
+            deleted=report.deleted,
+            skipped=report.skipped,
+            on_superseded=len(report.superseded),
+            unknown_segment=len(report.unknown_segment),
+        )
     return report

@@ -25,13 +25,13 @@ from pipeline.store.annotations import (
     record_tasks,
     set_task_versions,
     task_ledger,
-    tasks_shown_other_version,
 )
-from pipeline.store.models import current_model
+from pipeline.store.models import current_model, set_model_metric
 from pipeline.store.predictions import PredictionRow, count_predictions, predictions_of
 from pipeline.store.segments import segment_ids as all_segment_ids
 from pipeline.studio import labeling
 from pipeline.studio.client import Studio, connect
+from pipeline.studio.gate import Gate, admission_gate, gate_changed, pushed_gate
 from pipeline.studio.projects import ROLES, ProjectRef, ensure_project
 from pipeline.studio.users import annotator_email
 
@@ -54,6 +54,7 @@ class PushReport:
     model_version: str | None
     segments: int
     projects: list[ProjectPush] = field(default_factory=list)
+    admission: dict[str, Any] = field(default_factory=dict)  # the gate: which codes were pre-ticked
 
     @property
     def imported(self) -> int:
@@ -139,17 +140,16 @@ class _Context:
         return pick(range(seg.position - 2, seg.position)), pick(range(seg.position + 1, seg.position + 2))
 
 
-def _task_payload(
-    context: _Context, seg: Segment, pred: PredictionRow | None, model_version: str | None
+def task_payload(
+    context: _Context, seg: Segment, pred: PredictionRow | None, model_version: str | None, gate: Gate
 ) -> dict[str, Any]:
+    """One task to import: the segment with its context, and the prediction with only admitted codes ticked."""
     before, after = context(seg)
-    rationale = pred.rationale if pred is not None else None
-    task: dict[str, Any] = {
-        "data": labeling.task_data(seg, before, after, rationale, model_version if pred is not None else None)
-    }
-    if pred is not None:
-        task["predictions"] = [labeling.prediction(pred.codes, pred.scores, pred.model_version)]
-    return task
+    if pred is None:
+        return {"data": labeling.task_data(seg, before, after, None, None)}
+    ticked, _ = gate.split(pred)
+    data = labeling.task_data(seg, before, after, pred.rationale, model_version, gate.hint(pred))
+    return {"data": data, "predictions": [labeling.prediction(ticked, pred.scores, pred.model_version)]}
 
 
 def _import(
@@ -160,12 +160,13 @@ def _import(
     todo: list[Segment],
     preds: dict[str, PredictionRow],
     model_version: str | None,
+    gate: Gate,
     bar: Any,
 ) -> None:
     size, context = settings.studio.batch_size, _Context(store)
     for start in range(0, len(todo), size):
         batch = todo[start : start + size]
-        payload = [_task_payload(context, s, preds.get(s.id), model_version) for s in batch]
+        payload = [task_payload(context, s, preds.get(s.id), model_version, gate) for s in batch]
         resp = studio.call(studio.sdk.projects.import_tasks, ref.id, request=payload, return_task_ids=True)
         ids = list(getattr(resp, "task_ids", None) or [])  # present when return_task_ids=True
         if len(ids) != len(batch):
@@ -180,6 +181,11 @@ def _import(
         bar.advance(len(batch))
 
 
+def _unannotated(keep: dict[str, Any], segment_id: str) -> bool:
+    task = keep.get(segment_id)
+    return task is not None and not (task.total_annotations or task.cancelled_annotations)
+
+
 def _update_predictions(
     studio: Studio,
     store: Store,
@@ -188,26 +194,39 @@ def _update_predictions(
     keep: dict[str, Any],
     preds: dict[str, PredictionRow],
     model_version: str | None,
+    gate: Gate,
+    regated: bool,
 ) -> None:
-    """Tasks nobody has annotated yet get the predictions of the new model version."""
+    """Tasks nobody has annotated yet get the predictions of the new model version; with `regated`
+    (the version's admitted codes changed since it was pushed) its own tasks are re-sent too."""
     if model_version is None:
         return
+    rows = task_ledger(store, studio.url, ref.id)
     stale = [
         r
-        for r in tasks_shown_other_version(store, studio.url, ref.id, model_version)
-        if r["segment_id"] in preds
-        and r["segment_id"] in keep
-        and not (keep[r["segment_id"]].total_annotations or keep[r["segment_id"]].cancelled_annotations)
+        for r in rows
+        if (r["model_version"] != model_version or regated)
+        and r["segment_id"] in preds
+        and _unannotated(keep, r["segment_id"])
     ]
     size = settings.studio.batch_size
     for start in range(0, len(stale), size):
         batch = stale[start : start + size]
+        again = [r["task_id"] for r in batch if r["model_version"] == model_version]
+        if again:  # the same version's earlier pre-ticks would stay on the task beside the new ones
+            studio.call(
+                studio.sdk.actions.create,
+                id="delete_tasks_predictions",
+                project=ref.id,
+                selected_items={"all": False, "included": again},
+            )
         payload = []
         for row in batch:
             pred = preds[row["segment_id"]]
-            payload.append({"task": row["task_id"], **labeling.prediction(pred.codes, pred.scores, model_version)})
+            ticked, _ = gate.split(pred)
+            payload.append({"task": row["task_id"], **labeling.prediction(ticked, pred.scores, model_version)})
             data = keep[row["segment_id"]].data
-            shown = f"Model's reasoning: {pred.rationale}" if pred.rationale else ""
+            shown = labeling.shown_rationale(pred.rationale, gate.hint(pred))
             if data.get("rationale", "") != shown:
                 studio.call(
                     studio.sdk.tasks.update,
@@ -220,11 +239,13 @@ def _update_predictions(
         ref.predictions_updated += len(batch)
 
 
-def _out_of_step(studio: Studio, store: Store, ref: ProjectPush, model_version: str | None) -> bool:
+def _out_of_step(studio: Studio, store: Store, ref: ProjectPush, model_version: str | None, regated: bool) -> bool:
     """Whether listing the project's tasks is needed: the server's task count differs from the
     ledger (a killed push, a deleted task, a duplicate) or some tasks may need new predictions."""
     if ref.created:
         return False
+    if regated:
+        return True
     ledger = count_tasks(store, studio.url, ref.id)
     stale = count_tasks_to_update(store, studio.url, ref.id, model_version) if model_version else 0
     return bool(stale) or studio.call(studio.sdk.projects.get, ref.id).task_number != ledger
@@ -238,17 +259,20 @@ def _push_project(
     segments: list[Segment],
     preds: dict[str, PredictionRow],
     model_version: str | None,
+    gate: Gate,
+    regated: bool,
     show_progress: bool,
 ) -> None:
-    keep = _reconcile(studio, store, ref) if _out_of_step(studio, store, ref, model_version) else {}
+    out_of_step = _out_of_step(studio, store, ref, model_version, regated)
+    keep = _reconcile(studio, store, ref) if out_of_step else {}
     have = {r["segment_id"] for r in task_ledger(store, studio.url, ref.id)}
     todo = [s for s in segments if s.id not in have]
     before = studio.retried
     with progress_bar(f"push to project {ref.id}", len(todo), show_progress) as bar:
-        _import(studio, store, settings, ref, todo, preds, model_version, bar)
+        _import(studio, store, settings, ref, todo, preds, model_version, gate, bar)
     if studio.retried > before:  # a request may have landed twice while the server was flaky
         keep = _reconcile(studio, store, ref)
-    _update_predictions(studio, store, settings, ref, keep, preds, model_version)
+    _update_predictions(studio, store, settings, ref, keep, preds, model_version, gate, regated)
     if model_version:
         studio.call(studio.sdk.projects.update, ref.id, model_version=model_version, show_collab_predictions=True)
     ref.tasks = count_tasks(store, studio.url, ref.id)
@@ -293,12 +317,18 @@ def push(
         raise CultureCodeError(f"workspace {store.workspace} has no segments: run `culturecode ingest PATH` first")
     studio = connect(settings)
     preds = _predictions(store, version)
-    report = PushReport(studio.url, version if preds else None, len(segments))
+    shown = version if preds else None
+    gate = admission_gate(store, settings.admission, shown)
+    regated = shown is not None and gate_changed(gate, pushed_gate(store, shown))
+    report = PushReport(studio.url, shown, len(segments), admission=gate.as_dict())
     with store.run("push", {"annotators": annotators, "model_version": version, "role": role}) as summary:
         for who in _targets(store, studio, settings, annotators, role):
             found: ProjectRef = ensure_project(studio, store, settings, codebook, role, who, version, update_config)
             ref = ProjectPush(found.id, found.title, role, who, found.created, found.recreated, found.config_updated)
-            _push_project(studio, store, settings, ref, segments, preds, version if preds else None, show_progress)
+            _push_project(studio, store, settings, ref, segments, preds, shown, gate, regated, show_progress)
             report.projects.append(ref)
-        summary.update(imported=report.imported, projects=[p.id for p in report.projects])
+        summary.update(imported=report.imported, projects=[p.id for p in report.projects], admission=gate.as_dict())
+        if shown is not None:
+            with store.transaction():
+                set_model_metric(store, shown, "admission_pushed", gate.as_dict())
     return report

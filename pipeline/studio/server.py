@@ -3,7 +3,7 @@
 The server runs from the same virtualenv with its data in `<workspace>/studio` (SQLite), bound to
 127.0.0.1, with telemetry off and signup closed to anyone without the invite link. The admin
 account and an API token are created at first start from a 0600 credentials file we write, so no
-prompt ever appears.
+prompt ever appears; `studio start` prints the password once, then only where the file is.
 """
 
 from __future__ import annotations
@@ -63,6 +63,14 @@ def local_url(settings: Settings) -> str:
     return f"http://{settings.studio.host}:{settings.studio.port}"
 
 
+def _private_dirs(settings: Settings) -> Path:
+    """The workspace and its studio/ folder, created readable by their owner only (transcripts live there)."""
+    ddir = data_dir(settings)
+    for folder in (ddir.parent, ddir):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return ddir
+
+
 def _write_private(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -93,6 +101,17 @@ def ensure_credentials(settings: Settings) -> dict[str, Any]:
 
 def save_credentials(settings: Settings, creds: dict[str, Any]) -> None:
     _write_private(data_dir(settings) / CREDENTIALS, creds)
+
+
+def password_shown(settings: Settings) -> bool:
+    """Whether `studio start` has printed the admin password already (it does so once; then it names the file)."""
+    return bool((credentials(settings) or {}).get("password_shown"))
+
+
+def mark_password_shown(settings: Settings) -> None:
+    creds = credentials(settings)
+    if creds is not None and not creds.get("password_shown"):
+        save_credentials(settings, {**creds, "password_shown": True})
 
 
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
@@ -208,8 +227,7 @@ def start_server(settings: Settings, timeout: float | None = None) -> ServerInfo
             f"port {port} on {host} is taken by another program; start Label Studio on a free port "
             f"with `culturecode studio start --port N` (and use the same --port for push/pull)"
         )
-    ddir = data_dir(settings)
-    ddir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ddir = _private_dirs(settings)
     creds = ensure_credentials(settings)
     proc = _launch(settings, creds)
     _write_private(ddir / STATE, {"pid": proc.pid, "url": local_url(settings), "port": port})

@@ -49,6 +49,9 @@ class StudioServer:
             "studio.api_key_file": str(self.key_file),
             "studio.api_key_env": "CULTURECODE_TEST_UNSET_KEY",
             "studio.retries": 3,
+            # these tests are about push mechanics: every predicted code is pre-ticked unless a test
+            # turns admission on (tests/integration/test_admission_studio.py)
+            "admission.enabled": False,
         }
         return load_settings(overrides={**base, **overrides})
 

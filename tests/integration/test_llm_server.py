@@ -58,18 +58,21 @@ def workspace(tmp_path, small_codebook):
 def test_local_model_answers_valid_labels_with_confidence(local_backend, workspace):
     settings, book, store = workspace
     report = prelabel_llm(store, settings, book, backend=local_backend, show_progress=False)
-    assert report.labelled == 3 and not report.failures
+    # the 0.5B model's reasons often repeat a turn: those answers are recorded failures, never labels
+    assert report.labelled >= 1 and report.labelled + len(report.failures) == 3
+    assert all("repeats" in f["error"] for f in report.failures)
     for row in store.conn.execute("SELECT * FROM predictions"):
         codes, scores = json.loads(row["codes"]), json.loads(row["scores"])
         assert set(codes) <= set(book.code_ids) and set(scores) == set(book.code_ids)
         assert all(0 < scores[c] <= 1 for c in codes) and row["rationale"].strip()
+        assert all(f'{c}: "' in row["rationale"] for c in codes)  # each chosen code's evidence quote
 
 
 def test_http_backend_labels_through_a_real_server_and_reruns_from_cache(server, workspace):
     settings, book, store = workspace
     backend = OpenAIBackend(server, "qwen2.5-coder-0.5b-instruct", api_key=KEY, timeout=300)
     first = prelabel_llm(store, settings, book, backend=backend, show_progress=False)
-    assert first.labelled == 3 and first.calls == 3 and "openai" not in first.model_version
+    assert first.labelled + len(first.failures) == 3 and first.calls >= 3 and "openai" not in first.model_version
     again = prelabel_llm(store, settings, book, backend=backend, show_progress=False)
     assert again.calls == 0 and again.from_cache == 3
 

@@ -81,7 +81,10 @@ def test_push_defaults_to_the_classifier_and_with_llm_shows_the_llm_reasons(stud
     )  # newer than v1, but not the default for push
     store.close()
     config = tmp_path / "pipeline.yaml"
-    config.write_text(f"studio:\n  api_key_file: {studio_server.key_file}\n  api_key_env: CULTURECODE_TEST_UNSET_KEY\n")
+    config.write_text(
+        f"studio:\n  api_key_file: {studio_server.key_file}\n  api_key_env: CULTURECODE_TEST_UNSET_KEY\n"
+        "admission:\n  enabled: false\n"
+    )
     common = [
         "--workspace",
         tmp_path / "ws",
@@ -215,7 +218,10 @@ def test_changed_codebook_is_refused_unless_update_config(studio_server, tmp_pat
 def test_cli_push_and_status_json_agree_with_the_workspace(studio_server, tmp_path, cli):
     make_workspace(tmp_path / "ws", n_docs=1, turns=3)
     config = tmp_path / "pipeline.yaml"
-    config.write_text(f"studio:\n  api_key_file: {studio_server.key_file}\n  api_key_env: CULTURECODE_TEST_UNSET_KEY\n")
+    config.write_text(
+        f"studio:\n  api_key_file: {studio_server.key_file}\n  api_key_env: CULTURECODE_TEST_UNSET_KEY\n"
+        "admission:\n  enabled: false\n"
+    )
     common = ["--workspace", tmp_path / "ws", "--config", config, "--url", studio_server.url]
     first = cli(
         "push",

@@ -4,6 +4,7 @@ prompts, answer validation, repair, failures, cache, resume, plan."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -17,7 +18,25 @@ from pipeline.status import current_model, workspace_status
 from pipeline.store import Document, Segment, Store
 from tests.factory import add_model
 
-GOOD = '{"codes": ["stick"], "confidence": {"stick": 0.8}, "rationale": "A recall is threatened."}'
+GOOD_TEXT = (
+    '{"codes": ["stick"], "confidence": {"stick": 0.8}, "evidence": {"stick": "he\'s recalled"}, '
+    '"rationale": "A recall is threatened."}'
+)
+
+
+def segment_of(messages: list[dict]) -> str:
+    return re.search(r"<segment>(.*?)</segment>", messages[1]["content"], re.S).group(1)  # the first user turn
+
+
+def GOOD(messages: list[dict]) -> str:  # noqa: N802 (used like the other canned answers)
+    """A valid 'stick' answer for any segment: its evidence is the segment's first word."""
+    first = segment_of(messages).split()[0]
+    return json.dumps(
+        {"codes": ["stick"], "confidence": {"stick": 0.8}, "evidence": {"stick": first}, "rationale": RECALL}
+    )
+
+
+RECALL = "A recall is threatened."
 
 
 def test_labels_of_lists_a_versions_labels_in_document_order(settings, book, store):
@@ -28,7 +47,7 @@ def test_labels_of_lists_a_versions_labels_in_document_order(settings, book, sto
         (store.segment(r["segment_id"]).document_id, store.segment(r["segment_id"]).position) for r in shown
     ] == order
     assert shown[1]["codes"] == ["stick"] and shown[1]["scores"]["stick"] == 0.8
-    assert shown[1]["rationale"] == "A recall is threatened." and shown[0]["codes"] == []
+    assert shown[1]["rationale"] == 'A recall is threatened. Evidence: stick: "One"' and shown[0]["codes"] == []
 
 
 def test_llm_labels_are_the_default_only_until_a_classifier_exists(settings, book, store):
@@ -44,13 +63,13 @@ NONE = '{"codes": [], "confidence": {}, "rationale": "Small talk."}'
 
 
 class QueueBackend:
-    """Answers from a queue; records every conversation it was sent."""
+    """Answers from a queue (texts, or functions of the conversation); records every conversation it was sent."""
 
     name = "fake"
     supports_concurrency = False
     model_id = "fake-model"
 
-    def __init__(self, answers: list[str | BaseException]):
+    def __init__(self, answers: list):
         self.answers = list(answers)
         self.asked: list[list[dict]] = []
 
@@ -59,6 +78,8 @@ class QueueBackend:
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
+        if callable(answer):  # an answer that depends on the prompt
+            answer = answer(messages)
         return Completion(answer, 100, 20, 0.01)
 
 
@@ -136,6 +157,8 @@ def test_unknown_prompt_lists_the_available_ones():
         ('{"codes": ["stick"], "confidence": {"stick": 0.5}}', "'rationale'"),
         ('{"codes": ["stick"], "rationale": "x"}', "'confidence' is missing"),
         ('{"codes": ["stick"], "confidence": {"stick": 7}, "rationale": "x"}', "from 0 to 1"),
+        ('{"codes": ["stick"], "confidence": {"stick": 0.5}, "rationale": "x"}', "'evidence'"),
+        ('{"codes": ["stick"], "confidence": {"stick": 0.5}, "evidence": {"carrot": "x"}, "rationale": "x"}', "stick"),
         ('{"codes": "stick", "confidence": {}, "rationale": "x"}', "list of code id"),
     ],
 )
@@ -145,10 +168,10 @@ def test_bad_answers_are_rejected_with_a_reason(book, answer, message):
 
 
 def test_good_answer_in_a_code_fence_is_parsed(book):
-    label = parse_answer(f"```json\n{GOOD}\n```", book)
+    label = parse_answer(f"```json\n{GOOD_TEXT}\n```", book)
     assert label.codes == ["stick"]
     assert label.scores == {"carrot": 0.0, "stick": 0.8}
-    assert label.rationale == "A recall is threatened."
+    assert label.rationale == "A recall is threatened." and label.evidence == {"stick": "he's recalled"}
 
 
 def test_prelabel_stores_codes_scores_rationale_and_registers_llm_model(settings, book, store):
@@ -158,7 +181,7 @@ def test_prelabel_stores_codes_scores_rationale_and_registers_llm_model(settings
     row = store.conn.execute("SELECT * FROM predictions WHERE segment_id = 'doc_a-1'").fetchone()
     assert json.loads(row["codes"]) == ["stick"]
     assert json.loads(row["scores"]) == {"carrot": 0.0, "stick": 0.8}
-    assert row["rationale"] == "A recall is threatened."
+    assert row["rationale"] == 'A recall is threatened. Evidence: stick: "One"'
     assert row["model_version"] == report.model_version
     assert report.prompt_version in report.model_version and "fake-model" in report.model_version
     model = store.conn.execute("SELECT * FROM models WHERE version = ?", (report.model_version,)).fetchone()
@@ -272,7 +295,7 @@ def test_few_shot_examples_never_come_from_the_segments_own_document(settings, b
 def test_answer_scores_for_unchosen_codes_are_kept(book):
     label = parse_answer(
         '{"codes": ["stick"], "confidence": {"stick": 0.7}, "scores": {"carrot": 0.2, '
-        '"stick": 0.7, "banana": 0.9}, "rationale": "x"}',
+        '"stick": 0.7, "banana": 0.9}, "evidence": {"stick": "recalled"}, "rationale": "x"}',
         book,
     )
     assert label.scores == {"carrot": 0.2, "stick": 0.7}
@@ -300,3 +323,93 @@ def test_prelabel_with_llm_cli_reports_an_unreachable_endpoint(cli, settings, st
     data = json.loads(result.stdout)
     assert data["labelled"] == 0 and len(data["failures"]) == 8
     assert "cannot reach http://127.0.0.1:9/v1" in data["failures"][0]["error"]
+
+
+# --------------------------------------------------------------------------- evidence and copied reasons
+
+
+def answer(rationale: str, evidence: str = "recalled", codes=("stick",)) -> str:
+    return json.dumps(
+        {
+            "codes": list(codes),
+            "confidence": {c: 0.8 for c in codes},
+            "evidence": {c: evidence for c in codes},
+            "rationale": rationale,
+        }
+    )
+
+
+def test_a_copied_reason_is_rejected_recorded_and_never_shown(settings, book, store):
+    copied = answer("One more missed appointment and he's recalled.")
+    backend = QueueBackend([copied, copied])
+    report = prelabel_llm(store, settings, book, backend=backend, segment_ids=["doc_a-1"], show_progress=False)
+    assert report.labelled == 0 and "repeats the segment" in report.failures[0]["error"]
+    assert "own words" in backend.asked[1][-1]["content"]  # the repair says what was wrong
+    cached = store.conn.execute("SELECT * FROM llm_cache").fetchone()
+    assert cached["response"] == copied and "repeats the segment" in cached["error"]
+    assert store.count("predictions") == 0
+
+
+def test_a_reason_copying_the_neighbouring_turn_is_rejected(settings, book, store):
+    copied = answer("The officer says: how is he getting on?")
+    report = prelabel_llm(
+        store, settings, book, backend=QueueBackend([copied, copied]), segment_ids=["doc_a-1"], show_progress=False
+    )
+    assert report.labelled == 0 and "repeats a neighbouring turn" in report.failures[0]["error"]
+
+
+def test_an_evidence_quote_not_in_the_segment_is_rejected(settings, book, store):
+    invented = answer("A recall is threatened.", evidence="he absconded from the hostel")
+    report = prelabel_llm(
+        store, settings, book, backend=QueueBackend([invented, invented]), segment_ids=["doc_a-1"], show_progress=False
+    )
+    assert report.labelled == 0 and "not a quote from the segment" in report.failures[0]["error"]
+    assert store.count("predictions") == 0
+
+
+def test_a_quote_from_the_neighbouring_turn_is_not_evidence(settings, book, store):
+    elsewhere = answer("A recall is threatened.", evidence="a bed at the hostel")
+    report = prelabel_llm(
+        store, settings, book, backend=QueueBackend([elsewhere, GOOD]), segment_ids=["doc_a-1"], show_progress=False
+    )
+    assert report.labelled == 1 and report.calls == 2  # repaired on the second try
+
+
+def test_a_good_answer_passes_with_quotes_normalised(settings, book, store):
+    quoted = answer(
+        "The officer threatens a recall over missed appointments.", evidence="“ONE more  missed appointment"
+    )
+    report = prelabel_llm(
+        store, settings, book, backend=QueueBackend([quoted]), segment_ids=["doc_a-1"], show_progress=False
+    )
+    assert report.labelled == 1 and not report.failures
+    row = store.conn.execute("SELECT rationale FROM predictions").fetchone()
+    assert (
+        row["rationale"]
+        == 'The officer threatens a recall over missed appointments. Evidence: stick: "“ONE more missed appointment"'
+    )
+
+
+@pytest.mark.parametrize(
+    "quote, found",
+    [
+        ("he’s RECALLED", True),  # curly apostrophe and case
+        ("missed appointment ... recalled", True),  # an ellipsis may skip words
+        ("recalled ... missed appointment", False),  # but not reorder them
+        ("he was recalled", False),
+        ("   ", False),
+    ],
+)
+def test_quote_occurs_normalises_case_whitespace_quotes_and_dashes(quote, found):
+    from pipeline.llm.parse import quote_occurs
+
+    assert quote_occurs(quote, "One more missed appointment and he's recalled \u2014 simple.") is found
+
+
+def test_parse_checks_against_the_source_only_when_given(book):
+    from pipeline.llm.parse import SourceText
+
+    text = answer("A recall is threatened.", evidence="warrant")
+    assert parse_answer(text, book).evidence == {"stick": "warrant"}
+    with pytest.raises(AnswerError, match="not a quote"):
+        parse_answer(text, book, SourceText("One more missed appointment and he's recalled."))

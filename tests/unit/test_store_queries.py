@@ -136,6 +136,8 @@ def test_status_counts(store: Store, book) -> None:
         "annotators": 3,
         "gold": 1,
         "models": 1,
+        "superseded_segments": 0,
+        "superseded_annotations": 0,
     }
     assert status.as_dict()["per_code"] == {
         "carrot": {"predicted": 2, "annotated": 1, "gold": 1},

