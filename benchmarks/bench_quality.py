@@ -115,7 +115,9 @@ def encode(name: str, texts: list[str], codebook, cfg: ClassifierSettings) -> En
     return Encoded(name, known, codes, per_text)
 
 
-def fit_predict(enc: Encoded, m: Method, train: list[Example], test: list[Example], codes: list[str], cfg) -> np.ndarray:
+def fit_predict(
+    enc: Encoded, m: Method, train: list[Example], test: list[Example], codes: list[str], cfg
+) -> np.ndarray:
     """Fit `m` on `train` (thresholds by its own procedure on `train` only); decisions on `test`."""
     s = cfg.model_copy(update={"head_c": m.c, "head_class_weight": m.class_weight})
     projection = methods.feature_map(enc.codes.shape[1], enc.codes if m.codebook else None)
@@ -220,7 +222,10 @@ def finetune_row(gold: list[Example], dev: list[Example], codes, cfg) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'encoder':<7} {'method':<24} {'dev micro':>9} {'macro':>6} {'kappa':>6} | {'cv micro':>8} {'macro':>6} {'kappa':>6} | {'train s':>7} {'seg/s':>6}"
+    head = (
+        f"{'encoder':<7} {'method':<24} {'dev micro':>9} {'macro':>6} {'kappa':>6} | "
+        f"{'cv micro':>8} {'macro':>6} {'kappa':>6} | {'train s':>7} {'seg/s':>6}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -261,7 +266,9 @@ def main() -> None:
             print_table(rows[-1:])
     if args.finetune:
         rows.append(finetune_row(gold, dev, codes, cfg))
-    print(f"\nexample gold: {len(gold)} segments, {len({e.document for e in gold})} documents; dev: {len(dev)} segments")
+    print(
+        f"\nexample gold: {len(gold)} segments, {len({e.document for e in gold})} documents; dev: {len(dev)} segments"
+    )
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")

@@ -192,6 +192,9 @@ class StudioSettings(Strict):
     retries: int = Field(5, ge=0, le=20)
     annotator_domain: str = "culturecode.local"
     project_prefix: str = "culturecode"
+    # share of segments every annotator codes with no pre-labels (the anchoring check, pipeline/store/blind.py);
+    # None: the fraction the workspace was last pushed with (0 at first), so a later push keeps the subset blind
+    blind_fraction: float | None = Field(None, ge=0, le=1)
 
 
 class ClassifierSettings(Strict):
@@ -208,6 +211,7 @@ class ClassifierSettings(Strict):
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     early_stopping_patience: int = Field(3, ge=1)
     runtime: str = Field("torch", pattern="^(torch|onnx)$")
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")  # auto: the GPU when torch sees one (torch runtime)
     head_c: float = Field(0.1, gt=0)  # inverse regularisation of the `head` method's logistic regressions
     head_class_weight: str | None = Field("balanced", pattern="^balanced$")  # or null: unweighted classes
     normalize: bool = False  # L2-normalise the pooled embedding (the head reads unit vectors)
@@ -239,6 +243,7 @@ class LlmSettings(Strict):
     model: str | None = None  # local: null = the packaged Qwen2.5-Coder-0.5B-Instruct, or a path; openai: its name
     model_dir: str | None = None  # where the local model is unpacked once (null: ~/.cache/culturecode/llm)
     quantize: bool = True  # local: int8 linear layers, ~3x faster on a CPU
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")  # local: auto = the GPU when torch sees one
     threads: int | None = Field(None, ge=1, le=256)  # local: torch threads (null: torch's default)
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -271,6 +276,19 @@ class AdmissionSettings(Strict):
     min_evidence: int = Field(20, ge=1)
 
 
+class LoopSettings(Strict):
+    """The live model server (`culturecode serve`, docs/studio.md): Label Studio's ML-backend protocol."""
+
+    host: str = "127.0.0.1"  # only this machine can reach it; Label Studio runs here too
+    port: int = Field(9090, ge=1, le=65535)  # label-studio-ml-backend's usual port
+    public_url: str | None = None  # the URL Label Studio calls (null: http://<host>:<port>)
+    every: int = Field(20, ge=1, le=100_000)  # retrain after this many new, edited or deleted annotations
+    debounce_seconds: float = Field(10.0, ge=0, le=3600)  # ... once no annotation came for this long
+    method: str = Field("head", pattern="^(finetune|head)$")  # how the loop trains (head: about a minute)
+    connect: bool = False  # `push`: connect the model server to each project it creates
+    secret_file: str | None = None  # the webhook's shared secret (null: <workspace>/loop-secret, made once)
+
+
 class Settings(Strict):
     workspace: str = "workspace"
     codebook: str = "configs/codebooks/police_culture.yaml"
@@ -281,6 +299,8 @@ class Settings(Strict):
     agreement: AgreementSettings = Field(default_factory=AgreementSettings)
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     backups: BackupSettings = Field(default_factory=BackupSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    busy_wait: float = Field(10.0, ge=0, le=86_400)  # seconds a writing command waits for another one to finish
 
     @field_validator("workspace", "codebook")
     @classmethod

@@ -5,7 +5,8 @@ any stage (each inside the function that needs it, so importing this module load
   the current version on the new version's held-out segments -> promote the new one only if its
   macro F1 is higher (or `force`) -> pre-label the segments nobody has annotated -> push;
 - `distill`: train the classifier on confidence-filtered LLM labels when no human gold exists yet;
-- `push_disagreements`: send the contested segments to a Label Studio review project.
+- `push_disagreements`: send the contested segments to a Label Studio review project;
+- `push_reliability_sample`: send the planner's chosen segments (only those) to the second coder's project.
 """
 
 from __future__ import annotations
@@ -208,3 +209,23 @@ def push_disagreements(
         role="review",
         show_progress=show_progress,
     )
+
+
+# ------------------------------------------------------------------------ reliability sample to the coder
+
+
+def push_reliability_sample(
+    store: Store, settings: Settings, codebook: Codebook, plan: Any, show_progress: bool = True
+) -> Any:
+    """Send the segments a `ReliabilityPlan` chose (and only those) to `plan.coder`'s annotation project."""
+    from pipeline import studio
+
+    if plan.coder is None:
+        raise CultureCodeError("--push needs --coder NAME: the second coder whose project gets the sample")
+    ids = plan.selection.segment_ids if plan.selection else []
+    if not ids:
+        raise CultureCodeError(f"no segment to push: {plan.stop_reason}")
+    plan.pushed = studio.push(
+        store, settings, codebook, annotators=[plan.coder], segment_ids=ids, show_progress=show_progress
+    )
+    return plan.pushed

@@ -88,6 +88,26 @@ def add_model(
         write_predictions(store, rows, _hash(codebook))
 
 
+def add_scores(
+    store: Store,
+    version: str,
+    codebook: Codebook | str,
+    scores: dict[str, dict[str, float]],
+    threshold: float = 0.5,
+    current: bool = True,
+    path: Path | None = None,
+) -> None:
+    """A model row and its predictions with the given score per code of each segment (the codes are those
+    scored at or above `threshold`); `path`: the model's directory, if it has one."""
+    with store.transaction():
+        register_model(store, version, "classifier", path, _hash(codebook), {}, promote=current)
+        rows = [
+            PredictionRow(seg, version, dict(per_code), [c for c, s in per_code.items() if s >= threshold])
+            for seg, per_code in scores.items()
+        ]
+        write_predictions(store, rows, _hash(codebook))
+
+
 def add_project(
     store: Store,
     project_id: int,

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.agreement.admission import current_tables
+from pipeline.agreement.anchoring import anchoring_check
 from pipeline.agreement.ratings import Ratings, load_ratings, model_labels, read_input
 from pipeline.agreement.render import write_reports
 from pipeline.agreement.report import compute_agreement, contested
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store, now
+from pipeline.store.blind import pushed_blind_subset
 from pipeline.store.segments import segment_texts
 
 __all__ = [
@@ -80,10 +82,13 @@ def agreement_report(
     """Agreement among the workspace's annotators (and each model version), written as HTML/MD/JSON."""
     ratings = load_ratings(store, codebook, annotators, since, documents)
     codes = _check_codes(codes, ratings.codes)
-    report = compute_agreement(
-        ratings, codes, settings.agreement.bootstrap, settings.agreement.seed, models=model_labels(store, ratings)
-    )
+    models = model_labels(store, ratings)
+    boot, seed = settings.agreement.bootstrap, settings.agreement.seed
+    report = compute_agreement(ratings, codes, boot, seed, models=models)
     report["admission"] = {v: t.as_dict() for v, t in current_tables(store, settings, codebook).items()}
+    blind = pushed_blind_subset(store)
+    if blind is not None:  # only workspaces pushed with --blind-fraction have the section
+        report["anchoring"] = anchoring_check(ratings, blind, models, codes, boot, seed)
     texts = segment_texts(store, [d["item"] for d in report["disagreements"]])
     if out_dir == "default":
         out_dir = store.workspace / "reports"

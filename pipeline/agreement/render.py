@@ -170,6 +170,7 @@ def to_markdown(report: dict[str, Any]) -> str:
                 f"| {version} | " + " | ".join(fmt(m["codes"][c]["cohen_kappa_mean"]) for c in report["codes"]) + " |"
             )
     lines += admission_markdown(report.get("admission") or {})
+    lines += anchoring_markdown(report.get("anchoring"))
     if report["rounds"]:
         lines += ["", "## Per annotation round", "", "| round | items | mean α | exact match |", "|---|---|---|---|"]
         for name, r in report["rounds"].items():
@@ -202,6 +203,50 @@ def admission_markdown(tables: dict[str, Any]) -> list[str]:
                 f"{r['source']} | {r['reason']} |"
             )
     return lines
+
+
+ANCHORING_STATS = [
+    ("positive_rate", "positive rate"),
+    ("krippendorff_alpha", "human-human α"),
+    ("model_kappa", "model-human κ"),
+]
+
+
+def fmt_side(side: dict[str, Any]) -> str:
+    """'value [low, high]', or 'undefined (why)'."""
+    if side["value"] is None:
+        return f"undefined ({side['reason']})" if side.get("reason") else "undefined"
+    return f"{side['value']:.3f} {fmt_ci(side['ci'])}"
+
+
+def anchoring_markdown(check: dict[str, Any] | None) -> list[str]:
+    """The anchoring section: blind against assisted segments, per code (pipeline/agreement/anchoring.py)."""
+    if not check:
+        return []
+    groups = check["groups"]
+    lines = [
+        "",
+        "## Anchoring check: blind against assisted segments",
+        "",
+        f"{check['blind_fraction']:.0%} of segments were pushed blind (no pre-labels): "
+        f"{groups['blind']['n_items']} blind and {groups['assisted']['n_items']} assisted segment(s) coded "
+        f"(pre-labels from {check['model_version'] or 'no model'}); left out: "
+        f"{check['left_out']['blind_with_prelabels']} blind annotation(s) made with pre-labels, "
+        f"{check['left_out']['unassisted_outside_blind']} other annotation(s) made without. {check['note']}",
+    ]
+    if check.get("reason"):
+        return [*lines, "", f"Not computed: {check['reason']}."]
+    header = "| code | figure | blind [95% CI] | assisted [95% CI] | blind - assisted [95% CI] |"
+    lines += ["", header, "|---" * 5 + "|"]
+    for code, stats in check["codes"].items():
+        for key, label in ANCHORING_STATS:
+            s, diff = stats[key], stats[key]["difference"]
+            shift = " **shifted**" if diff["excludes_zero"] else ""
+            lines.append(
+                f"| {code} | {label} | {fmt_side(s['blind'])} | {fmt_side(s['assisted'])} | {fmt_side(diff)}{shift} |"
+            )
+    shifted = ", ".join(check.get("shifted") or []) or "none"
+    return [*lines, "", f"Codes whose blind and assisted figures differ beyond chance: {shifted}."]
 
 
 TEMPLATE = """<!doctype html>
@@ -263,6 +308,21 @@ blockquote{border-left:3px solid #ccc;margin:.3em 0;padding-left:.6em}
 <td>{{ row.n }}</td><td>{{ row.positives }}</td><td>{{ "yes" if row.admitted else "no" }}</td>
 <td>{{ row.source }}</td><td style="text-align:left">{{ row.reason }}</td></tr>{% endfor %}</table>
 {% endfor %}{% endif %}
+{% if r.get("anchoring") %}{% set a = r.anchoring %}<h2>Anchoring check: blind against assisted segments</h2>
+<p id="anchoring-groups">{{ "%.0f"|format(a.blind_fraction * 100) }}% of segments were pushed blind (no pre-labels):
+{{ a.groups.blind.n_items }} blind and {{ a.groups.assisted.n_items }} assisted segment(s) coded (pre-labels from
+{{ a.model_version or "no model" }}); left out: {{ a.left_out.blind_with_prelabels }} blind annotation(s) made with
+pre-labels, {{ a.left_out.unassisted_outside_blind }} other annotation(s) made without.</p>
+<p class="band">{{ a.note }}</p>
+{% if a.get("reason") %}<p class="undefined">Not computed: {{ a.reason }}.</p>{% else %}
+<table id="anchoring"><tr><th>code</th><th>figure</th><th>blind [95% CI]</th><th>assisted [95% CI]</th>
+<th>blind − assisted [95% CI]</th></tr>
+{% for code, stats in a.codes.items() %}{% for key, label in anchoring_stats %}{% set s = stats[key] %}
+<tr class="{{ 'unreliable' if s.difference.excludes_zero else '' }}"><td>{{ code }}</td><td>{{ label }}</td>
+<td>{{ fmt_side(s.blind) }}</td><td>{{ fmt_side(s.assisted) }}</td><td>{{ fmt_side(s.difference) }}</td></tr>
+{% endfor %}{% endfor %}</table>
+<p>Codes whose blind and assisted figures differ beyond chance: {{ a.shifted|join(", ") or "none" }}.</p>{% endif %}
+{% endif %}
 {% if r.disagreements -%}
 <h2>Most contested items</h2>
 {#- #}<table id="disagreements"><tr><th>item</th><th>score</th><th>split votes</th><th>text</th></tr>
@@ -282,7 +342,14 @@ def to_html(report: dict[str, Any]) -> str:
         "rounds": plot_rounds(report),
     }
     return env.from_string(TEMPLATE).render(
-        r=report, plots=plots, columns=COLUMNS, fmt=fmt, fmt_ci=fmt_ci, admission_note=ADMISSION_NOTE
+        r=report,
+        plots=plots,
+        columns=COLUMNS,
+        fmt=fmt,
+        fmt_ci=fmt_ci,
+        admission_note=ADMISSION_NOTE,
+        anchoring_stats=ANCHORING_STATS,
+        fmt_side=fmt_side,
     )
 
 

@@ -25,7 +25,11 @@ def write_model_card(path: Path, manifest: dict, training: dict, metrics: dict, 
         ),
         f"- Base encoder: `{manifest['base_model']}`"
         + (" (L2-normalised embeddings)" if manifest.get("normalize") else "")
-        + (", with each segment's similarity to every code's codebook text" if manifest.get("codebook_features") else "")
+        + (
+            ", with each segment's similarity to every code's codebook text"
+            if manifest.get("codebook_features")
+            else ""
+        )
         + f"; texts cut at {manifest['max_length']} tokens; "
         f"seed {manifest['seed']}.",
         f"- Data: {training['segments']} labelled segments from {training['documents']} documents "
@@ -34,6 +38,7 @@ def write_model_card(path: Path, manifest: dict, training: dict, metrics: dict, 
         f"validation {training['split']['validation']['segments']}, "
         f"test {training['split']['test']['segments']} segments.",
         _thresholds_line(manifest, training),
+        *_device_line(metrics),
         "",
         "## Held-out results",
         f"Micro F1 **{test['micro_f1']:.3f}**, macro F1 **{test['macro_f1']:.3f}** "
@@ -87,4 +92,15 @@ def _thresholds_line(manifest: dict, training: dict) -> str:
             f"{folds}-fold cross-validation grouped by document. The figures below are on the test split, "
             f"which the model never saw."
         )
-    return "- Per-code thresholds were tuned on the validation split; the figures below are on the test split, which the model never saw."
+    return (
+        "- Per-code thresholds were tuned on the validation split; the figures below are on the test split,"
+        " which the model never saw."
+    )
+
+
+def _device_line(metrics: dict) -> list[str]:
+    device = metrics.get("device")  # versions trained before devices were recorded have none
+    if not device:
+        return []
+    name = f" ({device['name']})" if device.get("name") else ""
+    return [f"- Trained on: {device['device']}{name}, {device['precision']} precision."]

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.device import autocast, on_device
 from pipeline.errors import CultureCodeError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
+
 
 def resolve_base_model(name: str) -> str:
     """'minilm' / 'mpnet' -> the packaged encoder's folder (pipeline/classifier/packaged.py);
@@ -126,8 +128,10 @@ def predict_proba(
     model.eval()
     out = np.zeros((len(texts), model.head.out_features), dtype=np.float32)
     for idx, enc in length_sorted_batches(texts, tokenizer, batch_size, max_length):
-        logits = model(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
-        out[idx] = torch.sigmoid(logits).numpy()
+        ids, mask = on_device(model, torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
+        with autocast(model):
+            logits = model(ids, mask)
+        out[idx] = torch.sigmoid(logits.float()).cpu().numpy()
     return out
 
 
@@ -139,7 +143,9 @@ def embed(
     model.eval()
     out = np.zeros((len(texts), model.head.in_features), dtype=np.float32)
     for idx, enc in length_sorted_batches(texts, tokenizer, batch_size, max_length):
-        out[idx] = model.pooled(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"])).numpy()
+        ids, mask = on_device(model, torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
+        with autocast(model):
+            out[idx] = model.pooled(ids, mask).float().cpu().numpy()
         if bar is not None:
             bar.advance(len(idx))
     return out

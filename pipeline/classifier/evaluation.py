@@ -19,6 +19,7 @@ from pipeline.classifier.metrics import code_metrics
 from pipeline.classifier.predict import scorer_for
 from pipeline.classifier.registry import LoadedModel, load_model
 from pipeline.config import Codebook, Settings
+from pipeline.device import resolve_device
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store
 from pipeline.store.annotations import live_annotations
@@ -36,6 +37,7 @@ class EvaluationResult:
     segments: int
     per_code: dict[str, dict[str, Any]]
     annotators: dict[str, dict[str, Any]] | None = None
+    device: str = "cpu"  # where the model ran (`pipeline.device`)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -46,7 +48,8 @@ class EvaluationResult:
 
 def score_examples(loaded: LoadedModel, examples: list[Example], settings: Settings, backend: str = "torch") -> dict:
     cfg = settings.classifier
-    probs = scorer_for(loaded, backend, cfg.inference_batch_size, cfg.max_length)([e.text for e in examples])
+    score = scorer_for(loaded, backend, cfg.inference_batch_size, cfg.max_length, cfg.device)
+    probs = score([e.text for e in examples])
     return code_metrics(label_matrix(examples, loaded.codes), probs >= loaded.thresholds, loaded.codes)
 
 
@@ -94,6 +97,7 @@ def evaluate(
     with store.run("evaluate", {"model_version": loaded.version, "source": source}) as summary:
         scores = score_examples(loaded, examples, settings, backend)
         result = EvaluationResult(loaded.version, source, excluded, **scores)
+        result.device = resolve_device(settings.classifier.device) if backend == "torch" else "cpu"
         if gold_file is None:
             result.annotators = _per_annotator(store, loaded, codebook, settings, include_training)
         summary.update({k: getattr(result, k) for k in ("model_version", "micro_f1", "macro_f1", "segments")})

@@ -22,6 +22,7 @@ from pipeline.classifier.data import Example, label_matrix
 from pipeline.classifier.encoder import CodeClassifier, embed, predict_proba
 from pipeline.classifier.metrics import mean_average_precision
 from pipeline.config import ClassifierSettings, Codebook
+from pipeline.device import autocast, device_of, on_device
 from pipeline.progress import progress_bar
 
 NEVER = -20.0  # bias for a code with no training positives: it is never predicted
@@ -151,7 +152,7 @@ def fit_finetune(
     show_progress: bool = True,
 ) -> dict:
     seed_everything(settings.seed)
-    y = torch.from_numpy(label_matrix(train, code_ids))
+    y = torch.from_numpy(label_matrix(train, code_ids)).to(device_of(model))
     y_val = label_matrix(val, code_ids)
     enc = tokenizer([e.text for e in train], truncation=True, max_length=settings.max_length)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=_pos_weight(y))
@@ -171,7 +172,9 @@ def fit_finetune(
                     },
                     return_tensors="pt",
                 )
-                loss = loss_fn(model(padded["input_ids"], padded["attention_mask"]), y[batch])
+                with autocast(model, training=True):
+                    logits = model(*on_device(model, padded["input_ids"], padded["attention_mask"]))
+                loss = loss_fn(logits.float(), y[batch.to(y.device)])
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pipeline.classifier.onnx import ONNX_FILE, OnnxScorer, export_int8
 from pipeline.classifier.registry import LoadedModel, load_model
 from pipeline.config import Codebook, Settings
+from pipeline.device import resolve_device
 from pipeline.errors import CultureCodeError
 from pipeline.labellers.base import LabelContext
 from pipeline.labellers.run import LabelRun, run_labeller
@@ -30,6 +31,7 @@ class PrelabelReport:
     already_scored: int
     seconds: float
     per_code: dict[str, int]
+    device: str = "cpu"
 
     @property
     def segments_per_second(self) -> float:
@@ -39,14 +41,18 @@ class PrelabelReport:
         return {**self.__dict__, "segments_per_second": self.segments_per_second}
 
 
-def scorer_for(loaded: LoadedModel, runtime: str, batch_size: int, max_length: int):
-    """A function texts -> probabilities for the chosen runtime (torch or onnx)."""
+def scorer_for(loaded: LoadedModel, runtime: str, batch_size: int, max_length: int, device: str = "auto"):
+    """A function texts -> probabilities for the chosen runtime (torch or onnx) and device (auto, cpu, cuda:
+    `pipeline.device`; the int8 ONNX copy runs on the CPU)."""
     if runtime == "torch":
         from pipeline.classifier.encoder import predict_proba
 
-        return lambda texts: predict_proba(loaded.model, loaded.tokenizer, texts, batch_size, max_length)
+        model = loaded.model.to(resolve_device(device))
+        return lambda texts: predict_proba(model, loaded.tokenizer, texts, batch_size, max_length)
     if runtime != "onnx":
         raise CultureCodeError(f"unknown runtime '{runtime}'; use {' or '.join(RUNTIMES)}")
+    if device == "cuda":
+        raise CultureCodeError("--device cuda: the int8 ONNX copy runs on the CPU; use --runtime torch on a GPU")
     path = loaded.path / ONNX_FILE
     if not path.is_file():  # versions trained with export_onnx: false are exported on first use
         export_int8(loaded.model, loaded.tokenizer, loaded.path)
@@ -62,11 +68,13 @@ class ClassifierLabeller:
     def __init__(self, context: LabelContext):
         cfg = context.settings.classifier
         self.runtime = context.options.get("runtime") or cfg.runtime
+        requested = context.options.get("device") or cfg.device
+        self.device = resolve_device(requested) if self.runtime == "torch" else "cpu"
         check_workspace_codebook(context.store, context.codebook)
         self.loaded = load_model(context.store, context.codebook, context.model_version)
         self.version = self.loaded.version
         self.batch_size = cfg.chunk_size
-        self._score = scorer_for(self.loaded, self.runtime, cfg.inference_batch_size, cfg.max_length)
+        self._score = scorer_for(self.loaded, self.runtime, cfg.inference_batch_size, cfg.max_length, requested)
 
     def label(self, segments: list[Segment]) -> list[PredictionRow]:
         probs = self._score([s.text for s in segments])
@@ -82,7 +90,9 @@ class ClassifierLabeller:
         return None  # versions are registered by `train` and made current by `models promote`
 
     def report(self, run: LabelRun) -> PrelabelReport:
-        return PrelabelReport(run.model_version, self.runtime, run.labelled, run.already, run.seconds, run.per_code)
+        return PrelabelReport(
+            run.model_version, self.runtime, run.labelled, run.already, run.seconds, run.per_code, self.device
+        )
 
 
 def prelabel(
@@ -98,7 +108,12 @@ def prelabel(
     options = {"runtime": runtime} if runtime else {}
     labeller = ClassifierLabeller(LabelContext(store, settings, codebook, model_version, options, show_progress))
     run = run_labeller(
-        labeller, store, codebook, segment_ids, show_progress=show_progress, run_args={"runtime": labeller.runtime}
+        labeller,
+        store,
+        codebook,
+        segment_ids,
+        show_progress=show_progress,
+        run_args={"runtime": labeller.runtime, "device": labeller.device},
     )
     return labeller.report(run)
 

@@ -27,6 +27,7 @@ from pipeline.classifier.metrics import code_metrics, tune_thresholds
 from pipeline.classifier.onnx import OnnxScorer, export_int8
 from pipeline.classifier.registry import MANIFEST, models_dir, next_version, register, save_model, write_json
 from pipeline.config import ClassifierSettings, Codebook, Settings
+from pipeline.device import describe, resolve_device
 from pipeline.store import Store, now
 
 MIN_POSITIVES = 5  # fewer training positives than this and a code is reported as unreliable
@@ -127,13 +128,15 @@ def _fit_and_save(
     methods.seed_everything(cfg.seed)
     base = resolve_base_model(cfg.base_model)
     tokenizer = load_tokenizer(base)
-    model = CodeClassifier(load_encoder(base), len(code_ids), normalize=cfg.normalize)
+    device = resolve_device(cfg.device)
+    model = CodeClassifier(load_encoder(base), len(code_ids), normalize=cfg.normalize).to(device)
     learned = split.train + split.validation if cfg.method == "head" else split.train
     if cfg.method == "head":  # no early stopping to feed: validation joins training, thresholds come from CV
         fit = methods.fit_head(model, tokenizer, learned, code_ids, cfg, show_progress, codebook)
     else:
         fit = methods.fit_finetune(model, tokenizer, split.train, split.validation, code_ids, cfg, show_progress)
     model.eval()
+    fit["device"] = describe(device, training=cfg.method == "finetune")
 
     def score(part: list[Example]) -> np.ndarray:
         return predict_proba(model, tokenizer, [e.text for e in part], cfg.inference_batch_size, cfg.max_length)
@@ -181,7 +184,8 @@ def _fit_and_save(
         "test_keys": [e.key for e in split.test],
         "settings": cfg.model_dump(),
     }
-    metrics = {"test": test}
+    metrics = {"test": test, "device": fit["device"]}
+    model.cpu()  # saved, exported to ONNX and scored from the CPU
     save_model(model, tokenizer, tmp, manifest)
     if cfg.export_onnx:
         metrics["onnx_int8"] = _check_onnx(model, tokenizer, tmp, split.test, y_test, test_probs, thresholds, cfg)

@@ -70,8 +70,24 @@ def _show_agreement(report: dict[str, Any]) -> None:
     out.print(report["summary"]["text"])
     for table in report.get("admission", {}).values():
         print_admission(table)
+    if anchoring := report.get("anchoring"):
+        _show_anchoring(anchoring)
     for path in report["paths"].values():
         out.print(f"wrote {path}")
+
+
+def _show_anchoring(check: dict[str, Any]) -> None:
+    """One line: which codes the pre-labels moved (blind against assisted segments; details in the report)."""
+    groups = f"{check['groups']['blind']['n_items']} blind / {check['groups']['assisted']['n_items']} assisted segments"
+    if check.get("reason"):
+        out.print(f"Anchoring check ({groups}): not computed: {check['reason']}.", highlight=False)
+        return
+    shifted = ", ".join(check["shifted"]) or "none"
+    out.print(
+        f"Anchoring check ({groups}): codes whose blind and assisted figures differ beyond chance: {shifted} "
+        "(section 'Anchoring check' of the report).",
+        highlight=False,
+    )
 
 
 @handle_errors

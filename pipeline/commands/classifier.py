@@ -13,11 +13,13 @@ import typer
 from pipeline.commands.common import (
     CodebookOpt,
     ConfigOpt,
+    DeviceOpt,
     JsonOpt,
     ModelVersionOpt,
     QuietOpt,
     RuntimeOpt,
     WorkspaceOpt,
+    check_device,
     check_labeller,
     handle_errors,
     open_workspace,
@@ -66,6 +68,7 @@ def train_cli(
     promote: Annotated[
         bool, typer.Option("--promote/--no-promote", help="Make the new version the current model.")
     ] = True,
+    device: DeviceOpt = None,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     codebook: CodebookOpt = None,
@@ -89,6 +92,7 @@ def train_cli(
             "classifier.base_model": base_model,
             "classifier.seed": seed,
             "classifier.export_onnx": onnx,
+            "classifier.device": check_device(device),
         },
     )
     with open_workspace(settings, create=True) as store:
@@ -96,6 +100,12 @@ def train_cli(
             store, settings, settings.load_codebook(), gold=gold, promote=promote, show_progress=not quiet
         )
     print_result(report, json_out, _show_train)
+
+
+def _device(report: dict[str, Any]) -> str:
+    device = report.get("fit", {}).get("device") or {"device": "cpu", "precision": "fp32"}
+    name = f" {device['name']}" if device.get("name") else ""
+    return f"{device['device']}{name} ({device['precision']})"
 
 
 def _show_train(report: dict[str, Any]) -> None:
@@ -117,7 +127,9 @@ def _show_train(report: dict[str, Any]) -> None:
         if report["promoted"]
         else f"promote it with `culturecode models promote --model-version {version}`"
     )
-    out.print(f"Saved [bold]{version}[/] in {report['path']} in {report['seconds']:.0f} s; {state}.")
+    out.print(
+        f"Saved [bold]{version}[/] in {report['path']} in {report['seconds']:.0f} s on {_device(report)}; {state}."
+    )
 
 
 @handle_errors
@@ -125,6 +137,7 @@ def prelabel_cli(
     model_version: ModelVersionOpt = None,
     runtime: RuntimeOpt = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Segments per forward pass.")] = None,
+    device: DeviceOpt = None,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     codebook: CodebookOpt = None,
@@ -151,7 +164,14 @@ def prelabel_cli(
     from pipeline import classifier
 
     settings = settings_for(
-        config, workspace, codebook, **{"classifier.inference_batch_size": batch_size, "classifier.runtime": runtime}
+        config,
+        workspace,
+        codebook,
+        **{
+            "classifier.inference_batch_size": batch_size,
+            "classifier.runtime": runtime,
+            "classifier.device": check_device(device),
+        },
     )
     with open_workspace(settings) as store:
         report = classifier.prelabel(
@@ -203,7 +223,7 @@ def _show_label_run(report: dict[str, Any]) -> None:
 def _show_prelabel(report: dict[str, Any]) -> None:
     runtime = report.get("runtime") or report.get("backend")
     out.print(
-        f"Pre-labelled {report['scored']} segment(s) with {report['model_version']} ({runtime}, "
+        f"Pre-labelled {report['scored']} segment(s) with {report['model_version']} ({runtime} on {report['device']}, "
         f"{report['segments_per_second']} segments/s); {report['already_scored']} were already scored."
     )
     if report["scored"]:
@@ -225,6 +245,7 @@ def evaluate_cli(
         bool, typer.Option("--include-training", help="Also count segments the model was trained on.")
     ] = False,
     runtime: RuntimeOpt = None,
+    device: DeviceOpt = None,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     codebook: CodebookOpt = None,
@@ -233,7 +254,9 @@ def evaluate_cli(
     """Compare a model version with human labels: per-code P/R/F1, Cohen's kappa, micro and macro F1."""
     from pipeline import classifier
 
-    settings = settings_for(config, workspace, codebook, **{"classifier.runtime": runtime})
+    settings = settings_for(
+        config, workspace, codebook, **{"classifier.runtime": runtime, "classifier.device": check_device(device)}
+    )
     with open_workspace(settings) as store:
         result = classifier.evaluate(
             store,
@@ -248,7 +271,7 @@ def evaluate_cli(
 
 
 def _show_evaluation(result: dict[str, Any]) -> None:
-    print_metrics(result, f"{result['model_version']} vs {result['source']}")
+    print_metrics(result, f"{result['model_version']} vs {result['source']} (on {result.get('device', 'cpu')})")
     if result["excluded_training"]:
         out.print(
             f"left out {result['excluded_training']} segment(s) the model was trained on "

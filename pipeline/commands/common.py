@@ -51,6 +51,15 @@ RuntimeOpt = Annotated[
     ),
 ]
 
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="auto (the GPU when torch sees one), cpu or cuda; mixed precision on a GPU. "
+        "Default: the device setting (auto).",
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -91,9 +100,26 @@ def settings_for(
 
 
 def open_workspace(settings: Settings, create: bool = False) -> Store:
+    """The workspace's store; a command that writes (`store.lock.is_exclusive`) holds the workspace lock
+    until the store closes, so a second writer waits `busy_wait` seconds, then fails "workspace busy"."""
     from pipeline.store import Store
+    from pipeline.store.lock import is_exclusive
 
-    return Store(Path(settings.workspace), create=create, backups=settings.backups)
+    command = current_command()
+    lock_as = command if is_exclusive(command) else None
+    return Store(
+        Path(settings.workspace), create=create, backups=settings.backups, lock_as=lock_as, busy_wait=settings.busy_wait
+    )
+
+
+def current_command() -> str | None:
+    """The running command without the program name ('push', 'models promote'); None outside the CLI."""
+    names: list[str] = []
+    ctx = _click_context()
+    while ctx is not None and ctx.parent is not None:  # the root's name is the program's, however it was started
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(names) or None
 
 
 def check_labeller(name: str) -> str:
@@ -108,3 +134,30 @@ def split_list(value: str | None) -> list[str] | None:
     """A comma-separated option as a list (None when empty)."""
     items = [v.strip() for v in (value or "").split(",") if v.strip()]
     return items or None
+
+
+def _click_context() -> Any:
+    """The running command's click context (typer >= 0.20 runs on its own copy of click)."""
+    import importlib
+
+    for module in ("typer._click.globals", "click"):
+        try:
+            return importlib.import_module(module).get_current_context(silent=True)
+        except ImportError:
+            continue
+    return None
+
+
+def check_device(device: str | None) -> str | None:
+    """`--device cuda` on a machine without a GPU fails here, before any work starts (torch is imported only
+    then; auto and cpu are resolved where the model loads)."""
+    from pipeline.device import DEVICES, resolve_device
+
+    if device is None:
+        return None
+    device = device.strip().lower()
+    if device not in DEVICES:
+        raise CultureCodeError(f"--device {device}: use {', '.join(DEVICES)}")
+    if device == "cuda":
+        resolve_device(device)
+    return device

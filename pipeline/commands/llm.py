@@ -14,10 +14,12 @@ import typer
 from pipeline.commands.common import (
     CodebookOpt,
     ConfigOpt,
+    DeviceOpt,
     JsonOpt,
     ModelVersionOpt,
     QuietOpt,
     WorkspaceOpt,
+    check_device,
     handle_errors,
     open_workspace,
     out,
@@ -121,6 +123,7 @@ def label_cli(
         int,
         typer.Option("--show", help="Print the labels (codes, reason) of the first N segments of this model version."),
     ] = 0,
+    device: DeviceOpt = None,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     codebook: CodebookOpt = None,
@@ -137,6 +140,8 @@ def label_cli(
     from pipeline.llm import labels_of, prelabel_llm
 
     settings = _settings(config, workspace, codebook, llm, llm_model, base_url, prompt)
+    if check_device(device):  # the local model's device (llm.device)
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"device": device})})
     book = settings.load_codebook()
     with open_workspace(settings) as store:
         report = prelabel_llm(
@@ -170,7 +175,8 @@ def _show_labels(report: dict[str, Any], shown: list[dict[str, Any]]) -> None:
         )
     out.print(
         f"LLM-labelled {report['labelled']} of {report['segments']} segment(s) as {report['model_version']}: "
-        f"{report['calls']} call(s), {report['from_cache']} from the cache, {report['seconds']:.1f} s."
+        f"{report['calls']} call(s), {report['from_cache']} from the cache, {report['seconds']:.1f} s"
+        + (f" on {report['device']}." if report.get("device") else ".")
     )
     failures = report["failures"]
     for failure in failures[:10]:

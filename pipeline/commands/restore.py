@@ -27,16 +27,20 @@ def restore_cli(
     day). The current database, damaged or not, is moved aside first, never deleted."""
     from pipeline.store import DB_NAME
     from pipeline.store.backup import backup_rows, restore
+    from pipeline.store.lock import workspace_lock
 
-    ws = Path(settings_for(config, workspace).workspace)
+    settings = settings_for(config, workspace)
+    ws = Path(settings.workspace)
     if not ws.is_dir():
         what = "is a file, not a workspace folder" if ws.exists() else "does not exist"
         raise CultureCodeError(f"workspace '{ws}' {what}")
     if list_:
         print_result(backup_rows(ws), json_out, lambda rows: _show_backups(rows, ws))
         return
-    _refuse_while_running(ws)
-    print_result(restore(ws / DB_NAME, backup), json_out, _show_restore)
+    with workspace_lock(ws, "restore", settings.busy_wait):  # no command may write while the file is swapped
+        _refuse_while_running(ws)
+        report = restore(ws / DB_NAME, backup)
+    print_result(report, json_out, _show_restore)
 
 
 def _refuse_while_running(ws: Path) -> None:

@@ -216,6 +216,17 @@ def push_cli(
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Tasks per import request (default 1000).")
     ] = None,
+    blind_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--blind-fraction",
+            min=0.0,
+            max=1.0,
+            help="Share of segments every annotator codes with no pre-labels and no model text (the anchoring "
+            "check in `culturecode agreement`); the same stable subset on every push. Default: the fraction "
+            "last pushed (setting studio.blind_fraction), 0 at first.",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -223,13 +234,18 @@ def push_cli(
     creates no duplicates; tasks nobody annotated yet get a newer model's predictions.
 
     Only the codes that pass admission (`culturecode admission`, measured again first) are
-    pre-ticked; the model's other suggestions appear under the choices as an unticked hint."""
+    pre-ticked; the model's other suggestions appear under the choices as an unticked hint.
+    With --blind-fraction, a stable random subset of segments goes to every annotator blind."""
     from pipeline.agreement.admission import refresh_admission
     from pipeline.studio import push
 
-    settings = settings_for(
-        config, workspace, codebook, **{"studio.url": url, "studio.port": port, "studio.batch_size": batch_size}
-    )
+    overrides = {
+        "studio.url": url,
+        "studio.port": port,
+        "studio.batch_size": batch_size,
+        "studio.blind_fraction": blind_fraction,
+    }
+    settings = settings_for(config, workspace, codebook, **overrides)
     book = settings.load_codebook()
     with open_workspace(settings) as store:
         if with_ is not None:
@@ -244,7 +260,19 @@ def push_cli(
             update_config=update_config,
             show_progress=not quiet,
         )
+        connected = _connect_new_projects(store, settings, report)
     print_result(report, json_out, _show_push)
+    if connected and not json_out:
+        out.print(connected, highlight=False)
+
+
+def _connect_new_projects(store, settings, report) -> str:
+    """With `loop.connect`, the projects this push created are connected to the running model server."""
+    if not settings.loop.connect:
+        return ""
+    from pipeline.loop.service import connect_new_projects
+
+    return connect_new_projects(store, settings, [p.id for p in report.projects if p.created])
 
 
 def _show_push(report: dict[str, Any]) -> None:
@@ -259,6 +287,12 @@ def _show_push(report: dict[str, Any]) -> None:
             "(`culturecode admission` says why).",
             highlight=False,
         )
+    if report.get("blind_fraction"):
+        out.print(
+            f"  Blind subset ({report['blind_fraction']:.0%} of segments): {report['blind_segments']} pushed "
+            "segment(s) go to every annotator with no pre-labels (the anchoring check in `culturecode agreement`).",
+            highlight=False,
+        )
     for p in report["projects"]:
         notes = [
             n
@@ -266,6 +300,13 @@ def _show_push(report: dict[str, Any]) -> None:
                 ("new project", p["created"] and not p["recreated"]),
                 ("re-created: it was deleted on the server", p["recreated"]),
                 ("labeling config updated", p["config_updated"]),
+                (f"{p.get('blind')} blind task(s)", p.get("blind")),
+                (f"pre-labels removed from {p.get('blind_stripped')} blind task(s)", p.get("blind_stripped")),
+                (
+                    f"WARNING: {p.get('blind_exposed')} blind task(s) were annotated while showing pre-labels; "
+                    "they count as assisted, not blind",
+                    p.get("blind_exposed"),
+                ),
             )
             if on
         ]
@@ -285,26 +326,40 @@ def pull_cli(
     codebook: CodebookOpt = None,
     url: UrlOpt = None,
     port: PortOpt = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Export every project whole instead of only the tasks changed since.")
+    ] = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Fetch every annotation (edited, deleted, skipped, with lead time) into the workspace and
-    print what changed since the last pull."""
+    """Fetch the annotations created, edited, deleted or skipped since the last pull (with lead time) into
+    the workspace and print what changed; tasks deleted or duplicated on the server are listed.
+
+    Only the tasks Label Studio stamped as changed since the last pull are exported; a project's first
+    pull, or --full, exports it whole."""
     from pipeline.studio import pull
 
     settings = _settings(config, workspace, codebook, url=url, port=port)
     book = settings.load_codebook()
     with open_workspace(settings) as store:
-        report = pull(store, settings, book, show_progress=not quiet)
+        report = pull(store, settings, book, show_progress=not quiet, full=full)
     print_result(report, json_out, _show_pull)
 
 
 def _show_pull(report: dict[str, Any]) -> None:
+    how = "whole" if report["full"] else "changes only"
     out.print(
-        f"Pulled {report['projects']} project(s) from {report['url']}: {report['new']} new, {report['updated']} "
-        f"edited, {report['deleted']} deleted, {report['skipped']} skipped, {report['unchanged']} unchanged.",
+        f"Pulled {report['projects']} project(s) from {report['url']} ({how}, {report['fetched_tasks']} task(s) "
+        f"fetched): {report['new']} new, {report['updated']} edited, {report['deleted']} deleted, "
+        f"{report['skipped']} skipped, {report['unchanged']} unchanged.",
         highlight=False,
     )
+    for task in report["deleted_tasks"]:
+        out.print(
+            f"  task {task['task_id']} of project {task['project_id']} was deleted on the server "
+            f"(segment {str(task['segment_id'])[:12]}, {task['annotations']} annotation(s) marked deleted)",
+            highlight=False,
+        )
     for who, n in sorted(report["per_annotator"].items()):
         out.print(f"  {who}: {n} new or changed", highlight=False)
     _show_superseded_annotations(report["superseded"], report["unknown_segment"])

@@ -35,7 +35,9 @@ def _token_ids(tokenizer, words: tuple[str, ...]) -> list[int]:
 def _feed(model, ids: torch.Tensor, cache, keep: int | torch.Tensor = 1) -> tuple[torch.Tensor, object]:
     """Run `ids` after `cache`; logits only at the last `keep` positions, or at the positions a
     tensor lists (a 2,500-token prompt's logits over a 150k vocabulary would take 1.5 GB)."""
-    out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=keep)
+    if isinstance(keep, torch.Tensor):
+        keep = keep.to(model.device)
+    out = model(input_ids=ids.to(model.device), cache=cache, use_cache=True, logits_to_keep=keep)
     return out.logits, out.cache
 
 

@@ -47,6 +47,7 @@ class LlmPrelabelReport:
     failures: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     admission: dict | None = None  # the version's admission table, when the caller measured it
+    device: str | None = None  # where a local model ran (cpu or cuda); None: a remote endpoint, or no call made
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -169,6 +170,7 @@ class LlmLabeller:
             self.calls,
             self.failures,
             run.seconds,
+            device=getattr(self.backend, "device", None) if self.calls else None,
         )
 
 

@@ -263,6 +263,23 @@ def review_annotations(store: Store) -> list[Annotation]:
     return _annotations(store, IN_REVIEW, [], [])
 
 
+def segments_sent_to(store: Store, annotator: str) -> set[str]:
+    """Segments already in `annotator`'s annotation projects (any server) or annotated by them."""
+    rows = store.conn.execute(
+        "SELECT t.segment_id FROM tasks t JOIN studio_projects p ON p.server_url = t.server_url "
+        "AND p.id = t.project_id WHERE p.role = 'annotation' AND p.annotator = ? "
+        f"UNION SELECT a.segment_id FROM annotations a WHERE a.annotator = ? AND {KEPT}",
+        (annotator, annotator),
+    )
+    return {r[0] for r in rows}
+
+
+def annotated_segment_ids(store: Store) -> set[str]:
+    """Active segments with at least one kept annotation (review projects included)."""
+    rows = store.conn.execute(f"SELECT DISTINCT a.segment_id FROM annotations a WHERE {KEPT} AND {ON_ACTIVE_SEGMENT}")
+    return {r[0] for r in rows}
+
+
 def unannotated_segment_ids(store: Store) -> list[str]:
     """Active segments without any kept annotation (review projects included), in document order."""
     rows = store.conn.execute(

@@ -31,6 +31,7 @@ from pipeline.store.backup import (
     quick_check,
     take_backup,
 )
+from pipeline.store.lock import acquire as acquire_lock
 from pipeline.store.runs import mark_interrupted, run_owner
 
 DB_NAME = "culturecode.db"
@@ -211,6 +212,10 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def _no_lock() -> None:
+    """The release function of a store that holds no workspace lock."""
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -279,7 +284,16 @@ class Store:
     that a crash could leave behind. Before a command's first write, a backup is taken when one is due
     (`backups`: `keep` and `every_hours`, the settings' `backups` section)."""
 
-    def __init__(self, workspace: str | Path, create: bool = True, backups: BackupPolicy | None = None):
+    def __init__(
+        self,
+        workspace: str | Path,
+        create: bool = True,
+        backups: BackupPolicy | None = None,
+        lock_as: str | None = None,
+        busy_wait: float = 10.0,
+    ):
+        """`lock_as`: hold the workspace lock (`store.lock`) as this command until `close`, waiting up to
+        `busy_wait` seconds for another holder; None: no lock (readers, library use)."""
         self.workspace = Path(workspace)
         if not self.workspace.exists():
             if not create:
@@ -291,6 +305,14 @@ class Store:
         self.path = self.workspace / DB_NAME
         self.backups: BackupPolicy = backups or DefaultBackups()
         self._depth = 0
+        self._unlock = acquire_lock(self.workspace, lock_as, busy_wait) if lock_as else _no_lock
+        try:
+            self._open()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _open(self) -> None:
         check_file(self.path)
         created = not self.path.exists() and _create_database(self.path)
         self._checked = created  # a database this store made holds nothing to check or back up yet
@@ -307,7 +329,14 @@ class Store:
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            self.conn.close()
+        finally:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        unlock, self._unlock = self._unlock, _no_lock
+        unlock()
 
     def __enter__(self) -> "Store":
         return self

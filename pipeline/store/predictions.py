@@ -66,6 +66,16 @@ def predictions_of(store: Store, model_version: str) -> dict[str, PredictionRow]
     return {r["segment_id"]: _row(r) for r in rows}
 
 
+def predictions_for(store: Store, model_version: str, segment_ids: Iterable[str]) -> dict[str, PredictionRow]:
+    """{segment id: prediction} of one model version for the given segments only (the model server's lookups)."""
+    rows = store.conn.execute(
+        "SELECT segment_id, model_version, scores, codes, rationale FROM predictions "
+        "WHERE model_version = ? AND segment_id IN (SELECT value FROM json_each(?))",
+        (model_version, dumps(list(segment_ids))),
+    )
+    return {r["segment_id"]: _row(r) for r in rows}
+
+
 def all_prediction_codes(store: Store) -> Iterator[tuple[str, str, list[str]]]:
     """(segment id, model version, codes) of every stored prediction."""
     for seg, version, codes in store.conn.execute("SELECT segment_id, model_version, codes FROM predictions"):

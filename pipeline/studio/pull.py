@@ -1,9 +1,12 @@
-"""Pull every annotation of every project of the workspace into the `annotations` table.
+"""Pull the annotations of every project of the workspace into the `annotations` table.
 
-Each project is exported whole (Label Studio's JSON export with all tasks), annotators are named
-by email through the users API, and the result is compared with the ledger: new, edited, skipped
-and deleted annotations (gone from the server) are counted, all written in one transaction.
-A rerun with nothing changed on the server writes nothing.
+A pull fetches only what changed since the last one (`pipeline.studio.changes`): it lists each project's
+tasks with their `updated_at`, compares them with the project's cursor (`pipeline.store.pulls`) and exports
+only the new and touched tasks; a project's first pull, or `full=True`, exports the project whole (Label
+Studio's JSON export). Annotators are named by email through the users API, and the result is compared
+with the ledger: new, edited, skipped and deleted annotations are counted, tasks deleted on the server and
+tasks that duplicate another one's segment are listed, all written in one transaction with the new cursors.
+A rerun with nothing changed on the server fetches no task and writes nothing but the cursors.
 
 A task may hold a segment that a re-ingest (`ingest --replace`) superseded: its annotations are
 stored on that segment and listed in the report (they count nowhere), and where the segment's work
@@ -14,13 +17,10 @@ against, and recorded under, the wrong codebook.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from label_studio_sdk.core.api_error import ApiError
 
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
@@ -33,7 +33,19 @@ from pipeline.store.annotations import (
     task_ledger,
     upsert_annotations,
 )
+from pipeline.store.pulls import pull_cursor, save_pull_cursor
 from pipeline.store.segments import segment_ids, successors
+from pipeline.studio.changes import (
+    DeletedTask,
+    DuplicatedTask,
+    ProjectChanges,
+    duplicates,
+    export_all,
+    export_tasks,
+    list_tasks,
+    segment_of,
+    touched,
+)
 from pipeline.studio.client import Studio, connect
 from pipeline.studio.labeling import codes_from_result
 from pipeline.studio.projects import stored_projects
@@ -56,6 +68,10 @@ class PullReport:
     # annotations on tasks whose segment the workspace does not know: not stored
     unknown_segment: list[SupersededAnnotation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    full: bool = True  # every project exported whole (else only the tasks new or touched since the last pull)
+    fetched_tasks: int = 0  # tasks exported
+    deleted_tasks: list[DeletedTask] = field(default_factory=list)  # gone from the server since the last pull
+    duplicated_tasks: list[DuplicatedTask] = field(default_factory=list)  # segments held by 2+ tasks of a project
 
     @property
     def changed(self) -> int:
@@ -85,21 +101,6 @@ class MatchedTasks:
     rows: list[dict[str, Any]] = field(default_factory=list)  # annotation rows to store
     superseded: list[SupersededAnnotation] = field(default_factory=list)  # among `rows`, on superseded segments
     unknown_segment: list[SupersededAnnotation] = field(default_factory=list)  # not stored
-
-
-def _export(studio: Studio, project_id: int) -> list[dict[str, Any]] | None:
-    """All tasks of a project with their annotations; None when the project is gone."""
-    try:
-        raw = studio.call(
-            lambda: b"".join(
-                studio.sdk.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=False)
-            )
-        )
-    except ApiError as exc:
-        if exc.status_code == 404:
-            return None
-        raise
-    return json.loads(raw)
 
 
 def _user(studio: Studio, completed_by: Any) -> str:
@@ -176,9 +177,15 @@ def _row(
     }
 
 
-def _merge(store: Store, report: PullReport, url: str, project_id: int, rows: list[dict[str, Any]]) -> set[int]:
-    """Store what changed; returns the ids of the new and edited annotations."""
+def _merge(
+    store: Store, report: PullReport, url: str, project_id: int, rows: list[dict[str, Any]], scope: set[int] | None
+) -> set[int]:
+    """Store what changed; returns the ids of the new and edited annotations. Stored annotations of the
+    tasks in `scope` (of the whole project when None) that `rows` lack were deleted on the server."""
     old = project_annotations(store, url, project_id)
+    if scope is not None:  # the annotations of the tasks not fetched stand as they were
+        report.unchanged += sum(1 for r in old.values() if r["task_id"] not in scope and not r["deleted"])
+        old = {aid: r for aid, r in old.items() if r["task_id"] in scope}
     changed = []
     for row in rows:
         before = old.pop(row["annotation_id"], None)
@@ -197,9 +204,12 @@ def _merge(store: Store, report: PullReport, url: str, project_id: int, rows: li
     return {row["annotation_id"] for row in changed}
 
 
-def record_project(store: Store, report: PullReport, url: str, project_id: int, matched: MatchedTasks) -> None:
-    """Write one project's matched annotations (caller holds the transaction) and count them in `report`."""
-    _follow_edits(store, matched, _merge(store, report, url, project_id, matched.rows))
+def record_project(
+    store: Store, report: PullReport, url: str, project_id: int, matched: MatchedTasks, scope: set[int] | None = None
+) -> None:
+    """Write one project's matched annotations (caller holds the transaction) and count them in `report`;
+    `scope`: the task ids the rows stand for (None: the whole project)."""
+    _follow_edits(store, matched, _merge(store, report, url, project_id, matched.rows, scope))
     report.superseded += matched.superseded
     report.unknown_segment += matched.unknown_segment
 
@@ -247,8 +257,109 @@ def _check_independence(report: PullReport, project: Any, rows: list[dict[str, A
         )
 
 
-def pull(store: Store, settings: Settings, codebook: Codebook, show_progress: bool = True) -> PullReport:
-    """Fetch every annotation of the workspace's projects; prints-ready counts of what changed."""
+def fetch_project(store: Store, studio: Studio, project: Any, full: bool) -> ProjectChanges | None:
+    """List the project's tasks and export what the last pull has not seen (everything when `full` or on the
+    project's first pull); None when the project is gone from the server."""
+    listing = list_tasks(studio, project["id"])
+    if listing is None:
+        return None
+    cursor = pull_cursor(store, studio.url, project["id"])
+    ledger = {r["task_id"] for r in task_ledger(store, studio.url, project["id"])}
+    if cursor is None:  # first pull: what the workspace knows of the project are its ledger and annotations
+        known = set(ledger)
+        known |= {
+            r["task_id"] for r in project_annotations(store, studio.url, project["id"]).values() if not r["deleted"]
+        }
+    else:
+        known = set(cursor.tasks)
+    deleted = sorted(known - set(listing))
+    if full or cursor is None:
+        tasks = export_all(studio, project["id"])
+        if tasks is None:
+            return None
+        # tasks nobody annotated that the workspace did not push (duplicates?): their data names their segment
+        seen = (
+            ledger
+            | {t["id"] for t in tasks}
+            | {tid for tid, (_, seg) in (cursor.tasks if cursor else {}).items() if seg}
+        )
+        unseen = set(listing) - seen
+        tasks += export_tasks(studio, project["id"], unseen) if unseen else []
+        return ProjectChanges(listing, tasks, None, deleted, cursor)
+    fetch = touched(listing, cursor)
+    tasks = export_tasks(studio, project["id"], fetch) if fetch else []
+    return ProjectChanges(listing, tasks, fetch | set(deleted), deleted, cursor)
+
+
+def _finish_project(store: Store, report: PullReport, url: str, project: Any, changes: ProjectChanges) -> None:
+    """After its annotations are written: list the project's deleted and duplicated tasks, save its cursor.
+    A task's segment comes from the export, else the last cursor, else the task ledger."""
+    ledger = {r["task_id"]: r["segment_id"] for r in task_ledger(store, url, project["id"])}
+    exported = {t["id"]: segment_of(t) for t in changes.tasks}
+    segments = {tid: exported.get(tid) or changes.last_segment(tid) or ledger.get(tid) for tid in changes.listing}
+    stored = Counter(r["task_id"] for r in project_annotations(store, url, project["id"]).values())
+    for tid in changes.deleted:
+        seg = changes.last_segment(tid) or ledger.get(tid)
+        report.deleted_tasks.append(DeletedTask(project["id"], tid, seg, stored[tid]))
+    found = duplicates(project["id"], segments)
+    for dup in found:
+        report.warnings.append(
+            f"project {project['id']} ({project['title']}): segment {dup.segment_id[:12]} is held by "
+            f"{len(dup.task_ids)} tasks ({', '.join(map(str, dup.task_ids))}); annotations on each count, the "
+            "latest per annotator wins; `culturecode push` removes the duplicates nobody annotated"
+        )
+    report.duplicated_tasks += found
+    save_pull_cursor(store, url, project["id"], {tid: (changes.listing[tid], segments[tid]) for tid in changes.listing})
+
+
+def _untouched_superseded(store: Store, url: str, project_id: int, scope: set[int]) -> list[SupersededAnnotation]:
+    """The stored annotations on superseded segments of the tasks a pull did not fetch (listed as unchanged)."""
+    stored = [r for r in project_annotations(store, url, project_id).values() if not r["deleted"]]
+    stored = [r for r in stored if r["task_id"] not in scope]
+    gone = successors(store, [r["segment_id"] for r in stored]) if stored else {}
+    return [
+        SupersededAnnotation(project_id, r["task_id"], r["annotation_id"], r["annotator"], seg, gone[seg])
+        for r in stored
+        if (seg := r["segment_id"]) in gone
+    ]
+
+
+def _fetch_all(
+    store: Store,
+    studio: Studio,
+    projects: list[Any],
+    report: PullReport,
+    codebook: Codebook,
+    full: bool,
+    show_progress: bool,
+) -> list[tuple[Any, ProjectChanges, MatchedTasks]]:
+    fetched = []
+    with progress_bar("pull", len(projects), show_progress) as bar:
+        for project in projects:
+            changes = fetch_project(store, studio, project, full)
+            bar.advance()
+            if changes is None:
+                report.warnings.append(
+                    f"project {project['id']} ({project['title']}) was deleted on the server; its annotations "
+                    f"stay in the workspace; `culturecode push` makes the project again"
+                )
+                continue
+            report.fetched_tasks += len(changes.tasks)
+            matched = match_annotations(
+                store, studio.url, project, changes.tasks, codebook, lambda by: _user(studio, by)
+            )
+            _check_independence(report, project, matched.rows)
+            if changes.scope is not None:
+                matched.superseded += _untouched_superseded(store, studio.url, project["id"], changes.scope)
+            fetched.append((project, changes, matched))
+    return fetched
+
+
+def pull(
+    store: Store, settings: Settings, codebook: Codebook, show_progress: bool = True, full: bool = False
+) -> PullReport:
+    """Fetch the annotations new, edited or deleted since the last pull (all of them with `full`, or on a
+    project's first pull); print-ready counts of what changed."""
     studio = connect(settings)
     projects = stored_projects(store, studio.url)
     if not projects:
@@ -256,28 +367,20 @@ def pull(store: Store, settings: Settings, codebook: Codebook, show_progress: bo
             f"the workspace has no Label Studio project on {studio.url}: run `culturecode push` first"
         )
     report = PullReport(studio.url, projects=len(projects), warnings=check_codebook(store, projects, codebook))
-    exports: list[tuple[Any, MatchedTasks]] = []
-    with progress_bar("pull", len(projects), show_progress) as bar:
-        for project in projects:
-            tasks = _export(studio, project["id"])
-            bar.advance()
-            if tasks is None:
-                report.warnings.append(
-                    f"project {project['id']} ({project['title']}) was deleted on the server; its annotations "
-                    f"stay in the workspace; `culturecode push` makes the project again"
-                )
-                continue
-            matched = match_annotations(store, studio.url, project, tasks, codebook, lambda by: _user(studio, by))
-            _check_independence(report, project, matched.rows)
-            exports.append((project, matched))
-    with store.run("pull", {"url": studio.url}) as summary, store.transaction():
-        for project, matched in exports:
-            record_project(store, report, studio.url, project["id"], matched)
+    fetched = _fetch_all(store, studio, projects, report, codebook, full, show_progress)
+    report.full = full or all(changes.scope is None for _, changes, _ in fetched)
+    with store.run("pull", {"url": studio.url, "full": full}) as summary, store.transaction():
+        for project, changes, matched in fetched:
+            record_project(store, report, studio.url, project["id"], matched, changes.scope)
+            _finish_project(store, report, studio.url, project, changes)
         summary.update(
             new=report.new,
             updated=report.updated,
             deleted=report.deleted,
             skipped=report.skipped,
+            fetched_tasks=report.fetched_tasks,
+            deleted_tasks=len(report.deleted_tasks),
+            duplicated_tasks=len(report.duplicated_tasks),
             on_superseded=len(report.superseded),
             unknown_segment=len(report.unknown_segment),
         )

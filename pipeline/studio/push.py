@@ -5,6 +5,10 @@ ID, so leftovers of a killed push are adopted, duplicates dropped and tasks dele
 re-imported), import the missing segments in batches with their predictions, then give unannotated
 tasks the predictions of a newer model version. Task rows are recorded after every batch, so an
 interrupted push resumes where it stopped.
+
+Segments of the blind subset (`studio.blind_fraction`, pipeline/store/blind.py) go to every project
+with no predictions and no model text; a blind segment's task that still shows an earlier push's
+pre-labels loses them while nobody has annotated it, and is counted as exposed once someone has.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from pipeline.store.annotations import (
     record_tasks,
     set_task_versions,
     task_ledger,
+    tasks_shown_other_version,
 )
+from pipeline.store.blind import BlindSubset, blind_subset, record_blind_fraction
 from pipeline.store.models import current_model, set_model_metric
 from pipeline.store.predictions import PredictionRow, count_predictions, predictions_of
 from pipeline.store.segments import segment_ids as all_segment_ids
@@ -46,6 +52,9 @@ class ProjectPush(ProjectRef):
     vanished: int = 0
     predictions_updated: int = 0
     tasks: int = 0
+    blind: int = 0  # tasks of blind segments (no pre-labels)
+    blind_stripped: int = 0  # blind tasks whose earlier pre-labels this push removed (nobody had annotated them)
+    blind_exposed: int = 0  # blind tasks annotated while they showed pre-labels: assisted, left out of the check
 
 
 @dataclass
@@ -55,6 +64,8 @@ class PushReport:
     segments: int
     projects: list[ProjectPush] = field(default_factory=list)
     admission: dict[str, Any] = field(default_factory=dict)  # the gate: which codes were pre-ticked
+    blind_fraction: float = 0.0
+    blind_segments: int = 0  # of the pushed segments, those sent with no pre-labels
 
     @property
     def imported(self) -> int:
@@ -239,16 +250,67 @@ def _update_predictions(
         ref.predictions_updated += len(batch)
 
 
-def _out_of_step(studio: Studio, store: Store, ref: ProjectPush, model_version: str | None, regated: bool) -> bool:
+def _stale(
+    store: Store, url: str, ref: ProjectPush, model_version: str, preds: dict[str, PredictionRow], blind: BlindSubset
+) -> int:
+    """Tasks showing another version's pre-labels that `model_version` has (unblinded) predictions for."""
+    if not blind.fraction:
+        return count_tasks_to_update(store, url, ref.id, model_version)
+    return sum(r["segment_id"] in preds for r in tasks_shown_other_version(store, url, ref.id, model_version))
+
+
+def _blind_shown(store: Store, url: str, ref: ProjectPush, blind: BlindSubset) -> list[dict[str, Any]]:
+    """Ledger rows of blind segments whose task shows a model's pre-labels."""
+    return [r for r in task_ledger(store, url, ref.id) if r["model_version"] and r["segment_id"] in blind]
+
+
+def _out_of_step(
+    studio: Studio,
+    store: Store,
+    ref: ProjectPush,
+    model_version: str | None,
+    regated: bool,
+    preds: dict[str, PredictionRow],
+    blind: BlindSubset,
+) -> bool:
     """Whether listing the project's tasks is needed: the server's task count differs from the
-    ledger (a killed push, a deleted task, a duplicate) or some tasks may need new predictions."""
+    ledger (a killed push, a deleted task, a duplicate), some tasks may need new predictions or
+    blind segments' tasks still show pre-labels."""
     if ref.created:
         return False
-    if regated:
+    if regated or _blind_shown(store, studio.url, ref, blind):
         return True
     ledger = count_tasks(store, studio.url, ref.id)
-    stale = count_tasks_to_update(store, studio.url, ref.id, model_version) if model_version else 0
+    stale = _stale(store, studio.url, ref, model_version, preds, blind) if model_version else 0
     return bool(stale) or studio.call(studio.sdk.projects.get, ref.id).task_number != ledger
+
+
+def _blind_again(
+    studio: Studio, store: Store, settings: Settings, ref: ProjectPush, keep: dict[str, Any], blind: BlindSubset
+) -> None:
+    """Blind segments' tasks that still show an earlier push's pre-labels: nobody annotated them yet,
+    so the predictions and the model's text go; annotated ones stay as they are and are counted."""
+    shown = _blind_shown(store, studio.url, ref, blind)
+    clean = [r for r in shown if _unannotated(keep, r["segment_id"])]
+    ref.blind_exposed = len(shown) - len(clean)
+    size = settings.studio.batch_size
+    for start in range(0, len(clean), size):
+        batch = clean[start : start + size]
+        studio.call(
+            studio.sdk.actions.create,
+            id="delete_tasks_predictions",
+            project=ref.id,
+            selected_items={"all": False, "included": [r["task_id"] for r in batch]},
+        )
+        for row in batch:
+            data = keep[row["segment_id"]].data
+            if data.get("rationale") or data.get("prediction_version"):
+                studio.call(
+                    studio.sdk.tasks.update, row["task_id"], data={**data, "rationale": "", "prediction_version": ""}
+                )
+        with store.transaction():
+            record_tasks(store, studio.url, ref.id, [(r["task_id"], r["segment_id"], None) for r in batch])
+        ref.blind_stripped += len(batch)
 
 
 def _push_project(
@@ -262,8 +324,10 @@ def _push_project(
     gate: Gate,
     regated: bool,
     show_progress: bool,
+    blind: BlindSubset,
 ) -> None:
-    out_of_step = _out_of_step(studio, store, ref, model_version, regated)
+    """`preds` holds no blind segment's prediction, so blind tasks are imported and kept without any."""
+    out_of_step = _out_of_step(studio, store, ref, model_version, regated, preds, blind)
     keep = _reconcile(studio, store, ref) if out_of_step else {}
     have = {r["segment_id"] for r in task_ledger(store, studio.url, ref.id)}
     todo = [s for s in segments if s.id not in have]
@@ -273,9 +337,13 @@ def _push_project(
     if studio.retried > before:  # a request may have landed twice while the server was flaky
         keep = _reconcile(studio, store, ref)
     _update_predictions(studio, store, settings, ref, keep, preds, model_version, gate, regated)
+    _blind_again(studio, store, settings, ref, keep, blind)
     if model_version:
         studio.call(studio.sdk.projects.update, ref.id, model_version=model_version, show_collab_predictions=True)
-    ref.tasks = count_tasks(store, studio.url, ref.id)
+    ledger = task_ledger(store, studio.url, ref.id)
+    ref.tasks, ref.blind = len(ledger), sum(r["segment_id"] in blind for r in ledger)
+    with store.transaction():
+        record_blind_fraction(store, studio.url, ref.id, blind.fraction)
 
 
 def _targets(
@@ -316,18 +384,27 @@ def push(
     if not segments:
         raise CultureCodeError(f"workspace {store.workspace} has no segments: run `culturecode ingest PATH` first")
     studio = connect(settings)
-    preds = _predictions(store, version)
+    blind = blind_subset(store, settings.studio.blind_fraction)
+    preds = {seg: p for seg, p in _predictions(store, version).items() if seg not in blind}
     shown = version if preds else None
     gate = admission_gate(store, settings.admission, shown)
     regated = shown is not None and gate_changed(gate, pushed_gate(store, shown))
-    report = PushReport(studio.url, shown, len(segments), admission=gate.as_dict())
-    with store.run("push", {"annotators": annotators, "model_version": version, "role": role}) as summary:
+    report = PushReport(studio.url, shown, len(segments), admission=gate.as_dict(), blind_fraction=blind.fraction)
+    report.blind_segments = len(blind.pick(s.id for s in segments))
+    args = {"annotators": annotators, "model_version": version, "role": role, "blind_fraction": blind.fraction}
+    with store.run("push", args) as summary:
         for who in _targets(store, studio, settings, annotators, role):
             found: ProjectRef = ensure_project(studio, store, settings, codebook, role, who, version, update_config)
             ref = ProjectPush(found.id, found.title, role, who, found.created, found.recreated, found.config_updated)
-            _push_project(studio, store, settings, ref, segments, preds, shown, gate, regated, show_progress)
+            _push_project(studio, store, settings, ref, segments, preds, shown, gate, regated, show_progress, blind)
             report.projects.append(ref)
-        summary.update(imported=report.imported, projects=[p.id for p in report.projects], admission=gate.as_dict())
+        summary.update(
+            imported=report.imported,
+            projects=[p.id for p in report.projects],
+            admission=gate.as_dict(),
+            blind={"fraction": blind.fraction, "segments": report.blind_segments},
+            blind_exposed=sum(p.blind_exposed for p in report.projects),
+        )
         if shown is not None:
             with store.transaction():
                 set_model_metric(store, shown, "admission_pushed", gate.as_dict())

@@ -41,6 +41,46 @@ PRIVATE_ENV = {
     "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
 }
 
+# The model server (`culturecode serve`) listens on this machine, and Label Studio refuses ML backends and
+# webhooks on reserved networks, loopback included. Allow loopback only: every other reserved network stays
+# banned (Label Studio's default list less 127.0.0.0/8 and ::1).
+LOOPBACK_ALLOWED_ENV = {
+    "USE_DEFAULT_BANNED_SUBNETS": "false",
+    "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(
+        [
+            "0.0.0.0/8",
+            "10.0.0.0/8",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+            "172.16.0.0/12",
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "192.88.99.0/24",
+            "192.168.0.0/16",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "224.0.0.0/4",
+            "233.252.0.0/24",
+            "240.0.0.0/4",
+            "255.255.255.255/32",
+            "::/128",
+            "::ffff:0:0/96",
+            "::ffff:0:0:0/96",
+            "64:ff9b::/96",
+            "64:ff9b:1::/48",
+            "100::/64",
+            "2001::/32",
+            "2001:20::/28",
+            "2001:db8::/32",
+            "2002::/16",
+            "fc00::/7",
+            "fe80::/10",
+            "ff00::/8",
+        ]
+    ),
+}
+
 
 @dataclass
 class ServerInfo:
@@ -172,6 +212,7 @@ def _launch(settings: Settings, creds: dict[str, Any]) -> subprocess.Popen:
     env = {
         **os.environ,
         **PRIVATE_ENV,
+        **LOOPBACK_ALLOWED_ENV,
         "LABEL_STUDIO_BASE_DATA_DIR": str(ddir),
         "HOST": url,
         "LABEL_STUDIO_HOST": url,

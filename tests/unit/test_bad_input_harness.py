@@ -234,6 +234,10 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "llm serve": ("--port", "9"),
     "admission": (),
     "restore": (),
+    "next": (),
+    "plan": (),
+    "loop status": (),
+    "serve": ("--port", "9"),
 }
 # Path options a command takes but does not read: no bad input can reach them (keep the reason)
 NOT_READ = {
@@ -353,6 +357,9 @@ DAMAGE_SOME_KINDS = (
     "llm plan",
     "llm label",
     "llm evaluate",
+    "next",
+    "plan",
+    "serve",
 )
 CORRUPT_DATABASE_ROWS: list[Row] = [
     Row(command, "--workspace", kind, corrupt_database(kind), args=COMMANDS[command], names="culturecode restore")

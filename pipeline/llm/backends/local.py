@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import LlmSettings
+from pipeline.device import precision, resolve_device
 from pipeline.errors import CultureCodeError
 from pipeline.llm.backends.base import Completion
 
@@ -132,8 +133,11 @@ class LocalBackend:
         threads: int | None = None,
         quantize: bool = True,
         lazy: bool = False,
+        device: str = "cpu",
     ):
         self.model_name = model or DEFAULT_LOCAL_MODEL
+        self.requested_device = device  # auto, cpu or cuda (`pipeline.device`); resolved on load
+        self.device = "cpu"
         self._args = (model, cache_dir, threads, quantize)
         self._prefix: tuple[str, object, object] | None = None  # (system text, token ids, kv cache)
         self._lock = threading.Lock()
@@ -151,6 +155,7 @@ class LocalBackend:
         if self.model is not None:
             return
         model, cache_dir, threads, quantize = self._args
+        self.device = resolve_device(self.requested_device)  # `--device cuda` without a GPU fails before unpacking
         hf_logging.disable_progress_bar()  # our own progress bar is the one that counts
         self.path = resolve_local_model(model, cache_dir)
         if threads:
@@ -160,6 +165,9 @@ class LocalBackend:
         # loaded as bfloat16 (as stored) and quantized layer by layer, so no float32 copy of the
         # whole model is made (peak 4.2 GB instead of 5.7 GB for the packaged model)
         loaded = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=torch.bfloat16, use_safetensors=True).eval()
+        if self.device == "cuda":  # half precision on the GPU (bf16 as stored, fp16 on cards without bf16); no int8
+            self.model = loaded.to("cuda", dtype=torch.bfloat16 if precision("cuda") == "bf16" else torch.float16)
+            return
         if quantize:
             _quantize_linear_layers(loaded)
         self.model = loaded.float()
@@ -178,7 +186,7 @@ class LocalBackend:
             text = self.tokenizer.apply_chat_template([{"role": "system", "content": system}], tokenize=False)
             ids = self.tokenizer(text, return_tensors="pt").input_ids
             with torch.no_grad():
-                cache = self.model(ids, use_cache=True, logits_to_keep=1).cache
+                cache = self.model(ids.to(self.model.device), use_cache=True, logits_to_keep=1).cache
             self._prefix = (system, ids, cache)
         return self._prefix[1], self._prefix[2]
 
@@ -227,7 +235,7 @@ class LocalBackend:
             kwargs.update(do_sample=True, temperature=temperature)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        out = self.model.generate(ids, **kwargs)
+        out = self.model.generate(ids.to(self.model.device), **kwargs)
         new = out[0, ids.shape[1] :]
         return self.tokenizer.decode(new, skip_special_tokens=True), int(new.shape[0])
 
@@ -256,4 +264,6 @@ def _schema_codes(schema: dict | None) -> list[str]:
 
 def make_backend(settings: LlmSettings) -> LocalBackend:
     """The in-process model named in the settings; loaded on its first call (a cached run never loads it)."""
-    return LocalBackend(settings.model, settings.model_dir, settings.threads, settings.quantize, lazy=True)
+    return LocalBackend(
+        settings.model, settings.model_dir, settings.threads, settings.quantize, lazy=True, device=settings.device
+    )

@@ -1,0 +1,202 @@
+"""How fast the model learns under each selection strategy: simulated annotators, batches of 20 labels.
+
+    .venv/bin/python benchmarks/bench_learning_curve.py                  # 3 seeds, up to 400 labels
+    .venv/bin/python benchmarks/bench_learning_curve.py --noise 0.05     # annotators flip 5% of decisions
+
+The example gold (examples/gold/*.jsonl) is split by document into a pool (70%) and a held-out test part
+(30%). Every strategy starts from the same random first batch; then, batch after batch, the strategy picks
+20 unlabelled segments of the pool (the real strategies of `culturecode next`, pipeline/learning/strategies.py,
+given the current model's scores), the simulated annotator answers with the gold codes (optionally noisy),
+and a logistic regression per code is retrained on the labels so far. Texts are embedded once with the
+packaged MiniLM encoder (cached in $CULTURECODE_CACHE/bench/learning_curve), so a step costs a refit only.
+
+Printed: macro-F1 on the held-out part after each batch (mean over seeds), the area under the learning curve
+(mean macro-F1 over the batches, in points), the labels each strategy needs to reach random's final F1, the
+positives of the three rarest codes among the labels collected, and each figure's ratio to random.
+Targets (issue 14): the best strategy's area >= 5 points above random, and it reaches random's final F1
+with <= 60% of the labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.classifier.data import Example, label_matrix, read_gold
+from pipeline.classifier.encoder import CodeClassifier, embed, load_encoder, load_tokenizer, resolve_base_model
+from pipeline.classifier.metrics import code_metrics
+from pipeline.classifier.packaged import encoder_cache_dir
+from pipeline.config import load_codebook
+from pipeline.learning.strategies import Candidate, Pool, run_strategy
+
+GOLD = ROOT / "examples" / "gold"
+CODEBOOK = ROOT / "configs" / "codebooks" / "police_culture.yaml"
+STRATEGIES = ("random", "uncertainty", "diversity", "rare")
+
+
+def _key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def embed_once(texts: list[str]) -> np.ndarray:
+    """MiniLM mean-pooled embeddings of `texts`, cached by text hash."""
+    cache = encoder_cache_dir().parent / "bench" / "learning_curve"
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / "vectors.npz"
+    known = dict(np.load(path)) if path.exists() else {}
+    todo = sorted({t for t in texts if _key(t) not in known})
+    if todo:
+        base = resolve_base_model("minilm")
+        model = CodeClassifier(load_encoder(base), 1)
+        for text, vec in zip(todo, embed(model, load_tokenizer(base), todo, 32, 128), strict=True):
+            known[_key(text)] = vec
+        np.savez(path, **known)
+    return np.stack([known[_key(t)] for t in texts]).astype(np.float64)
+
+
+def split_documents(examples: list[Example], seed: int, test_share: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    docs = sorted({e.document for e in examples})
+    rng = np.random.default_rng(seed)
+    test_docs = set(rng.choice(docs, size=round(len(docs) * test_share), replace=False))
+    is_test = np.array([e.document in test_docs for e in examples])
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def fit_scores(x: np.ndarray, y: np.ndarray, labelled: list[int], targets: list[np.ndarray]) -> list[np.ndarray]:
+    """A balanced logistic regression per code on the labelled rows; per-code probabilities for each target."""
+    from sklearn.linear_model import LogisticRegression
+
+    xs, ys = x[labelled], y[labelled]
+    mean, spread = xs.mean(axis=0), xs.std(axis=0) + 1e-6
+    outs = [np.zeros((len(t), y.shape[1])) for t in targets]
+    for j in range(y.shape[1]):
+        if 0 < ys[:, j].sum() < len(ys):
+            clf = LogisticRegression(class_weight="balanced", C=0.1, solver="liblinear")
+            clf.fit((xs - mean) / spread, ys[:, j])
+            for out, t in zip(outs, targets, strict=True):
+                out[:, j] = clf.predict_proba((x[t] - mean) / spread)[:, 1]
+        elif ys[:, j].sum() == len(ys):
+            for out in outs:
+                out[:, j] = 1.0
+    return outs
+
+
+@dataclass
+class Run:
+    strategy: str
+    f1: list[float] = field(default_factory=list)  # macro-F1 after each batch
+    rare_found: int = 0  # positives of the rarest codes among the collected labels
+
+
+def simulate(strategy: str, x, y, answers, codes, pool_idx, test_idx, seed: int, batch: int, budget: int) -> Run:
+    rng = np.random.default_rng(seed)
+    labelled = [int(i) for i in rng.choice(pool_idx, size=batch, replace=False)]  # the same first batch for all
+    run = Run(strategy)
+    while True:
+        open_idx = np.array(sorted(set(pool_idx.tolist()) - set(labelled)))
+        pool_scores, test_scores, seen = fit_scores(x, answers, labelled, [open_idx, test_idx, np.array(labelled)])
+        run.f1.append(code_metrics(y[test_idx], test_scores >= 0.5, codes)["macro_f1"])
+        if len(labelled) >= budget:
+            break
+        pool = _pool(codes, answers[labelled].sum(axis=0), open_idx, pool_scores, seen, seed)
+        picks = run_strategy(strategy, pool, batch)
+        labelled += [int(p.segment_id) for p in picks]
+    rarest = np.argsort(y[pool_idx].sum(axis=0))[:3]
+    run.rare_found = int(y[labelled][:, rarest].sum())
+    return run
+
+
+def _pool(codes, counts, open_idx, scores, seen, seed) -> Pool:
+    """What `culturecode next` would give the strategy: the open segments' scores, the labels per code so far,
+    the labelled segments' scores (diversity's starting centres)."""
+    candidates = [
+        Candidate(str(i), dict(zip(codes, map(float, row), strict=True)))
+        for i, row in zip(open_idx, scores, strict=True)
+    ]
+    return Pool(
+        candidates,
+        list(codes),
+        {c: 0.5 for c in codes},
+        {c: int(n) for c, n in zip(codes, counts, strict=True)},
+        "annotations",
+        [dict(zip(codes, map(float, row), strict=True)) for row in seen],
+        seed,
+    )
+
+
+def labels_to_reach(f1: list[float], target: float, batch: int) -> int | None:
+    for step, value in enumerate(f1):
+        if value >= target - 1e-9:
+            return (step + 1) * batch
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=400)
+    parser.add_argument("--noise", type=float, default=0.0, help="share of code decisions the annotators flip")
+    args = parser.parse_args()
+    book = load_codebook(CODEBOOK)
+    codes = [c.id for c in book.codes]
+    examples = read_gold(GOLD, book)
+    started = time.perf_counter()
+    x = embed_once([e.text for e in examples])
+    print(f"{len(examples)} gold segments, {len(codes)} codes; embedded in {time.perf_counter() - started:.1f} s")
+    y = label_matrix(examples, codes).astype(int)
+    runs: dict[str, list[Run]] = {s: [] for s in STRATEGIES}
+    for seed in range(args.seeds):
+        pool_idx, test_idx = split_documents(examples, seed)
+        flips = np.random.default_rng(1000 + seed).random(y.shape) < args.noise
+        answers = np.where(flips, 1 - y, y)
+        for strategy in STRATEGIES:
+            started = time.perf_counter()
+            runs[strategy].append(
+                simulate(strategy, x, y, answers, codes, pool_idx, test_idx, seed, args.batch, args.budget)
+            )
+            print(f"  seed {seed} {strategy:<12} {time.perf_counter() - started:6.1f} s", file=sys.stderr)
+    report(runs, args)
+
+
+def report(runs: dict[str, list[Run]], args) -> None:
+    curves = {s: np.mean([r.f1 for r in rs], axis=0) for s, rs in runs.items()}
+    labels = [(i + 1) * args.batch for i in range(len(curves["random"]))]
+    print(f"\nmacro-F1 on the held-out documents (mean of {args.seeds} seeds; noise {args.noise:.0%})")
+    print("labels  " + "".join(f"{s:>13}" for s in STRATEGIES))
+    for i, n in enumerate(labels):
+        if n in (20, 40, 60, 100, 140, 200, 300, 400) or n == labels[-1]:
+            print(f"{n:>6}  " + "".join(f"{curves[s][i]:>13.3f}" for s in STRATEGIES))
+    target = float(curves["random"][-1])
+    area = {s: 100 * float(np.mean(c)) for s, c in curves.items()}
+    print(f"\n{'strategy':<12} {'area':>6} {'vs random':>10} {'labels to':>10} {'share of':>9} {'rare-code':>10}")
+    print(f"{'':<12} {'(pts)':>6} {'(pts)':>10} {f'F1 {target:.3f}':>10} {'random':>9} {'positives':>10}")
+    base_need = labels_to_reach(list(curves["random"]), target, args.batch) or labels[-1]
+    base_rare = np.mean([r.rare_found for r in runs["random"]])
+    for s in STRATEGIES:
+        need = labels_to_reach(list(curves[s]), target, args.batch)
+        rare_found = np.mean([r.rare_found for r in runs[s]])
+        share = f"{need / base_need:.0%}" if need else "never"
+        print(
+            f"{s:<12} {area[s]:>6.1f} {area[s] - area['random']:>+10.1f} {need or '-':>10} {share:>9} "
+            f"{rare_found:>6.0f} ({rare_found / base_rare:.2f}x)"
+        )
+    best = max(STRATEGIES[1:], key=lambda s: area[s])
+    need = labels_to_reach(list(curves[best]), target, args.batch)
+    print(
+        f"\nbest: {best}: area {area[best] - area['random']:+.1f} points vs random (target >= +5), reaches random's "
+        f"final F1 with {f'{need / base_need:.0%}' if need else 'never'} of the labels (target <= 60%)"
+    )
+
+
+if __name__ == "__main__":
+    main()
