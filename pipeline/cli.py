@@ -12,6 +12,7 @@ import typer
 
 from pipeline import __version__
 from pipeline.commands import agreement as agreement_commands
+from pipeline.commands import appendix as appendix_commands
 from pipeline.commands import classifier as classifier_commands
 from pipeline.commands import core
 from pipeline.commands import learning as learning_commands
@@ -52,6 +53,7 @@ def main(
 core.register(app)
 agreement_commands.register(app)
 plan_commands.register(app)
+appendix_commands.register(app)
 classifier_commands.register(app)
 learning_commands.register(app)
 studio_commands.register(app)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.agreement.admission import current_tables
 from pipeline.agreement.anchoring import anchoring_check
+from pipeline.agreement.drift import coder_drift
 from pipeline.agreement.ratings import Ratings, load_ratings, model_labels, read_input
 from pipeline.agreement.render import write_reports
 from pipeline.agreement.report import compute_agreement, contested
@@ -89,6 +90,7 @@ def agreement_report(
     blind = pushed_blind_subset(store)
     if blind is not None:  # only workspaces pushed with --blind-fraction have the section
         report["anchoring"] = anchoring_check(ratings, blind, models, codes, boot, seed)
+    report["drift"] = coder_drift(store, codes or ratings.codes)
     texts = segment_texts(store, [d["item"] for d in report["disagreements"]])
     if out_dir == "default":
         out_dir = store.workspace / "reports"

@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pipeline.agreement.drift import HEADER, METHOD, drift_markdown, drift_rows  # noqa: E402
+
 COLUMNS = [
     ("percent_agreement", "% agr."),
     ("cohen_kappa_mean", "Cohen κ (mean)"),
@@ -171,6 +173,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             )
     lines += admission_markdown(report.get("admission") or {})
     lines += anchoring_markdown(report.get("anchoring"))
+    lines += drift_markdown(report.get("drift"))
     if report["rounds"]:
         lines += ["", "## Per annotation round", "", "| round | items | mean α | exact match |", "|---|---|---|---|"]
         for name, r in report["rounds"].items():
@@ -323,6 +326,11 @@ pre-labels, {{ a.left_out.unassisted_outside_blind }} other annotation(s) made w
 {% endfor %}{% endfor %}</table>
 <p>Codes whose blind and assisted figures differ beyond chance: {{ a.shifted|join(", ") or "none" }}.</p>{% endif %}
 {% endif %}
+{% if r.get("drift") and r.drift.annotators %}<h2>Coder drift (batches of {{ r.drift.batch_size }} segments)</h2>
+<p class="band">{{ drift_method }}</p>
+<table id="drift"><tr>{% for h in drift_header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in drift_rows(r.drift) %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</table>{% endif %}
 {% if r.disagreements -%}
 <h2>Most contested items</h2>
 {#- #}<table id="disagreements"><tr><th>item</th><th>score</th><th>split votes</th><th>text</th></tr>
@@ -349,6 +357,9 @@ def to_html(report: dict[str, Any]) -> str:
         fmt_ci=fmt_ci,
         admission_note=ADMISSION_NOTE,
         anchoring_stats=ANCHORING_STATS,
+        drift_method=METHOD,
+        drift_header=HEADER,
+        drift_rows=drift_rows,
         fmt_side=fmt_side,
     )
 

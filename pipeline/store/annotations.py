@@ -26,7 +26,11 @@ _REVIEW_PROJECT = (
 )
 LIVE = f"{KEPT} AND NOT EXISTS ({_REVIEW_PROJECT})"
 IN_REVIEW = f"{KEPT} AND EXISTS ({_REVIEW_PROJECT})"
-ON_ACTIVE_SEGMENT = f"EXISTS (SELECT 1 FROM segments s WHERE s.id = a.segment_id AND s.{ACTIVE})"
+# "on an active segment", spelt "not on a superseded one": the few superseded ids come from the partial index
+# `segments_superseded`, where looking each annotation's segment up would read pages all over a large table (0.2 s
+# per query for 40,000 annotations at a million segments); equal, annotation rows referencing segments (foreign key)
+_SUPERSEDED_IDS = "SELECT id FROM segments WHERE superseded_at IS NOT NULL"
+ON_ACTIVE_SEGMENT = f"a.segment_id NOT IN ({_SUPERSEDED_IDS})"
 # the order in which edits happened: the latest annotation of a (segment, annotator) comes last
 CHRONOLOGICAL = "COALESCE(a.updated_at, a.created_at, a.pulled_at), a.annotation_id"
 
@@ -196,10 +200,8 @@ def carry_annotations(store: Store, old_segment: str, new_segment: str) -> int:
 def count_left_behind(store: Store) -> int:
     """Kept annotations on superseded segments whose work was not carried over: in the ledger, but
     counted nowhere (carried ones count through their copies)."""
-    sql = (
-        f"SELECT COUNT(*) FROM annotations a WHERE {KEPT} AND EXISTS (SELECT 1 FROM segments s WHERE "
-        f"s.id = a.segment_id AND NOT s.{ACTIVE} AND s.superseded_by IS NULL)"
-    )
+    left = f"{_SUPERSEDED_IDS} AND superseded_by IS NULL"
+    sql = f"SELECT COUNT(*) FROM annotations a WHERE {KEPT} AND a.segment_id IN ({left})"
     return store.conn.execute(sql).fetchone()[0]
 
 

@@ -47,7 +47,26 @@ TABLES = (
     "gold",
     "runs",
     "llm_cache",
+    "prediction_counts",
+    "prediction_codes",
 )
+
+# the trigger bodies of migration 4: count a prediction (NEW) in, or out (OLD), of the tallies
+_TALLY_ADD = """
+    INSERT INTO prediction_counts(model_version, predictions) VALUES (NEW.model_version, 1)
+        ON CONFLICT(model_version) DO UPDATE SET predictions = predictions + 1;
+    INSERT INTO prediction_codes(model_version, code, segments)
+        SELECT NEW.model_version, value, 1 FROM json_each(NEW.codes) WHERE true
+        ON CONFLICT(model_version, code) DO UPDATE SET segments = segments + 1;
+"""
+_TALLY_REMOVE = """
+    UPDATE prediction_counts SET predictions = predictions - 1 WHERE model_version = OLD.model_version;
+    DELETE FROM prediction_counts WHERE model_version = OLD.model_version AND predictions <= 0;
+    UPDATE prediction_codes
+        SET segments = segments - (SELECT COUNT(*) FROM json_each(OLD.codes) j WHERE j.value = prediction_codes.code)
+        WHERE model_version = OLD.model_version AND code IN (SELECT value FROM json_each(OLD.codes));
+    DELETE FROM prediction_codes WHERE model_version = OLD.model_version AND segments <= 0;
+"""
 
 MIGRATIONS: list[str] = [
     # 1: the initial schema
@@ -208,6 +227,33 @@ MIGRATIONS: list[str] = [
     CREATE INDEX annotations_by_segment ON annotations(segment_id);
     CREATE UNIQUE INDEX annotations_original ON annotations(server_url, annotation_id) WHERE carried_from IS NULL;
     ALTER TABLE gold ADD COLUMN carried_from TEXT;
+    """,
+    # 4: prediction tallies, so that `status` reads a few rows instead of every prediction. Triggers keep them exact
+    # whatever writes or deletes predictions (upserts, deletes, cascades from segments and documents; an
+    # INSERT OR REPLACE too, as `_connect` turns recursive triggers on); the migration fills them from the rows.
+    # prediction_counts: predictions per model version; prediction_codes: per version, the predictions choosing
+    # each code (a code listed twice counts twice, as `json_each` does). Rows that drop to zero are removed.
+    f"""
+    CREATE TABLE prediction_counts (
+        model_version TEXT PRIMARY KEY,
+        predictions INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE prediction_codes (
+        model_version TEXT NOT NULL,
+        code TEXT NOT NULL,
+        segments INTEGER NOT NULL,
+        PRIMARY KEY (model_version, code)
+    ) WITHOUT ROWID;
+    INSERT INTO prediction_counts(model_version, predictions)
+        SELECT model_version, COUNT(*) FROM predictions GROUP BY model_version;
+    INSERT INTO prediction_codes(model_version, code, segments)
+        SELECT p.model_version, j.value, COUNT(*) FROM predictions p, json_each(p.codes) j
+        GROUP BY p.model_version, j.value;
+    CREATE TRIGGER predictions_tally_insert AFTER INSERT ON predictions BEGIN {_TALLY_ADD} END;
+    CREATE TRIGGER predictions_tally_delete AFTER DELETE ON predictions BEGIN {_TALLY_REMOVE} END;
+    CREATE TRIGGER predictions_tally_update AFTER UPDATE OF model_version, codes ON predictions
+        WHEN OLD.model_version IS NOT NEW.model_version OR OLD.codes IS NOT NEW.codes
+        BEGIN {_TALLY_REMOVE} {_TALLY_ADD} END;
     """,
 ]
 
@@ -610,9 +656,23 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise CultureCodeError(f"cannot open the workspace database {path}: {exc}") from None
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA recursive_triggers = ON")  # rows an INSERT OR REPLACE drops fire their delete triggers
     conn.execute("PRAGMA journal_mode = WAL")  # a no-op on our databases, which are created in WAL mode
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a migration script, a trigger's body (semicolons and all) inside its statement."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]}")
 
 
 def _apply_migrations(conn: sqlite3.Connection, current: int) -> None:
@@ -623,9 +683,8 @@ def _apply_migrations(conn: sqlite3.Connection, current: int) -> None:
             conn.execute("COMMIT")
             continue
         try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(script):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -41,6 +41,7 @@ READ_ONLY_COMMANDS = frozenset(
         "llm evaluate",
         "evaluate",
         "agreement",
+        "appendix",
         "disagreements",
         "export",
         "config show",

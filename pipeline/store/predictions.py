@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from pipeline.store.db import Store, dumps, now, tally_codes
+from pipeline.store.db import Store, dumps, now
 
 
 @dataclass
@@ -83,16 +83,44 @@ def all_prediction_codes(store: Store) -> Iterator[tuple[str, str, list[str]]]:
 
 
 def count_predictions(store: Store, model_version: str | None = None) -> int:
-    """Predictions of `model_version` (of every version when None)."""
+    """Predictions of `model_version` (of every version when None), read from the tally (migration 4)."""
     if model_version is None:
-        return store.conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
-    row = store.conn.execute("SELECT COUNT(*) FROM predictions WHERE model_version = ?", (model_version,)).fetchone()
-    return row[0]
+        return store.conn.execute("SELECT COALESCE(SUM(predictions), 0) FROM prediction_counts").fetchone()[0]
+    row = store.conn.execute(
+        "SELECT predictions FROM prediction_counts WHERE model_version = ?", (model_version,)
+    ).fetchone()
+    return row[0] if row else 0
 
 
 def predicted_per_code(store: Store, model_version: str) -> dict[str, int]:
-    """{code: segments `model_version` gave it}."""
-    return tally_codes(store, "predictions", "t.model_version = ?", (model_version,))
+    """{code: segments `model_version` gave it}, read from the tally (migration 4)."""
+    rows = store.conn.execute(
+        "SELECT code, segments FROM prediction_codes WHERE model_version = ? AND segments > 0", (model_version,)
+    )
+    return {code: n for code, n in rows}
+
+
+def recount_predictions(store: Store) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """({version: predictions}, {(version, code): predictions choosing it}) counted from the rows themselves, the
+    figures the tallies must hold (for checks; `status` reads the tallies)."""
+    per_version = {
+        v: n for v, n in store.conn.execute("SELECT model_version, COUNT(*) FROM predictions GROUP BY model_version")
+    }
+    per_code = {
+        (v, c): n
+        for v, c, n in store.conn.execute(
+            "SELECT p.model_version, j.value, COUNT(*) FROM predictions p, json_each(p.codes) j "
+            "GROUP BY p.model_version, j.value"
+        )
+    }
+    return per_version, per_code
+
+
+def prediction_tallies(store: Store) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """The tallies as stored, shaped like `recount_predictions`."""
+    per_version = {v: n for v, n in store.conn.execute("SELECT model_version, predictions FROM prediction_counts")}
+    rows = store.conn.execute("SELECT model_version, code, segments FROM prediction_codes")
+    return per_version, {(v, c): n for v, c, n in rows}
 
 
 @dataclass

@@ -28,8 +28,9 @@ def count_documents(store: Store) -> int:
 
 
 def count_segments(store: Store) -> int:
-    """Active segments (superseded ones are counted by `count_superseded`)."""
-    return store.conn.execute(f"SELECT COUNT(*) FROM segments WHERE {ACTIVE}").fetchone()[0]
+    """Active segments (superseded ones are counted by `count_superseded`): all of them less the superseded ones,
+    two index-only counts where counting the active ones would read every segment (0.3 s at a million)."""
+    return store.conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0] - count_superseded(store)
 
 
 def segment_ids(store: Store) -> set[str]:
@@ -78,7 +79,8 @@ def segments_without_prediction(
 
 
 def count_superseded(store: Store) -> int:
-    return store.conn.execute(f"SELECT COUNT(*) FROM segments WHERE NOT ({ACTIVE})").fetchone()[0]
+    # spelt as the partial index `segments_superseded` is, so that the count reads that index only
+    return store.conn.execute("SELECT COUNT(*) FROM segments WHERE superseded_at IS NOT NULL").fetchone()[0]
 
 
 def successors(store: Store, ids: list[str]) -> dict[str, str | None]:

@@ -1,12 +1,19 @@
 """What changed in a Label Studio project since the last pull: the cheap listing, the diff, the fetch.
 
-Every pull first lists the project's tasks with two fields each (`id`, `updated_at`), which costs little
-even for 10k tasks. Label Studio moves a task's `updated_at` whenever an annotation of it is created,
-edited or deleted (also when its predictions change). Against the cursor of the last pull
-(`pipeline.store.pulls`) that listing says which tasks are new or touched, and which are gone; only the
-touched and new ones are exported, with the export API's `ids[]` filter (the SDK's `ids` argument sends a
-parameter name the server does not read). A task holding a segment another task of the project also
-holds is a duplicate (imported twice, or copied in the Data Manager).
+Every pull first lists the project's tasks with two fields each (`id`, `updated_at`). Label Studio moves a
+task's `updated_at` whenever an annotation of it is created, edited or deleted (also when its predictions
+change). Against the cursor of the last pull (`pipeline.store.pulls`) that listing says which tasks are new
+or touched, and which are gone; only the touched and new ones are exported, with the export API's `ids[]`
+filter (the SDK's `ids` argument sends a parameter name the server does not read). A task holding a segment
+another task of the project also holds is a duplicate (imported twice, or copied in the Data Manager).
+
+Label Studio spends about 1 ms per task on a listing, so with a cursor only the tasks updated after its
+newest stamp are listed (a Data Manager filter on `updated_at`); the tasks of a short margin before it are
+counted, and listed only when the count differs from the cursor's (an annotation saved while the last
+listing ran can carry an earlier stamp than the newest it saw). The project's task count says whether any
+task was deleted; only then is the project listed whole. A whole export (first or `--full` pull) carries
+its tasks' stamps, so only the tasks nobody annotated are listed besides it, under the same count check.
+Listings are read as plain JSON: the SDK's typed models cost more than the server's answer.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from label_studio_sdk.core.api_error import ApiError
@@ -24,6 +31,9 @@ from pipeline.studio.client import Studio
 
 LIST_PAGE = 5000  # tasks per page of the listing (two fields each)
 IDS_PER_EXPORT = 200  # task ids per export request (they travel in the URL)
+# the tasks updated this long before the cursor's newest stamp are counted on every pull: an annotation saved
+# while the last listing ran may carry an earlier stamp than that listing's newest
+CHANGE_MARGIN = timedelta(seconds=5)
 
 
 @dataclass
@@ -57,24 +67,119 @@ class ProjectChanges:
 
 
 def _stamp(value: Any) -> str:
+    """One spelling for a task's `updated_at` (the SDK's datetime, or the JSON's string)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def list_tasks(studio: Studio, project_id: int) -> dict[int, str] | None:
-    """{task id: updated_at} of every task of the project; None when the project is gone."""
+def list_tasks(
+    studio: Studio,
+    project_id: int,
+    cursor: PullCursor | None = None,
+    exported: list[dict[str, Any]] | None = None,
+) -> dict[int, str] | None:
+    """{task id: updated_at} of every task of the project; None when the project is gone. With the last pull's
+    `cursor`, only the tasks updated since are listed; with the project's `exported` annotated tasks, only the
+    tasks nobody annotated; either when the project's task count confirms the result, else the whole project."""
+    listing = None
+    if exported is not None:
+        listing = _listing_with(studio, project_id, exported)
+    elif cursor is not None and cursor.tasks:
+        listing = _listing_since(studio, project_id, cursor)
+    if listing is not None:
+        return listing
+    tasks = _task_pages(studio, project_id)
+    return None if tasks is None else _stamps(tasks)
+
+
+def _listing_with(studio: Studio, project_id: int, exported: list[dict[str, Any]]) -> dict[int, str] | None:
+    rule = {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0}
+    bare = _task_pages(studio, project_id, json.dumps({"filters": {"conjunction": "and", "items": [rule]}}))
+    project = _get_json(studio, f"api/projects/{project_id}/", {})
+    if bare is None or not isinstance(project, dict):
+        return None
+    listing = {**_stamps(exported), **_stamps(bare)}
+    return listing if project.get("task_number") == len(listing) else None
+
+
+def _listing_since(studio: Studio, project_id: int, cursor: PullCursor) -> dict[int, str] | None:
+    """The cursor's listing updated with the tasks changed since: those stamped after its newest stamp, and
+    those of the margin before it when the server counts other tasks there than the cursor knows. None when
+    the project's task count disagrees (or the cursor's stamps do not parse): then the project is listed whole."""
     try:
-        tasks: list[Any] = studio.call(
-            lambda: list(
-                studio.sdk.tasks.list(
-                    project=project_id, fields="task_only", include="id,updated_at", page_size=LIST_PAGE
-                )
-            )
-        )
+        stamps = {tid: datetime.fromisoformat(stamp) for tid, (stamp, _) in cursor.tasks.items()}
+        newest = max(stamps.values())
+        recent = {tid for tid, when in stamps.items() if when > newest - CHANGE_MARGIN}
+    except (ValueError, TypeError):
+        return None
+    changed = _task_pages(studio, project_id, _since(newest))
+    in_margin = _task_pages(studio, project_id, _since(newest - CHANGE_MARGIN), count_only=True)
+    if changed is not None and in_margin is not None and in_margin["total"] != len(recent | set(_stamps(changed))):
+        changed = _task_pages(studio, project_id, _since(newest - CHANGE_MARGIN))
+    project = _get_json(studio, f"api/projects/{project_id}/", {})
+    if changed is None or not isinstance(project, dict):
+        return None
+    return merge_changes(cursor, _stamps(changed), project.get("task_number"))
+
+
+def _since(when: datetime) -> str:
+    """A Data Manager query for the tasks updated after `when` (the server reads only the `Z` spelling)."""
+    value = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    rule = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value}
+    return json.dumps({"filters": {"conjunction": "and", "items": [rule]}})
+
+
+def merge_changes(cursor: PullCursor, changed: dict[int, str], task_number: Any) -> dict[int, str] | None:
+    """The listing the cursor and the tasks updated since it make, if the server holds exactly those tasks;
+    None when it holds another number (tasks were deleted: only a whole listing says which)."""
+    listing = {tid: stamp for tid, (stamp, _) in cursor.tasks.items()}
+    listing.update(changed)
+    return listing if task_number == len(listing) else None
+
+
+def _stamps(tasks: list[dict[str, Any]]) -> dict[int, str]:
+    return {int(t["id"]): _stamp(t.get("updated_at")) for t in tasks if t.get("id") is not None}
+
+
+def _task_pages(studio: Studio, project_id: int, query: str | None = None, count_only: bool = False) -> Any:
+    """The project's tasks (`id`, `updated_at`; those the Data Manager `query` selects), all pages, or with
+    `count_only` the first page's answer (its `total`); None when the project is gone."""
+    tasks: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"project": project_id, "fields": "task_only", "include": "id,updated_at"}
+    params.update({"page_size": 1 if count_only else LIST_PAGE, **({"query": query} if query else {})})
+    for page in range(1, 10_000):
+        body = _get_json(studio, "api/tasks/", {**params, "page": page})
+        if not isinstance(body, dict):  # 404: the project is gone (or, past page 1, no further page)
+            return None if page == 1 else tasks
+        if count_only:
+            return {"total": body.get("total")}
+        got = body.get("tasks") or []
+        tasks += got
+        if len(got) < LIST_PAGE or len(tasks) >= (body.get("total") or 0):
+            break
+    return tasks
+
+
+def _get_json(studio: Studio, path: str, params: dict[str, Any]) -> Any:
+    """GET through the SDK's HTTP client (base URL, key, timeout) as plain JSON; None on 404."""
+    http = studio.sdk._client_wrapper.httpx_client
+
+    def get() -> Any:
+        resp = http.request(path, method="GET", params=params)
+        if not 200 <= resp.status_code < 300:
+            raise ApiError(status_code=resp.status_code, headers=dict(resp.headers), body=resp.text)
+        return resp.json()
+
+    try:
+        return studio.call(get)
     except ApiError as exc:
         if exc.status_code == 404:
             return None
         raise
-    return {int(t.id): _stamp(t.updated_at) for t in tasks if t.id is not None}
 
 
 def export_all(studio: Studio, project_id: int) -> list[dict[str, Any]] | None:

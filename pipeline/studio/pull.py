@@ -260,10 +260,16 @@ def _check_independence(report: PullReport, project: Any, rows: list[dict[str, A
 def fetch_project(store: Store, studio: Studio, project: Any, full: bool) -> ProjectChanges | None:
     """List the project's tasks and export what the last pull has not seen (everything when `full` or on the
     project's first pull); None when the project is gone from the server."""
-    listing = list_tasks(studio, project["id"])
+    cursor = pull_cursor(store, studio.url, project["id"])
+    whole = full or cursor is None
+    exported = export_all(studio, project["id"]) if whole else None
+    if whole and exported is None:
+        return None
+    listing = (
+        list_tasks(studio, project["id"], exported=exported) if whole else list_tasks(studio, project["id"], cursor)
+    )
     if listing is None:
         return None
-    cursor = pull_cursor(store, studio.url, project["id"])
     ledger = {r["task_id"] for r in task_ledger(store, studio.url, project["id"])}
     if cursor is None:  # first pull: what the workspace knows of the project are its ledger and annotations
         known = set(ledger)
@@ -273,10 +279,8 @@ def fetch_project(store: Store, studio: Studio, project: Any, full: bool) -> Pro
     else:
         known = set(cursor.tasks)
     deleted = sorted(known - set(listing))
-    if full or cursor is None:
-        tasks = export_all(studio, project["id"])
-        if tasks is None:
-            return None
+    if exported is not None or cursor is None:
+        tasks = exported or []
         # tasks nobody annotated that the workspace did not push (duplicates?): their data names their segment
         seen = (
             ledger

@@ -236,6 +236,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "restore": (),
     "next": (),
     "plan": (),
+    "appendix": (),
     "loop status": (),
     "serve": ("--port", "9"),
 }
@@ -282,6 +283,7 @@ def _file_rows() -> list[Row]:
     for kind, build, names in OUT_KINDS:
         rows.append(Row("export", "--out", kind, build, names=names))
         rows.append(Row("agreement", "--out", kind, build, names=names))
+        rows.append(Row("appendix", "--out", kind, build, names=names))
         rows.append(Row("agreement", "--out", f"{kind}-with-input", build, names=names, args=("--input", GOOD_INPUT)))
     rows += [
         Row("ingest", "PATHS", "missing", missing("nope.txt")),

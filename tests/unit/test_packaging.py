@@ -116,6 +116,8 @@ def test_wheel_contains_settings_codebook_prompts_and_every_package(wheel: Path)
     assert sorted(expected - names) == []
     packages = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("__init__.py")}
     assert sorted(packages - names) == []
+    templates = {"pipeline/" + p.relative_to(ROOT / "pipeline").as_posix() for p in (ROOT / "pipeline").rglob("*.j2")}
+    assert "pipeline/gold/templates/appendix.tex.j2" in templates and sorted(templates - names) == []
 
 
 def _cli(installed: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

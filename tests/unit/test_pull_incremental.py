@@ -42,7 +42,7 @@ class FakeServer:
             "updated_at": f"2026-01-01 10:00:{self.clock:02d}+00:00",
         }
 
-    def list_tasks(self, studio, project_id: int) -> dict[int, str]:
+    def list_tasks(self, studio, project_id: int, cursor=None, exported=None) -> dict[int, str]:  # always all
         return {tid: t["updated_at"] for tid, t in self.tasks.items()}
 
     def export_all(self, studio, project_id: int) -> list[dict[str, Any]]:
