@@ -57,7 +57,8 @@ def train_cli(
         int | None, typer.Option("--epochs", help="Maximum fine-tuning epochs (early stopping may end sooner).")
     ] = None,
     base_model: Annotated[
-        str | None, typer.Option("--base-model", help="'minilm' (packaged), a local model folder, or a hub name.")
+        str | None,
+        typer.Option("--base-model", help="'mpnet' or 'minilm' (packaged), a local model folder, or a hub name."),
     ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Random seed; same data and seed give the same model.")
