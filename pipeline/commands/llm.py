@@ -138,6 +138,7 @@ def label_cli(
     """
     from pipeline.agreement.admission import refresh_admission
     from pipeline.llm import labels_of, prelabel_llm
+    from pipeline.llm.measured import measured_quality
 
     settings = _settings(config, workspace, codebook, llm, llm_model, base_url, prompt)
     if check_device(device):  # the local model's device (llm.device)
@@ -157,6 +158,7 @@ def label_cli(
         shown = labels_of(store, report.model_version, show) if show and not json_out else []
         table = refresh_admission(store, settings, book, report.model_version) if report.labelled else None
         report.admission = table.as_dict() if table is not None else None
+        report.measured = measured_quality(report.model_version)
     print_result(report, json_out, lambda r: _show_labels(r, shown))
 
 
@@ -186,6 +188,23 @@ def _show_labels(report: dict[str, Any], shown: list[dict[str, Any]]) -> None:
     if report.get("admission"):
         out.print(admission_summary(report["admission"]), highlight=False)
         out.print("`culturecode admission --model-version VERSION` shows the measured kappa per code.", highlight=False)
+    if report.get("measured"):
+        out.print(_measured_line(report["measured"], report.get("admission")), highlight=False)
+
+
+def _measured_line(measured: dict[str, Any], admission: dict[str, Any] | None) -> str:
+    """What the model and prompt scored on the example gold, and whether that clears the admission bar."""
+    line = (
+        f"Measured quality of {measured['model']} ({measured['prompt']}) on {measured['gold']}: "
+        f"micro-F1 {measured['micro_f1']:.2f}, macro-F1 {measured['macro_f1']:.2f}, "
+        f"mean kappa {measured['mean_kappa']:.2f}"
+    )
+    if admission and admission.get("enabled") and measured["mean_kappa"] < admission["min_kappa"]:
+        line += (
+            f". That is below admission (kappa >= {admission['min_kappa']:.2f}): treat these labels as a demonstration"
+            " of the prompts and the cache, not as suggestions"
+        )
+    return line + "."
 
 
 def _codes_with_scores(row: dict[str, Any]) -> str:

@@ -47,6 +47,7 @@ class LlmPrelabelReport:
     failures: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     admission: dict | None = None  # the version's admission table, when the caller measured it
+    measured: dict | None = None  # the model and prompt's shipped quality on the example gold (`pipeline.llm.measured`)
     device: str | None = None  # where a local model ran (cpu or cuda); None: a remote endpoint, or no call made
 
     def as_dict(self) -> dict:

@@ -24,7 +24,7 @@ STAGE_ORDER = {
     "gold": 5,
 }
 # "": the package root (pipeline/__init__.py)
-BASE = {"store", "config", "errors", "outputs", "progress", "status", "lazy", "plugins", "device", ""}
+BASE = {"store", "config", "errors", "integrity", "outputs", "progress", "status", "lazy", "plugins", "device", ""}
 EXEMPT = {"flows", "commands", "cli", "loop"}  # loop: the live model server runs flows.retrain
 
 

@@ -413,3 +413,22 @@ def test_parse_checks_against_the_source_only_when_given(book):
     assert parse_answer(text, book).evidence == {"stick": "warrant"}
     with pytest.raises(AnswerError, match="not a quote"):
         parse_answer(text, book, SourceText("One more missed appointment and he's recalled."))
+
+
+def test_the_packaged_models_measured_quality_is_found_by_its_model_version():
+    from pipeline.llm.measured import measured_quality
+
+    row = measured_quality("llm-qwen2.5-coder-0.5b-instruct-few_shot-3f2a9c")
+    assert row is not None and row["prompt"] == "few_shot" and 0 <= row["macro_f1"] <= 1
+    assert measured_quality("llm-some-hosted-model-zero_shot-3f2a9c") is None
+
+
+def test_llm_label_says_plainly_when_the_measured_quality_is_below_admission():
+    from pipeline.commands.llm import _measured_line
+    from pipeline.llm.measured import measured_quality
+
+    measured = measured_quality("llm-qwen2.5-coder-0.5b-instruct-zero_shot-1")
+    assert measured is not None
+    below = _measured_line(measured, {"enabled": True, "min_kappa": 0.4})
+    assert "macro-F1 0.10" in below and "below admission (kappa >= 0.40)" in below
+    assert "below admission" not in _measured_line({**measured, "mean_kappa": 0.6}, {"enabled": True, "min_kappa": 0.4})

