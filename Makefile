@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 WS     ?= workspace
 LLM_SEGMENTS ?= 3
 
-.PHONY: demo test test-fast lint docs bench venv browser clean
+.PHONY: demo test test-fast lint docs bench venv browser postgresql clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,15 @@ browser:
 	  || echo "could not install chromium: browser tests will be skipped"; \
 	else echo "chromium not found: install Debian's chromium to run the browser tests"; fi
 
+# Debian's PostgreSQL server binaries for the Label Studio on PostgreSQL tests (each test run starts its own
+# throwaway cluster with them; Debian keeps them in /usr/lib/postgresql/<version>/bin, off the PATH).
+postgresql:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null)) \
+	  || echo "could not install postgresql: the PostgreSQL tests will be skipped"; \
+	else echo "PostgreSQL not found: install Debian's postgresql to run the PostgreSQL tests"; fi
+
 # The main job on the bundled example data: ingest, Label Studio, first model, pre-labels, push,
 # then the local LLM labels the first $(LLM_SEGMENTS) segments (codes, confidences, an evidence quote per
 # code, a reason each) and says whether any of its codes passes admission (docs/admission.md).
@@ -48,7 +57,7 @@ demo: $(STAMP)
 	$(CC) status --workspace $(WS)
 	$(CC) studio status --workspace $(WS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgresql
 	$(BIN)/python -m pytest tests -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 

@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/bench_learning_curve.py                  # 3 seeds, up to 400 labels
     .venv/bin/python benchmarks/bench_learning_curve.py --noise 0.05     # annotators flip 5% of decisions
 
-The example gold (examples/gold/*.jsonl) is split by document into a pool (70%) and a held-out test part
-(30%). Every strategy starts from the same random first batch; then, batch after batch, the strategy picks
-20 unlabelled segments of the pool (the real strategies of `culturecode next`, pipeline/learning/strategies.py,
-given the current model's scores), the simulated annotator answers with the gold codes (optionally noisy),
-and a logistic regression per code is retrained on the labels so far. Texts are embedded once with the
-packaged MiniLM encoder (cached in $CULTURECODE_CACHE/bench/learning_curve), so a step costs a refit only.
+The example gold (examples/gold/*.jsonl) is split by document into a pool (70%) and a held-out test part (30%).
+Every strategy starts from the same random first batch; then, batch after batch, the strategy picks 20 unlabelled
+segments of the pool (the real strategies of `culturecode next`, pipeline/learning/strategies.py, given the current
+model's scores and, for hybrid's diversity step, the segments' embeddings), the simulated annotator answers with
+the gold codes (optionally noisy), and a logistic regression per code is retrained on the labels so far. Texts are
+embedded once with the packaged MiniLM encoder (cached in $CULTURECODE_CACHE/bench/learning_curve), so a step costs
+a refit only.
 
 Printed: macro-F1 on the held-out part after each batch (mean over seeds), the area under the learning curve
 (mean macro-F1 over the batches, in points), the labels each strategy needs to reach random's final F1, the
@@ -40,7 +41,7 @@ from pipeline.learning.strategies import Candidate, Pool, run_strategy
 
 GOLD = ROOT / "examples" / "gold"
 CODEBOOK = ROOT / "configs" / "codebooks" / "police_culture.yaml"
-STRATEGIES = ("random", "uncertainty", "diversity", "rare")
+STRATEGIES = ("random", "uncertainty", "diversity", "rare", "hybrid")
 
 
 def _key(text: str) -> str:
@@ -107,7 +108,7 @@ def simulate(strategy: str, x, y, answers, codes, pool_idx, test_idx, seed: int,
         run.f1.append(code_metrics(y[test_idx], test_scores >= 0.5, codes)["macro_f1"])
         if len(labelled) >= budget:
             break
-        pool = _pool(codes, answers[labelled].sum(axis=0), open_idx, pool_scores, seen, seed)
+        pool = _pool(codes, answers[labelled].sum(axis=0), open_idx, pool_scores, seen, seed, x, labelled)
         picks = run_strategy(strategy, pool, batch)
         labelled += [int(p.segment_id) for p in picks]
     rarest = np.argsort(y[pool_idx].sum(axis=0))[:3]
@@ -115,11 +116,12 @@ def simulate(strategy: str, x, y, answers, codes, pool_idx, test_idx, seed: int,
     return run
 
 
-def _pool(codes, counts, open_idx, scores, seen, seed) -> Pool:
+def _pool(codes, counts, open_idx, scores, seen, seed, x, labelled) -> Pool:
     """What `culturecode next` would give the strategy: the open segments' scores, the labels per code so far,
-    the labelled segments' scores (diversity's starting centres)."""
+    the labelled segments' scores (diversity's starting centres), and everyone's embeddings (as `next` reads
+    them from the workspace's embedding cache; hybrid's diversity step uses them)."""
     candidates = [
-        Candidate(str(i), dict(zip(codes, map(float, row), strict=True)))
+        Candidate(str(i), dict(zip(codes, map(float, row), strict=True)), vector=x[i])
         for i, row in zip(open_idx, scores, strict=True)
     ]
     return Pool(
@@ -130,6 +132,7 @@ def _pool(codes, counts, open_idx, scores, seen, seed) -> Pool:
         "annotations",
         [dict(zip(codes, map(float, row), strict=True)) for row in seen],
         seed,
+        [x[i] for i in labelled],
     )
 
 

@@ -3,6 +3,7 @@ predictions on the tasks nobody has annotated, with `labelled` segments already 
 
     .venv/bin/python benchmarks/bench_loop_latency.py                   # 1,000 labelled segments
     .venv/bin/python benchmarks/bench_loop_latency.py --labelled 5000
+    .venv/bin/python benchmarks/bench_loop_latency.py --cold --profile /tmp/retrain.prof
 
 Starts its own Label Studio (or BENCH_STUDIO_WORKSPACE's) and builds a workspace from the example gold
 (examples/gold/*.jsonl, cycled when more rows are needed): `labelled` segments whose tasks carry one annotation
@@ -12,6 +13,10 @@ trained on a small sample of the gold with its codes permuted, so the loop's mod
 the workspace's settings: every 20 annotations, default debounce), 20 annotations are submitted through the
 API, and the benchmark polls until every remaining task shows the new model's prediction. Target: <= 120 s
 on two cores with the head method.
+
+As in a running loop, the previous retrain (run in the setup, not promoted) left the labelled texts' embeddings in
+the workspace's embedding cache, so the retrain encodes only texts it has not seen; `--cold` skips it (the first
+retrain after the cache appears: every labelled text is encoded). `--profile FILE` profiles the retrain.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from bench_pull import label_studio, timed
 
 from pipeline.classifier import prelabel, train
 from pipeline.config import Codebook, Settings, load_codebook
+from pipeline.gold import adjudicate
 from pipeline.loop.service import start_loop
+from pipeline.loop.trigger import workspace_retrain
 from pipeline.store import Document, Segment, Store
 from pipeline.store.annotations import record_tasks, task_ledger
 from pipeline.studio import connect, labeling, pull, push
@@ -115,7 +122,7 @@ def import_labelled(store: Store, settings: Settings, project_id: int, segs: lis
         )
 
 
-def setup(settings: Settings, labelled: int, remaining: int, tmp: Path):
+def setup(settings: Settings, labelled: int, remaining: int, tmp: Path, cold: bool):
     book = load_codebook(CODEBOOK)
     rows = gold_rows(labelled + FRESH + remaining)
     store, seg_ids = build_workspace(Path(settings.workspace), rows, book)
@@ -127,6 +134,9 @@ def setup(settings: Settings, labelled: int, remaining: int, tmp: Path):
     import_labelled(store, settings, project_id, seg_ids[:labelled], codes, first)
     pulled = pull(store, settings, book, show_progress=False)
     assert pulled.new == labelled, pulled
+    if not cold:  # the loop's previous retrain, not promoted: its embeddings are in the cache, as in a running loop
+        adjudicate(store, book, method="majority")
+        train(store, settings, book, promote=False, show_progress=False)
     ledger = {r["segment_id"]: r["task_id"] for r in task_ledger(store, pulled.url, project_id)}
     store.close()
     fresh = [(ledger[s], codes[s]) for s in todo[:FRESH]]
@@ -161,15 +171,37 @@ def wait_refreshed(settings: Settings, project_id: int, rest: list[int], done: q
     raise SystemExit(f"the remaining tasks did not show {version} within {timeout:.0f} s")
 
 
-def run(settings: Settings, labelled: int, remaining: int, timeout: float, tmp: Path) -> None:
-    (book, first, project_id, fresh, rest), setup_s = timed(lambda: setup(settings, labelled, remaining, tmp))
+def profiled(retrain, path: Path):
+    """The loop's retrain under cProfile: the stats go to `path`, the top 30 by cumulative time to stderr."""
+    import cProfile
+    import pstats
+
+    def run():
+        profile = cProfile.Profile()
+        try:
+            return profile.runcall(retrain)
+        finally:
+            profile.dump_stats(str(path))
+            pstats.Stats(str(path), stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+
+    return run
+
+
+def run(settings: Settings, args, tmp: Path) -> None:
+    labelled, remaining, timeout = args.labelled, args.remaining, args.timeout
+    (book, first, project_id, fresh, rest), setup_s = timed(
+        lambda: setup(settings, labelled, remaining, tmp, args.cold)
+    )
     print(
         f"workspace: {labelled} labelled, {len(fresh)} fresh, {len(rest)} unannotated tasks; "
         f"first model {first} (set up in {setup_s:.0f} s)",
         flush=True,
     )
     done: queue.Queue = queue.Queue()
-    running = start_loop(settings, book, port=0, on_retrain=done.put)
+    retrain = workspace_retrain(settings, book)
+    if args.profile:
+        retrain = profiled(retrain, Path(args.profile))
+    running = start_loop(settings, book, port=0, retrain=retrain, on_retrain=done.put)
     try:
         sdk = connect(settings).sdk
         for task_id, codes in fresh:
@@ -183,7 +215,7 @@ def run(settings: Settings, labelled: int, remaining: int, timeout: float, tmp: 
     latency = t1 - t0
     print(
         f"loop: every {settings.loop.every} annotations, debounce {settings.loop.debounce_seconds} s, "
-        f"method {settings.loop.method}"
+        f"method {settings.loop.method}, embedding cache {'cold' if args.cold else 'warm (previous retrain)'}"
     )
     print(
         f"retrain: {last.get('labels')} labels, macro F1 {last.get('previous_macro_f1')} -> {last.get('macro_f1')}, "
@@ -198,6 +230,8 @@ def main() -> None:
     parser.add_argument("--labelled", type=int, default=1000, help="segments already annotated")
     parser.add_argument("--remaining", type=int, default=500, help="unannotated tasks whose predictions refresh")
     parser.add_argument("--timeout", type=float, default=900, help="give up after this many seconds")
+    parser.add_argument("--cold", action="store_true", help="no previous retrain: the embedding cache starts empty")
+    parser.add_argument("--profile", help="write the retrain's cProfile stats to this file")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     overrides = {
@@ -208,7 +242,7 @@ def main() -> None:
         "admission.enabled": False,
     }
     with label_studio(tmp, **overrides) as settings:
-        run(settings, args.labelled, args.remaining, args.timeout, tmp)
+        run(settings, args, tmp)
 
 
 if __name__ == "__main__":

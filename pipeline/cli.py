@@ -13,12 +13,14 @@ import typer
 from pipeline import __version__
 from pipeline.commands import agreement as agreement_commands
 from pipeline.commands import appendix as appendix_commands
+from pipeline.commands import calibrate as calibrate_commands
 from pipeline.commands import classifier as classifier_commands
 from pipeline.commands import core
 from pipeline.commands import learning as learning_commands
 from pipeline.commands import llm as llm_commands
 from pipeline.commands import loop as loop_commands
 from pipeline.commands import plan as plan_commands
+from pipeline.commands import recode as recode_commands
 from pipeline.commands import restore as restore_commands
 from pipeline.commands import studio as studio_commands
 
@@ -53,8 +55,10 @@ def main(
 core.register(app)
 agreement_commands.register(app)
 plan_commands.register(app)
+recode_commands.register(app)
 appendix_commands.register(app)
 classifier_commands.register(app)
+calibrate_commands.register(app)
 learning_commands.register(app)
 studio_commands.register(app)
 loop_commands.register(app)

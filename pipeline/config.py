@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from pipeline.errors import CultureCodeError, shorten
@@ -195,6 +195,32 @@ class StudioSettings(Strict):
     # share of segments every annotator codes with no pre-labels (the anchoring check, pipeline/store/blind.py);
     # None: the fraction the workspace was last pushed with (0 at first), so a later push keeps the subset blind
     blind_fraction: float | None = Field(None, ge=0, le=1)
+    # the order Label Studio serves tasks in ("Label All Tasks"): uncertainty = least certain pre-label first
+    sampling: str = Field("uncertainty", pattern="^(uncertainty|sequential)$")
+    # the embedded server's database: None = SQLite in <workspace>/studio; or postgresql://user[:password]@host[:port]/db
+    database: str | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be null (SQLite) or a postgresql://user@host:port/dbname URL")
+        return value
+
+    @field_serializer("database")
+    def _masked(self, value: str | None) -> str | None:
+        return mask_database_url(value) if value else value  # `config show` never prints the password
+
+
+def mask_database_url(url: str) -> str:
+    """`url` with any password replaced by *** (for status output and messages)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 class ClassifierSettings(Strict):
@@ -218,10 +244,16 @@ class ClassifierSettings(Strict):
     codebook_features: bool = False  # head: add each segment's similarity to every code's codebook text
     cv_folds: int = Field(5, ge=2, le=20)  # head: thresholds from document-grouped cross-validation
     project_weight: float = Field(3.0, ge=1.0, le=100.0)  # a project label counts as this many bundled examples
+    calibration_min_labels: int = Field(30, ge=1)  # project labels before thresholds are re-tuned on them
+    calibration_min_positives: int = Field(3, ge=1)  # fewer positives (or negatives) and a code keeps the model's
+    calibration_prior: float = Field(10.0, ge=0)  # the model's threshold weighs as this many human positives
     min_segments: int = Field(20, ge=5)  # fewer labelled segments than this is refused
     export_onnx: bool = True  # export + int8-quantise each trained version (for --runtime onnx)
     inference_batch_size: int = Field(32, ge=1, le=1024)
     chunk_size: int = Field(2000, ge=1, le=100_000)  # segments read, scored and written per step
+    # head method and torch pre-labelling: frozen-encoder vectors cached in the workspace, at most this many rows
+    # (least recently used evicted; 0: no cache)
+    embedding_cache_rows: int = Field(50_000, ge=0)
 
 
 class AgreementSettings(Strict):
@@ -276,6 +308,16 @@ class AdmissionSettings(Strict):
     min_evidence: int = Field(20, ge=1)
 
 
+class RaySettings(Strict):
+    """`prelabel --engine ray` (pipeline/classifier/ray_engine.py)."""
+
+    address: str | None = None  # null: a local Ray started for the run; else a cluster ("auto", "ray://host:10001")
+    num_cpus: int | None = Field(None, ge=1, le=4096)  # the local Ray's CPUs (null: all of this machine's)
+    cpus_per_actor: int = Field(2, ge=1, le=256)  # each scoring actor's CPUs (its ONNX Runtime threads)
+    actors: int | None = Field(None, ge=1, le=4096)  # scoring actors (null: as many as the cluster's CPUs allow)
+    window: int = Field(50_000, ge=1, le=10_000_000)  # segments handed to Ray at a time (driver memory stays flat)
+
+
 class LoopSettings(Strict):
     """The live model server (`culturecode serve`, docs/studio.md): Label Studio's ML-backend protocol."""
 
@@ -287,6 +329,7 @@ class LoopSettings(Strict):
     method: str = Field("head", pattern="^(finetune|head)$")  # how the loop trains (head: about a minute)
     connect: bool = False  # `push`: connect the model server to each project it creates
     secret_file: str | None = None  # the webhook's shared secret (null: <workspace>/loop-secret, made once)
+    start_with_studio: bool = False  # `studio start` starts `culturecode serve` in the background too
 
 
 class Settings(Strict):
@@ -300,6 +343,7 @@ class Settings(Strict):
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     backups: BackupSettings = Field(default_factory=BackupSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
     busy_wait: float = Field(10.0, ge=0, le=86_400)  # seconds a writing command waits for another one to finish
 
     @field_validator("workspace", "codebook")

@@ -54,6 +54,8 @@ class RetrainResult:
     held_out_segments: int
     current_model: str | None
     message: str
+    prior: str | None = None  # the example gold the project's labels were added to (weighted less)
+    calibration: Any | None = None  # the project calibration of the current model after training
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -69,7 +71,8 @@ def _held_out_figures(
     from pipeline.classifier.evaluation import score_examples
     from pipeline.classifier.registry import load_model
 
-    return _figures(version, score_examples(load_model(store, codebook, version), held_out, settings))
+    # store=: a head-method model reads the held-out texts' embeddings from the workspace cache (no encoding)
+    return _figures(version, score_examples(load_model(store, codebook, version), held_out, settings, store=store))
 
 
 def retrain(
@@ -81,20 +84,29 @@ def retrain(
     push: bool = True,
     show_progress: bool = True,
 ) -> RetrainResult:
-    """Run the ML engineer's loop; returns before/after figures and what each step did."""
+    """Run the ML engineer's loop; returns before/after figures and what each step did. The project's labels
+    are added to `extra_gold`, else to the example gold the current model was trained on (`prior_gold`), each
+    project label weighing `classifier.project_weight` examples."""
     from pipeline import gold, studio
     from pipeline.agreement.admission import refresh_admission
+    from pipeline.agreement.calibration import calibrate
     from pipeline.classifier.data import read_gold
     from pipeline.classifier.predict import prelabel
     from pipeline.classifier.registry import current_version, promote
     from pipeline.classifier.training import train
     from pipeline.store.annotations import unannotated_segment_ids
+    from pipeline.store.models import set_model_metric
 
     extra = read_gold(extra_gold, codebook) if extra_gold else None  # a bad file fails before anything changes
+    prior = str(Path(extra_gold).resolve()) if extra_gold else None
+    if extra is None:
+        prior, extra = prior_gold(store, codebook)
     pulled = studio.pull(store, settings, codebook, show_progress=show_progress)
     adjudicated = gold.adjudicate(store, codebook, method="majority")
     before = current_version(store)
     new = train(store, settings, codebook, promote=False, extra=extra, show_progress=show_progress)
+    with store.transaction():
+        set_model_metric(store, new.version, "prior", prior)
     held_out = new.test_examples
     new_figures = _held_out_figures(store, settings, codebook, new.version, held_out)
     old_figures = None if before is None else _held_out_figures(store, settings, codebook, before, held_out)
@@ -104,6 +116,7 @@ def retrain(
     model = current_version(store)
     todo = unannotated_segment_ids(store)
     labelled = prelabel(store, settings, codebook, model_version=model, show_progress=show_progress, segment_ids=todo)
+    calibrated = calibrate(store, settings, codebook, refresh_studio=False)  # the push below sends its pre-labels
     if push:
         refresh_admission(store, settings, codebook, model)  # which of its codes may be pre-ticked
     pushed = (
@@ -112,9 +125,44 @@ def retrain(
         else None
     )
     message = _message(new_figures, old_figures, promoted, force, labelled.scored)
-    return RetrainResult(
+    result = RetrainResult(
         pulled, adjudicated, new_figures, old_figures, promoted, labelled, pushed, len(held_out), model, message
     )
+    result.prior, result.calibration = prior, calibrated
+    return result
+
+
+def prior_gold(store: Store, codebook: Codebook) -> tuple[str | None, list | None]:
+    """(where from, examples) of the example gold the current classifier was trained on: recorded by `retrain`
+    (`prior`) or by `train --gold` (training.json `source`), else the repository's examples/gold; (None, None)
+    when there is no current classifier or the gold does not fit the codebook (then the project's labels alone)."""
+    from pipeline.classifier.data import read_gold
+    from pipeline.store.models import current_model, get_model
+
+    version = current_model(store, "classifier")
+    row = get_model(store, version) if version else None
+    if row is None:
+        return None, None
+    for candidate in _prior_candidates(row):
+        if candidate.exists():
+            try:
+                return str(candidate.resolve()), read_gold(candidate, codebook)
+            except CultureCodeError:  # another codebook's gold, or a broken file: not a prior for this project
+                continue
+    return None, None
+
+
+def _prior_candidates(row: dict[str, Any]) -> list[Path]:
+    found = []
+    if row["metrics"].get("prior"):
+        found.append(Path(row["metrics"]["prior"]))
+    try:
+        source = json.loads((Path(row["path"] or "") / "training.json").read_text(encoding="utf-8"))["source"]
+        found.append(Path(source))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found.append(Path(__file__).resolve().parents[1] / "examples" / "gold")  # the repository's bundled examples
+    return found
 
 
 def _message(new: dict, old: dict | None, promoted: bool, force: bool, scored: int) -> str:
@@ -129,6 +177,32 @@ def _message(new: dict, old: dict | None, promoted: bool, force: bool, scored: i
         f"kept {before}: {version} scored macro F1 {new_f1:.3f} vs {old_f1:.3f} (use --force to promote it "
         f"anyway, or `culturecode models promote --model-version {version}`)."
     )
+
+
+# ------------------------------------------------------------------------------------ pull + calibrate
+
+
+@dataclass
+class PullResult:
+    """`culturecode pull`: what the pull brought, then what the project calibration did with it."""
+
+    pull: Any
+    calibration: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**_plain(self.pull), "calibration": _plain(self.calibration)}
+
+
+def pull_and_calibrate(
+    store: Store, settings: Settings, codebook: Codebook, full: bool = False, show_progress: bool = True
+) -> PullResult:
+    """Pull, then re-tune the current classifier's thresholds on the project's labels once there are enough
+    and refresh the pre-labels of unannotated tasks (`pipeline.agreement.calibration`)."""
+    from pipeline import studio
+    from pipeline.agreement.calibration import calibrate
+
+    pulled = studio.pull(store, settings, codebook, show_progress=show_progress, full=full)
+    return PullResult(pulled, calibrate(store, settings, codebook, show_progress=show_progress))
 
 
 # ---------------------------------------------------------------------------------------- distill

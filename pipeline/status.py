@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline.config import Codebook
 from pipeline.store import Store
 from pipeline.store.annotations import annotated_per_code, annotation_counts, count_left_behind, count_tasks
+from pipeline.store.calibration import calibration_of
 from pipeline.store.gold import count_gold, gold_per_code
-from pipeline.store.models import count_models, current_model
+from pipeline.store.models import count_models, current_model, get_model
 from pipeline.store.predictions import count_predictions, predicted_per_code
 from pipeline.store.segments import count_documents, count_segments, count_superseded
 
@@ -40,6 +43,44 @@ class CodeCounts:
 
 
 @dataclass
+class ThresholdsInForce:
+    """Which thresholds decide the current model's codes: `model` (its own, tuned at training) or `project`."""
+
+    model_version: str
+    source: str  # model | project
+    tuned_on: str | None  # model: grouped_cv | validation (None when unknown); project: None
+    labels: int | None = None  # project: the human-labelled segments they were tuned on
+    calibrated_at: str | None = None
+    retuned_codes: int | None = None
+
+    @property
+    def line(self) -> str:
+        """'model CV (clf-003)' or 'project calibration on 42 labels, 2026-12-01 (clf-003)'."""
+        if self.source == "project":
+            day = (self.calibrated_at or "")[:10]
+            return f"project calibration on {self.labels} labels, {day} ({self.model_version})"
+        how = {"grouped_cv": "model CV", "validation": "model validation split"}.get(self.tuned_on or "", "model")
+        return f"{how} ({self.model_version})"
+
+
+def thresholds_in_force(store: Store, model: str | None) -> ThresholdsInForce | None:
+    """The thresholds of `model` (None for an LLM or no model)."""
+    row = get_model(store, model, "classifier") if model else None
+    if row is None:
+        return None
+    found = calibration_of(store, model)
+    if found is not None:
+        retuned = sum(s == "project" for s in found.sources.values())
+        return ThresholdsInForce(row["version"], "project", None, found.labels, found.created_at, retuned)
+    try:
+        manifest = json.loads((Path(row["path"] or "") / "classifier.json").read_text(encoding="utf-8"))
+        tuned_on = manifest.get("thresholds_from")
+    except (OSError, ValueError, AttributeError):
+        tuned_on = None
+    return ThresholdsInForce(row["version"], "model", tuned_on)
+
+
+@dataclass
 class WorkspaceStatus:
     workspace: str
     schema_version: int
@@ -48,9 +89,13 @@ class WorkspaceStatus:
     counts: StatusCounts
     per_code: dict[str, CodeCounts] = field(default_factory=dict)
     last_runs: list[dict[str, Any]] = field(default_factory=list)
+    thresholds: ThresholdsInForce | None = None  # the current model's: its own, or a project calibration's
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.thresholds is not None:
+            data["thresholds"]["line"] = self.thresholds.line
+        return data
 
 
 def _counts(store: Store, model: str | None) -> StatusCounts:
@@ -89,4 +134,5 @@ def workspace_status(store: Store, codebook: Codebook | None = None) -> Workspac
         _counts(store, model),
         per_code,
         last_runs,
+        thresholds_in_force(store, model),
     )

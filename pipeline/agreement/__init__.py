@@ -18,6 +18,7 @@ from pipeline.agreement.drift import coder_drift
 from pipeline.agreement.ratings import Ratings, load_ratings, model_labels, read_input
 from pipeline.agreement.render import write_reports
 from pipeline.agreement.report import compute_agreement, contested
+from pipeline.agreement.versions import agreement_by_version
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store, now
@@ -91,6 +92,11 @@ def agreement_report(
     if blind is not None:  # only workspaces pushed with --blind-fraction have the section
         report["anchoring"] = anchoring_check(ratings, blind, models, codes, boot, seed)
     report["drift"] = coder_drift(store, codes or ratings.codes)
+    by_version = agreement_by_version(
+        store, codebook, codes, {"annotators": annotators, "since": since, "documents": documents}, boot, seed
+    )
+    if by_version is not None:  # only workspaces whose annotations span codebook versions have the section
+        report["codebook_versions"] = by_version
     texts = segment_texts(store, [d["item"] for d in report["disagreements"]])
     if out_dir == "default":
         out_dir = store.workspace / "reports"

@@ -19,7 +19,8 @@ from pipeline.config import Codebook
 from pipeline.errors import CultureCodeError, shorten
 from pipeline.ingest.text import read_lines
 from pipeline.store import Store
-from pipeline.store.annotations import live_annotations
+from pipeline.store.annotations import Annotation, live_annotations
+from pipeline.store.codebooks import annotation_codebook_hashes, codebook_versions
 from pipeline.store.predictions import all_prediction_codes
 
 NO_CODE = "(no code)"
@@ -122,16 +123,24 @@ def store_records(
     annotators: list[str] | None = None,
     since: str | None = None,
     documents: list[str] | None = None,
+    codebook_hash: str | None = None,
 ) -> list[Record]:
-    """Live annotations (annotation projects; not skipped, not deleted), oldest edit first."""
+    """Live annotations (annotation projects; not skipped, not deleted), oldest edit first; only those made with
+    `codebook_hash` when given. Read with a codebook version the workspace recorded (`culturecode recode`), the
+    annotations made under another version lose the codes it no longer has instead of being refused."""
+    made_with = set(annotation_codebook_hashes(store))
+    recorded = {v.hash for v in codebook_versions(store)}
+    edited = codebook.content_hash in recorded and bool(made_with - {codebook.content_hash})
+    known = set(codebook.code_ids)
+
+    def codes_of(a: Annotation) -> list[str]:
+        if edited:
+            return [c for c in a.codes if c in known]
+        return codebook.check_codes(a.codes, f"annotation {a.annotation_id} of segment {a.segment_id}")
+
     return [
-        Record(
-            a.segment_id,
-            a.annotator,
-            codebook.check_codes(a.codes, f"annotation {a.annotation_id} of segment {a.segment_id}"),
-            a.prediction_version,
-        )
-        for a in live_annotations(store, annotators, documents, since)
+        Record(a.segment_id, a.annotator, codes_of(a), a.prediction_version)
+        for a in live_annotations(store, annotators, documents, since, codebook_hash)
     ]
 
 

@@ -18,7 +18,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.agreement.drift import HEADER, METHOD, drift_markdown, drift_rows  # noqa: E402
+from pipeline.agreement.drift import (  # noqa: E402
+    HEADER,
+    METHOD,
+    WEEK_HEADER,
+    drift_markdown,
+    drift_rows,
+    plot_weeks,
+    week_markdown,
+    week_rows,
+)
+from pipeline.agreement.versions import versions_markdown  # noqa: E402
 
 COLUMNS = [
     ("percent_agreement", "% agr."),
@@ -174,6 +184,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += admission_markdown(report.get("admission") or {})
     lines += anchoring_markdown(report.get("anchoring"))
     lines += drift_markdown(report.get("drift"))
+    lines += week_markdown(report.get("drift"))
+    lines += versions_markdown(report.get("codebook_versions"))
     if report["rounds"]:
         lines += ["", "## Per annotation round", "", "| round | items | mean α | exact match |", "|---|---|---|---|"]
         for name, r in report["rounds"].items():
@@ -331,6 +343,19 @@ pre-labels, {{ a.left_out.unassisted_outside_blind }} other annotation(s) made w
 <table id="drift"><tr>{% for h in drift_header %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in drift_rows(r.drift) %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
 {% endfor %}</table>{% endif %}
+{% if r.get("drift") and r.drift.get("weeks") %}<h2>Coder drift by ISO week</h2>
+{% if plots.weeks %}<img alt="kappa with gold and with the model by week"
+src="data:image/png;base64,{{ plots.weeks }}">{% endif %}
+<table id="drift-weeks"><tr>{% for h in week_header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in week_rows(r.drift) %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</table>{% endif %}
+{% if r.get("codebook_versions") %}<h2>Agreement per codebook version</h2>
+<table id="codebook-versions"><tr><th>codebook</th><th>version</th><th>annotations</th><th>code</th><th>Kripp. α</th>
+<th>95% CI</th><th>pairable units</th></tr>
+{% for v in r.codebook_versions %}{% for code, c in v.codes.items() %}<tr><td>{{ v.hash }}</td><td>{{ v.version }}</td>
+<td>{{ v.annotations }}</td><td>{{ code }}</td><td>{{ fmt(c.krippendorff_alpha) }}</td>
+<td>{{ fmt_ci(c.krippendorff_alpha_ci) }}</td><td>{{ c.n_pairable_units }}</td></tr>{% endfor %}{% endfor %}
+</table>{% endif %}
 {% if r.disagreements -%}
 <h2>Most contested items</h2>
 {#- #}<table id="disagreements"><tr><th>item</th><th>score</th><th>split votes</th><th>text</th></tr>
@@ -348,6 +373,7 @@ def to_html(report: dict[str, Any]) -> str:
         "heatmap": plot_heatmap(report),
         "confusion": plot_confusion(report),
         "rounds": plot_rounds(report),
+        "weeks": plot_weeks(report.get("drift")),
     }
     return env.from_string(TEMPLATE).render(
         r=report,
@@ -360,6 +386,8 @@ def to_html(report: dict[str, Any]) -> str:
         drift_method=METHOD,
         drift_header=HEADER,
         drift_rows=drift_rows,
+        week_header=WEEK_HEADER,
+        week_rows=week_rows,
         fmt_side=fmt_side,
     )
 

@@ -149,3 +149,19 @@ def embed(
         if bar is not None:
             bar.advance(len(idx))
     return out
+
+
+@torch.inference_mode()
+def linear_sigmoid(x: np.ndarray, weight: torch.Tensor, bias: torch.Tensor) -> np.ndarray:
+    """sigmoid(x W^T + b) in float32 on the CPU: the head's probabilities from pooled embeddings."""
+    if len(x) == 0:
+        return np.zeros((0, weight.shape[0]), dtype=np.float32)
+    logits = nn.functional.linear(
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), weight.float().cpu(), bias.float().cpu()
+    )
+    return torch.sigmoid(logits).numpy()
+
+
+def head_proba(model: CodeClassifier, x: np.ndarray) -> np.ndarray:
+    """What `predict_proba` returns, from `embed`'s output instead of texts (dropout is off in eval)."""
+    return linear_sigmoid(x, model.head.weight.detach(), model.head.bias.detach())

@@ -46,9 +46,14 @@ class EvaluationResult:
         return data
 
 
-def score_examples(loaded: LoadedModel, examples: list[Example], settings: Settings, backend: str = "torch") -> dict:
+def score_examples(
+    loaded: LoadedModel, examples: list[Example], settings: Settings, backend: str = "torch", store: Store | None = None
+) -> dict:
+    """Held-out figures of `loaded` on `examples`; with the workspace `store`, through its embedding cache."""
     cfg = settings.classifier
-    score = scorer_for(loaded, backend, cfg.inference_batch_size, cfg.max_length, cfg.device)
+    score = scorer_for(
+        loaded, backend, cfg.inference_batch_size, cfg.max_length, cfg.device, store, cfg.embedding_cache_rows
+    )
     probs = score([e.text for e in examples])
     return code_metrics(label_matrix(examples, loaded.codes), probs >= loaded.thresholds, loaded.codes)
 

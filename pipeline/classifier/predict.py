@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.classifier.calibration import with_calibration
 from pipeline.classifier.onnx import ONNX_FILE, OnnxScorer, export_int8
 from pipeline.classifier.registry import LoadedModel, load_model
 from pipeline.config import Codebook, Settings
@@ -41,10 +42,22 @@ class PrelabelReport:
         return {**self.__dict__, "segments_per_second": self.segments_per_second}
 
 
-def scorer_for(loaded: LoadedModel, runtime: str, batch_size: int, max_length: int, device: str = "auto"):
+def scorer_for(
+    loaded: LoadedModel,
+    runtime: str,
+    batch_size: int,
+    max_length: int,
+    device: str = "auto",
+    store: Store | None = None,
+    cache_rows: int = 0,
+):
     """A function texts -> probabilities for the chosen runtime (torch or onnx) and device (auto, cpu, cuda:
-    `pipeline.device`; the int8 ONNX copy runs on the CPU)."""
+    `pipeline.device`; the int8 ONNX copy runs on the CPU). With a `store` and `cache_rows`, a head-method model
+    on the torch runtime reads its frozen encoder's embeddings from the workspace cache and encodes only the rest."""
     if runtime == "torch":
+        cached = cached_scorer(loaded, store, batch_size, max_length, device, cache_rows)
+        if cached is not None:
+            return cached
         from pipeline.classifier.encoder import predict_proba
 
         model = loaded.model.to(resolve_device(device))
@@ -60,6 +73,27 @@ def scorer_for(loaded: LoadedModel, runtime: str, batch_size: int, max_length: i
     return lambda texts: onnx.predict_proba(texts, batch_size, max_length)
 
 
+def cached_scorer(
+    loaded: LoadedModel, store: Store | None, batch_size: int, max_length: int, device: str, cache_rows: int
+):
+    """texts -> probabilities through the embedding cache, or None when the model's encoder is not a recorded
+    frozen one (fine-tuned models, versions from before the cache) or there is no cache."""
+    from pipeline.classifier.embedding_cache import cache_for
+    from pipeline.classifier.encoder import embed, linear_sigmoid
+
+    manifest = loaded.manifest
+    weights = manifest.get("encoder_sha256") if manifest.get("method") == "head" else None
+    resolved = resolve_device(device)
+    cache = cache_for(store, weights, bool(manifest.get("normalize", False)), max_length, resolved, cache_rows)
+    if cache is None:
+        return None
+
+    def encode(texts: list[str]):
+        return embed(loaded.model.to(resolved), loaded.tokenizer, texts, batch_size, max_length)
+
+    return lambda texts: linear_sigmoid(cache.embed(texts, encode), loaded.head["weight"], loaded.head["bias"])
+
+
 class ClassifierLabeller:
     """A registered classifier version (the current one by default) as a labeller."""
 
@@ -71,20 +105,23 @@ class ClassifierLabeller:
         requested = context.options.get("device") or cfg.device
         self.device = resolve_device(requested) if self.runtime == "torch" else "cpu"
         check_workspace_codebook(context.store, context.codebook)
-        self.loaded = load_model(context.store, context.codebook, context.model_version)
+        # a project calibration in force re-decides the codes (pipeline/classifier/calibration.py)
+        loaded = load_model(context.store, context.codebook, context.model_version)
+        self.loaded = with_calibration(context.store, loaded)
         self.version = self.loaded.version
         self.batch_size = cfg.chunk_size
-        self._score = scorer_for(self.loaded, self.runtime, cfg.inference_batch_size, cfg.max_length, requested)
+        self._score = scorer_for(
+            self.loaded,
+            self.runtime,
+            cfg.inference_batch_size,
+            cfg.max_length,
+            requested,
+            context.store,
+            cfg.embedding_cache_rows,
+        )
 
     def label(self, segments: list[Segment]) -> list[PredictionRow]:
-        probs = self._score([s.text for s in segments])
-        codes = self.loaded.codes
-        return [
-            PredictionRow(
-                seg.id, self.version, {c: round(float(p), 4) for c, p in zip(codes, row, strict=True)}, chosen
-            )
-            for seg, row, chosen in zip(segments, probs, self.loaded.decide(probs), strict=True)
-        ]
+        return prediction_rows(self.loaded, segments, self._score([s.text for s in segments]))
 
     def model_record(self) -> None:
         return None  # versions are registered by `train` and made current by `models promote`
@@ -93,6 +130,15 @@ class ClassifierLabeller:
         return PrelabelReport(
             run.model_version, self.runtime, run.labelled, run.already, run.seconds, run.per_code, self.device
         )
+
+
+def prediction_rows(loaded: LoadedModel, segments: list[Segment], probs) -> list[PredictionRow]:
+    """The stored rows for `segments` scored `probs`: each code's probability and the codes at their thresholds."""
+    codes = loaded.codes
+    return [
+        PredictionRow(seg.id, loaded.version, {c: round(float(p), 4) for c, p in zip(codes, row, strict=True)}, chosen)
+        for seg, row, chosen in zip(segments, probs, loaded.decide(probs), strict=True)
+    ]
 
 
 def prelabel(

@@ -22,7 +22,16 @@ from pipeline.classifier.data import (
     split_by_document,
     text_key,
 )
-from pipeline.classifier.encoder import CodeClassifier, load_encoder, load_tokenizer, predict_proba, resolve_base_model
+from pipeline.classifier.embedding_cache import EmbeddingCache, cache_for, weights_sha256
+from pipeline.classifier.encoder import (
+    CodeClassifier,
+    embed,
+    head_proba,
+    load_encoder,
+    load_tokenizer,
+    predict_proba,
+    resolve_base_model,
+)
 from pipeline.classifier.metrics import code_metrics, tune_thresholds
 from pipeline.classifier.onnx import OnnxScorer, export_int8
 from pipeline.classifier.registry import MANIFEST, models_dir, next_version, register, save_model, write_json
@@ -93,7 +102,7 @@ def train(
         tmp = models_dir(store) / f".tmp-{version}"
         _clean_stale(models_dir(store))
         try:
-            report = _fit_and_save(tmp, version, split, code_ids, cfg, codebook, source, show_progress)
+            report = _fit_and_save(tmp, version, split, code_ids, cfg, codebook, source, show_progress, store)
             report.path = str(register(store, tmp, version, codebook.content_hash, _row_metrics(report), promote))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -124,6 +133,7 @@ def _fit_and_save(
     codebook: Codebook,
     source: str,
     show_progress: bool,
+    store: Store | None = None,
 ) -> TrainReport:
     methods.seed_everything(cfg.seed)
     base = resolve_base_model(cfg.base_model)
@@ -131,15 +141,19 @@ def _fit_and_save(
     device = resolve_device(cfg.device)
     model = CodeClassifier(load_encoder(base), len(code_ids), normalize=cfg.normalize).to(device)
     learned = split.train + split.validation if cfg.method == "head" else split.train
+    cache, embed_texts = _head_embedder(store, model, tokenizer, cfg, device)
     if cfg.method == "head":  # no early stopping to feed: validation joins training, thresholds come from CV
-        fit = methods.fit_head(model, tokenizer, learned, code_ids, cfg, show_progress, codebook)
+        fit = methods.fit_head(model, tokenizer, learned, code_ids, cfg, show_progress, codebook, embed_texts)
     else:
         fit = methods.fit_finetune(model, tokenizer, split.train, split.validation, code_ids, cfg, show_progress)
     model.eval()
     fit["device"] = describe(device, training=cfg.method == "finetune")
 
     def score(part: list[Example]) -> np.ndarray:
-        return predict_proba(model, tokenizer, [e.text for e in part], cfg.inference_batch_size, cfg.max_length)
+        texts = [e.text for e in part]
+        if embed_texts is not None:  # the head on cached vectors: what predict_proba computes, without encoding
+            return head_proba(model, embed_texts(texts, None))
+        return predict_proba(model, tokenizer, texts, cfg.inference_batch_size, cfg.max_length)
 
     oof = fit.pop("oof_scores", None)
     if oof is not None:
@@ -170,6 +184,8 @@ def _fit_and_save(
         "thresholds_from": "grouped_cv" if oof is not None else "validation",
         "max_length": cfg.max_length,
         "seed": cfg.seed,
+        # the frozen encoder's weights (head method): pre-labelling reuses the embedding cache under this hash
+        **({"encoder_sha256": cache.weights} if cache is not None else {}),
         "created_at": now(),
     }
     training = {
@@ -184,6 +200,8 @@ def _fit_and_save(
         "test_keys": [e.key for e in split.test],
         "settings": cfg.model_dump(),
     }
+    if cache is not None:
+        fit["embedding_cache"] = cache.cache.stats()
     metrics = {"test": test, "device": fit["device"]}
     model.cpu()  # saved, exported to ONNX and scored from the CPU
     save_model(model, tokenizer, tmp, manifest)
@@ -206,6 +224,34 @@ def _fit_and_save(
         fit,
         split.test,
     )
+
+
+@dataclass
+class _HeadCache:
+    weights: str
+    cache: EmbeddingCache
+
+
+def _head_embedder(store: Store | None, model: CodeClassifier, tokenizer, cfg: ClassifierSettings, device: str):
+    """For the head method with a workspace: (the weights hash and embedding cache, texts -> embeddings through
+    the cache); else (None, None) and every text is encoded."""
+    if cfg.method != "head" or store is None or cfg.embedding_cache_rows <= 0:
+        return None, None
+    weights = weights_sha256(model.encoder)
+    cache = cache_for(store, weights, cfg.normalize, cfg.max_length, device, cfg.embedding_cache_rows)
+    assert cache is not None
+
+    def embed_texts(texts: list[str], bar) -> np.ndarray:
+        def encode(missing: list[str]) -> np.ndarray:
+            return embed(model, tokenizer, missing, cfg.batch_size * 2, cfg.max_length, bar)
+
+        before = cache.encoded
+        out = cache.embed(texts, encode)
+        if bar is not None:  # `encode` advanced it by the texts it encoded; the cached ones count too
+            bar.advance(len(texts) - (cache.encoded - before))
+        return out
+
+    return _HeadCache(weights, cache), embed_texts
 
 
 def _save_heldout(

@@ -28,6 +28,7 @@ from pipeline.commands.common import (
     settings_for,
 )
 from pipeline.commands.render import Column, print_json, print_metrics, print_table
+from pipeline.errors import CultureCodeError
 
 models_app = typer.Typer(help="List, inspect and promote classifier versions.", no_args_is_help=True)
 
@@ -153,6 +154,24 @@ def prelabel_cli(
             "An unknown name lists the installed ones.",
         ),
     ] = "classifier",
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (this process) or ray: the int8 ONNX scorer in a Ray actor pool, on a local Ray started "
+            "for the run or the cluster at ray.address (README: Scaling up).",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="--engine ray: a Ray cluster (auto, ray://host:10001). Default: ray.address."
+        ),
+    ] = None,
+    num_cpus: Annotated[
+        int | None,
+        typer.Option("--num-cpus", min=1, help="--engine ray: CPUs of the local Ray. Default: ray.num_cpus (all)."),
+    ] = None,
 ) -> None:
     """Score every segment the model has not scored yet; `culturecode push` sends the predictions.
 
@@ -160,8 +179,16 @@ def prelabel_cli(
     only score new segments; an interrupted run resumes where it stopped. `--with llm` labels
     with the LLM instead (codes, confidence and a rationale per segment; cached in the workspace).
     """
+    if engine not in ("local", "ray"):
+        raise CultureCodeError(f"--engine {engine}: use local or ray")
     if check_labeller(with_) != "classifier":  # the LLM's own command, or any other installed labeller
+        if engine == "ray":
+            raise CultureCodeError(f"--engine ray scores with the classifier only, not --with {with_}")
         return _prelabel_with(with_, model_version, workspace, config, codebook, quiet, json_out)
+    if engine == "ray":
+        return _prelabel_on_ray(
+            model_version, runtime, device, ray_address, num_cpus, workspace, config, codebook, quiet, json_out
+        )
     from pipeline import classifier
 
     settings = settings_for(
@@ -176,6 +203,31 @@ def prelabel_cli(
     )
     with open_workspace(settings) as store:
         report = classifier.prelabel(
+            store, settings, settings.load_codebook(), model_version=model_version, show_progress=not quiet
+        )
+    print_result(report, json_out, _show_prelabel)
+
+
+def _prelabel_on_ray(
+    model_version: str | None,
+    runtime: str | None,
+    device: str | None,
+    address: str | None,
+    num_cpus: int | None,
+    workspace: Path | None,
+    config: Path | None,
+    codebook: Path | None,
+    quiet: bool,
+    json_out: bool,
+) -> None:
+    """`prelabel --engine ray`: the int8 ONNX scorer on Ray (pipeline/classifier/ray_engine.py)."""
+    if runtime not in (None, "onnx") or check_device(device) == "cuda":
+        raise CultureCodeError("--engine ray runs the int8 ONNX copy on CPUs: drop --runtime torch / --device cuda")
+    from pipeline.classifier.ray_engine import prelabel_on_ray
+
+    settings = settings_for(config, workspace, codebook, **{"ray.address": address, "ray.num_cpus": num_cpus})
+    with open_workspace(settings) as store:
+        report = prelabel_on_ray(
             store, settings, settings.load_codebook(), model_version=model_version, show_progress=not quiet
         )
     print_result(report, json_out, _show_prelabel)
@@ -383,7 +435,13 @@ def retrain_cli(
     force: Annotated[bool, typer.Option("--force", help="Promote the new version even if it is not better.")] = False,
     method: MethodOpt = None,
     gold: Annotated[
-        Path | None, typer.Option("--gold", "-g", help="Extra gold JSONL to train on besides the workspace's labels.")
+        Path | None,
+        typer.Option(
+            "--gold",
+            "-g",
+            help="Example gold JSONL the workspace's labels are added to (default: the gold the current model was "
+            "trained on, else examples/gold when it fits the codebook).",
+        ),
     ] = None,
     push: Annotated[
         bool, typer.Option("--push/--no-push", help="Push updated predictions to Label Studio at the end.")
@@ -394,7 +452,9 @@ def retrain_cli(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Pull -> gold labels (majority) -> train -> evaluate new vs current -> promote if better -> prelabel -> push."""
+    """Pull -> gold labels (majority) -> train -> evaluate new vs current -> promote if better -> prelabel ->
+    calibrate -> push. The workspace's labels are added to the example gold (each weighing
+    classifier.project_weight examples), not put in its place."""
     from pipeline.flows import retrain
 
     settings = settings_for(config, workspace, codebook, **{"classifier.method": method})
@@ -418,6 +478,11 @@ def _show_retrain(report: dict[str, Any]) -> None:
         title=f"Before / after on {report['held_out_segments']} held-out segments",
     )
     out.print(report["message"])
+    prior = report.get("prior")
+    out.print(f"Trained on the workspace's labels with {prior}" if prior else "Trained on the workspace's labels alone")
+    calibration = report.get("calibration") or {}
+    if calibration.get("message"):
+        out.print(f"Calibration: {calibration['message']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -148,7 +148,9 @@ def status_cli(
 
 def _show_status(report: dict[str, Any]) -> None:
     counts = {key.replace("_", " "): value for key, value in report["counts"].items()}
-    print_pairs({**counts, "current model": report["current_model"] or "-"}, title=f"Workspace {report['workspace']}")
+    thresholds = (report.get("thresholds") or {}).get("line", "-")
+    pairs = {**counts, "current model": report["current_model"] or "-", "thresholds": thresholds}
+    print_pairs(pairs, title=f"Workspace {report['workspace']}")
     per_code = [{"code": code, **row} for code, row in report["per_code"].items()]
     print_table(
         per_code, ["code", *(Column(c, justify="right") for c in ("predicted", "annotated", "gold"))], title="Per code"

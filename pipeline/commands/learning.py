@@ -51,7 +51,8 @@ def next_cli(
             "--strategy",
             "-s",
             help="uncertainty (closest to a code's threshold), rare (best bets for the codes with the fewest labels), "
-            "diversity (covers the kinds of segments), random (the baseline), or a plugin's (docs/learning.md).",
+            "diversity (covers the kinds of segments), hybrid (rarity-weighted uncertainty, a diverse batch), "
+            "random (the baseline), or a plugin's (docs/learning.md).",
         ),
     ] = "uncertainty",
     model_version: ModelVersionOpt = None,

@@ -39,6 +39,14 @@ UrlOpt = Annotated[
     ),
 ]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port of the embedded server (default 8089).")]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        help="Keep Label Studio's data in PostgreSQL: postgresql://user@host:5432/dbname (password from "
+        "$PGPASSWORD or ~/.pgpass, or in the URL; never printed). Default: studio.database, else SQLite.",
+    ),
+]
 
 
 def _settings(config, workspace, codebook=None, url=None, port=None):
@@ -48,20 +56,29 @@ def _settings(config, workspace, codebook=None, url=None, port=None):
 @studio_app.command("start")
 @handle_errors
 def start_cli(
-    workspace: WorkspaceOpt = None, config: ConfigOpt = None, port: PortOpt = None, json_out: JsonOpt = False
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    port: PortOpt = None,
+    database: DatabaseOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Start Label Studio on 127.0.0.1 with its data in <workspace>/studio (telemetry off, signup
-    closed, admin and API token created without prompts). A second start finds the running one."""
+    closed, admin and API token created without prompts), or in PostgreSQL with --database.
+    A second start finds the running one."""
     from pipeline.studio import server, start_server
 
-    settings = _settings(config, workspace, port=port)
+    settings = settings_for(config, workspace, None, **{"studio.port": port, "studio.database": database})
     info = start_server(settings)
     creds = server.credentials(settings)
     assert creds is not None  # start_server writes them before the server starts
     creds_file = server.data_dir(settings) / server.CREDENTIALS
     # the password is printed once (the first start shown as text), then only the file that keeps it
     password = None if json_out or server.password_shown(settings) else creds["password"]
-    report = {**info.as_dict(), "credentials_file": str(creds_file)}
+    report = {**info.as_dict(), "credentials_file": str(creds_file), "model_server": None}
+    if settings.loop.start_with_studio:
+        from pipeline.loop.process import start_background_server
+
+        report["model_server"] = start_background_server(settings, config).as_dict()
     print_result(report, json_out, lambda r: _show_start(r, creds["username"], password))
     if password is not None:
         server.mark_password_shown(settings)
@@ -69,7 +86,8 @@ def start_cli(
 
 def _show_start(info: dict[str, Any], username: str, password: str | None) -> None:
     verb = "Started" if info["started"] else "Already running:"
-    out.print(f"{verb} Label Studio at [bold]{info['url']}[/] (pid {info['pid']}, data in {info['data_dir']})")
+    where = f"data in {info['data_dir']}" if info["database"] == "sqlite" else f"database {info['database']}"
+    out.print(f"{verb} Label Studio at [bold]{info['url']}[/] (pid {info['pid']}, {where})", highlight=False)
     secret = (
         f"with password [bold]{password}[/] (shown this once; kept in {info['credentials_file']}, mode 600)"
         if password is not None
@@ -79,6 +97,10 @@ def _show_start(info: dict[str, Any], username: str, password: str | None) -> No
         f"Log in as [bold]{username}[/] {secret}. Add annotators with `culturecode annotators add NAME...`.",
         highlight=False,
     )
+    if info.get("model_server"):
+        served = info["model_server"]
+        verb = f"Started (pid {served['pid']})" if served["started"] else "Already running:"
+        out.print(f"{verb} the model server at {served['url']} (loop.start_with_studio; log {served['log']}).")
 
 
 @studio_app.command("status")
@@ -105,7 +127,8 @@ def status_cli(
 
 def _show_studio_status(report: dict[str, Any]) -> None:
     state = "[green]running[/]" if report["running"] else "[red]not running[/]"
-    out.print(f"Label Studio at {report['url']}: {state}")
+    database = f" (database: {report['database']})" if report.get("database") else ""
+    out.print(f"Label Studio at {report['url']}: {state}{database}", highlight=False)
     if report["projects"]:
         print_table(report["projects"], ["id", "title", "tasks", "annotations"])
     elif not report["running"]:
@@ -115,10 +138,15 @@ def _show_studio_status(report: dict[str, Any]) -> None:
 @studio_app.command("stop")
 @handle_errors
 def stop_cli(workspace: WorkspaceOpt = None, config: ConfigOpt = None, port: PortOpt = None) -> None:
-    """Stop the workspace's embedded Label Studio (its data stays in <workspace>/studio)."""
+    """Stop the workspace's embedded Label Studio (its data stays in <workspace>/studio), and the model server
+    `studio start` started with it (loop.start_with_studio)."""
+    from pipeline.loop.process import stop_background_server
     from pipeline.studio import stop_server
 
-    stopped = stop_server(_settings(config, workspace, port=port))
+    settings = _settings(config, workspace, port=port)
+    if stop_background_server(settings):
+        out.print("Stopped the model server.")
+    stopped = stop_server(settings)
     out.print("Stopped Label Studio." if stopped else "Label Studio was not running.")
 
 
@@ -307,6 +335,11 @@ def _show_push(report: dict[str, Any]) -> None:
                     "they count as assisted, not blind",
                     p.get("blind_exposed"),
                 ),
+                (
+                    f"tab(s) {', '.join(map(str, p.get('tabs_kept') or []))} keep the order someone chose by hand, "
+                    "not the model's (studio.sampling)",
+                    p.get("tabs_kept"),
+                ),
             )
             if on
         ]
@@ -336,13 +369,15 @@ def pull_cli(
     the workspace and print what changed; tasks deleted or duplicated on the server are listed.
 
     Only the tasks Label Studio stamped as changed since the last pull are exported; a project's first
-    pull, or --full, exports it whole."""
-    from pipeline.studio import pull
+    pull, or --full, exports it whole. Once the project has enough human labels
+    (classifier.calibration_min_labels), the current classifier's thresholds are re-tuned on them and the
+    pre-labels of unannotated tasks refreshed (as `culturecode calibrate`)."""
+    from pipeline.flows import pull_and_calibrate
 
     settings = _settings(config, workspace, codebook, url=url, port=port)
     book = settings.load_codebook()
     with open_workspace(settings) as store:
-        report = pull(store, settings, book, show_progress=not quiet, full=full)
+        report = pull_and_calibrate(store, settings, book, show_progress=not quiet, full=full)
     print_result(report, json_out, _show_pull)
 
 
@@ -364,6 +399,11 @@ def _show_pull(report: dict[str, Any]) -> None:
         out.print(f"  {who}: {n} new or changed", highlight=False)
     _show_superseded_annotations(report["superseded"], report["unknown_segment"])
     for warning in report["warnings"]:
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    calibration = report.get("calibration") or {}
+    if calibration.get("status") in ("calibrated", "unchanged"):
+        out.print(f"Calibration: {calibration['message']}", highlight=False)
+    for warning in calibration.get("warnings", []):
         out.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 

@@ -7,6 +7,7 @@ whole table is rewritten in one transaction, so a rerun gives the same gold.
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from pipeline.store.annotations import review_annotations
 from pipeline.store.gold import GoldLabel, replace_gold
 
 METHODS = ("majority", "dawid-skene", "adjudicator")
+CONFUSION_META = "dawid_skene_confusion"  # the last Dawid-Skene adjudication's per-coder confusion
 
 
 @dataclass
@@ -32,6 +34,8 @@ class AdjudicationReport:
     ties: int = 0  # majority: (segment, code) pairs with as many yes as no votes, resolved to "absent"
     adjudicated: int = 0  # adjudicator: segments decided in the review project
     fallback_majority: int = 0  # adjudicator: segments without a review decision, decided by majority
+    # dawid-skene: {code: {coder: {"sensitivity", "specificity", "segments"}}}, kept for the appendix
+    coder_confusion: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,8 +74,9 @@ def _frame(r: Ratings, values: np.ndarray) -> pd.DataFrame:
     )
 
 
-def dawid_skene(r: Ratings, n_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Gold (items, codes) and the posterior probability of each gold code, via crowd-kit."""
+def dawid_skene(r: Ratings, n_iter: int = 100) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Gold (items, codes), the posterior probability of each gold code and, per code, each coder's sensitivity
+    and specificity (multi-label codebooks), via crowd-kit."""
     with warnings.catch_warnings():
         # crowd-kit 1.4 uses pandas' deprecated inplace= arguments on every iteration
         warnings.simplefilter("ignore", category=FutureWarning)
@@ -79,32 +84,61 @@ def dawid_skene(r: Ratings, n_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
         return _dawid_skene(r, n_iter)
 
 
-def _fit(frame: pd.DataFrame, items: list[str], n_iter: int) -> tuple[np.ndarray, pd.DataFrame]:
-    """One Dawid-Skene fit: the chosen label and the label probabilities per item, in `items` order."""
+def _fit(frame: pd.DataFrame, items: list[str], n_iter: int) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """One Dawid-Skene fit: the chosen label and the label probabilities per item, in `items` order, and each
+    coder's confusion (rows: (coder, given label); columns: true label; values: P(given | true))."""
     from crowdkit.aggregation import DawidSkene
 
     model = DawidSkene(n_iter=n_iter)
     chosen = model.fit_predict(frame).reindex(items).to_numpy()
-    if model.probas_ is None:  # crowd-kit types it Optional: it is unset before fitting
-        raise RuntimeError("crowd-kit's DawidSkene left probas_ unset after fitting")
-    return chosen, model.probas_.reindex(items)
+    if model.probas_ is None or model.errors_ is None:  # crowd-kit types them Optional: unset before fitting
+        raise RuntimeError("crowd-kit's DawidSkene left probas_ or errors_ unset after fitting")
+    return chosen, model.probas_.reindex(items), model.errors_
 
 
-def _dawid_skene(r: Ratings, n_iter: int) -> tuple[np.ndarray, np.ndarray]:
+def _rate(errors: pd.DataFrame, coder: str, given: int, true: int) -> float | None:
+    """P(coder gives `given` | the true label is `true`), None where the fit has no such cell."""
+    try:
+        value = float(errors.loc[(coder, given), true])
+    except KeyError:
+        return None
+    return round(value, 6) if np.isfinite(value) else None
+
+
+def _binary_confusion(r: Ratings, c: int, errors: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per coder of code `c`: sensitivity P(ticks | present), specificity P(leaves | absent), segments coded."""
+    out = {}
+    for a, coder in enumerate(r.annotators):
+        coded = int(r.rated[:, a].sum())
+        if coded:
+            sens, spec = _rate(errors, coder, 1, 1), _rate(errors, coder, 0, 0)
+            out[coder] = {"sensitivity": sens, "specificity": spec, "segments": coded}
+    return out
+
+
+def _dawid_skene(r: Ratings, n_iter: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     gold = np.zeros((r.n_items, len(r.codes)), dtype=bool)
     posterior = np.zeros((r.n_items, len(r.codes)))
+    confusion: dict[str, Any] = {}
     if r.single_choice:
         cats, names = r.categories()
-        chosen, probas = _fit(_frame(r, cats.astype(int)), r.items, n_iter)
+        chosen, probas, _ = _fit(_frame(r, cats.astype(int)), r.items, n_iter)
         for k in range(len(r.codes)):
             gold[:, k] = chosen == k
             posterior[:, k] = probas[k].to_numpy() if k in probas else 0.0
-        return gold, posterior
+        return gold, posterior, confusion
     for c in range(len(r.codes)):
-        chosen, probas = _fit(_frame(r, r.labels[:, :, c].astype(int)), r.items, n_iter)
+        chosen, probas, errors = _fit(_frame(r, r.labels[:, :, c].astype(int)), r.items, n_iter)
         gold[:, c] = chosen == 1
         posterior[:, c] = probas[1].to_numpy() if 1 in probas else 0.0
-    return gold, posterior
+        confusion[r.codes[c]] = _binary_confusion(r, c, errors)
+    return gold, posterior, confusion
+
+
+def coder_confusion(r: Ratings, n_iter: int = 100) -> dict[str, dict[str, dict[str, Any]]]:
+    """{code: {coder: {"sensitivity", "specificity", "segments"}}} as Dawid-Skene estimates them (multi-label
+    codebooks; each code a yes/no decision)."""
+    return dawid_skene(r, n_iter)[2]
 
 
 def review_decisions(store: Store, codebook: Codebook) -> dict[str, tuple[list[str], str]]:
@@ -129,7 +163,7 @@ def adjudicate(store: Store, codebook: Codebook, method: str = "majority") -> Ad
         for i in np.flatnonzero(ties.any(axis=1)):
             extra[i]["ties"] = [ratings.codes[c] for c in np.flatnonzero(ties[i])]
     elif method == "dawid-skene":
-        gold, posterior = dawid_skene(ratings)
+        gold, posterior, report.coder_confusion = dawid_skene(ratings)
         rows_method[:] = "dawid-skene"
         for i in range(ratings.n_items):
             extra[i]["posterior"] = {c: round(float(p), 6) for c, p in zip(ratings.codes, posterior[i], strict=True)}
@@ -154,6 +188,8 @@ def adjudicate(store: Store, codebook: Codebook, method: str = "majority") -> Ad
     ]
     with store.transaction(), store.run("adjudicate", {"method": method}) as summary:
         replace_gold(store, labels, codebook.content_hash)
+        if method == "dawid-skene":
+            store.set_meta(CONFUSION_META, json.dumps(report.coder_confusion, sort_keys=True))
         report.per_code = {c: int(gold[:, k].sum()) for k, c in enumerate(ratings.codes)}
         summary.update(report.as_dict())
     return report

@@ -104,6 +104,7 @@ def _agreement(store: Store, settings: Settings, codebook: Codebook) -> tuple[di
     from pipeline.agreement.anchoring import anchoring_check
     from pipeline.agreement.ratings import load_ratings, model_labels
     from pipeline.agreement.report import compute_agreement
+    from pipeline.agreement.versions import agreement_by_version
 
     try:
         ratings = load_ratings(store, codebook)
@@ -115,6 +116,9 @@ def _agreement(store: Store, settings: Settings, codebook: Codebook) -> tuple[di
     blind = pushed_blind_subset(store)
     if blind is not None:
         report["anchoring"] = anchoring_check(ratings, blind, models, None, boot, seed)
+    by_version = agreement_by_version(store, codebook, None, {}, boot, seed)
+    if by_version is not None:
+        report["codebook_versions"] = by_version
     return report, None
 
 
@@ -176,8 +180,35 @@ def codebook_section(ctx: Context) -> Section:
         if code.exclude:
             blocks.append({"kind": "list", "items": [f"Exclude: {x}" for x in code.exclude]})
         blocks.append({"kind": "list", "items": [f"Example: {x}" for x in code.examples]})
-    blocks += [heading("Version history"), *_history(ctx)]
+    blocks += [heading("Version history"), *_versions(ctx), *_history(ctx)]
     return Section("codebook", "Codebook", blocks)
+
+
+def _versions(ctx: Context) -> list[dict[str, Any]]:
+    """The recorded codebook versions (`culturecode recode` adds one per edit) and what each changed."""
+    from pipeline.agreement.versions import codebook_history
+
+    history = codebook_history(ctx.store)
+    if not history:
+        return []
+
+    def changed(row: dict[str, Any]) -> str:
+        return "; ".join(f"{code} ({', '.join(fields)})" for code, fields in row["changed"].items()) or "-"
+
+    rows = [
+        [
+            h["hash"],
+            h["version"],
+            h["first_seen"][:10],
+            "yes" if h["hash"] == ctx.codebook.content_hash else "no",
+            ", ".join(h["added"]) or "-",
+            ", ".join(h["removed"]) or "-",
+            changed(h),
+        ]
+        for h in history
+    ]
+    header = ["codebook hash", "version", "first seen", "current", "codes added", "codes removed", "codes changed"]
+    return [table(header, rows, "Each version against the one before it; its full text is kept in the workspace.")]
 
 
 def _history(ctx: Context) -> list[dict[str, Any]]:
@@ -284,8 +315,28 @@ def _adjudication(ctx: Context) -> list[dict[str, Any]]:
     rows = [[m, n, METHODS.get(m, m)] for m, n in methods.items()]
     blocks = [table(["method", "gold segments", "how the gold label was decided"], rows)]
     if "dawid-skene" in methods:
-        blocks.append(text("Dawid-Skene was used: each coder's confusion per code is estimated from all annotations."))
+        blocks += _confusion(ctx)
     return blocks
+
+
+def _confusion(ctx: Context) -> list[dict[str, Any]]:
+    """Each coder's sensitivity and specificity per code, as the last Dawid-Skene adjudication estimated them."""
+    from pipeline.gold.adjudicate import CONFUSION_META
+
+    raw = ctx.store.get_meta(CONFUSION_META)
+    note = "Dawid-Skene was used: each coder's confusion per code is estimated from all annotations (EM)."
+    if not raw:
+        return [text(note)]
+    rows = [
+        [code, ctx.names.get(coder, coder), f["segments"], fmt(f["sensitivity"]), fmt(f["specificity"])]
+        for code, coders in json.loads(raw).items()
+        for coder, f in sorted(coders.items(), key=lambda kv: ctx.names.get(kv[0], kv[0]))
+    ]
+    caption = (
+        "Sensitivity: the estimated chance the coder ticks the code where it applies; specificity: that they leave "
+        "it where it does not (Dawid and Skene 1979, one yes/no model per code)."
+    )
+    return [text(note), table(["code", "coder", "segments", "sensitivity", "specificity"], rows, caption)]
 
 
 def _no_agreement(ctx: Context, what: str) -> list[dict[str, Any]]:
@@ -328,8 +379,24 @@ def agreement_section(ctx: Context) -> Section:
         for name in ("alpha_masi", "alpha_jaccard", "exact_match")
     ]
     blocks.append(table(["over the label set", "value", "band"], overall_rows))
+    blocks += _per_version(r.get("codebook_versions"))
     blocks += _contested(ctx, r["disagreements"][:CONTESTED_LISTED])
     return Section("agreement", "Agreement", blocks)
+
+
+def _per_version(versions: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Alpha per code for each codebook version the annotations were made with (when there are several)."""
+    if not versions:
+        return []
+    rows = [
+        [v["hash"], v["version"], v["n_items"], code, fmt(c["krippendorff_alpha"]), fmt_ci(c["krippendorff_alpha_ci"])]
+        + [c["n_pairable_units"]]
+        for v in versions
+        for code, c in v["codes"].items()
+    ]
+    header = ["codebook hash", "version", "segments", "code", "Kripp. alpha", "95% CI", "double-coded"]
+    caption = "Annotations grouped by the codebook version they were made with, oldest version first."
+    return [heading("Agreement per codebook version"), table(header, rows, caption)]
 
 
 def _contested(ctx: Context, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -434,7 +501,22 @@ def drift_section(ctx: Context) -> Section:
     if not rows:
         return Section("drift", "Coder drift", [text(METHOD), text("No annotations yet.")])
     caption = f"Batches of {ctx.drift['batch_size']} segments per annotator, in the order they were coded."
-    return Section("drift", "Coder drift", [text(METHOD), table(HEADER, rows, caption)])
+    blocks = [text(METHOD), table(HEADER, rows, caption), *_weeks(ctx)]
+    return Section("drift", "Coder drift", blocks)
+
+
+def _weeks(ctx: Context) -> list[dict[str, Any]]:
+    from pipeline.agreement.drift import WEEK_HEADER, plot_weeks, week_rows
+
+    rows = week_rows(ctx.drift, ctx.names)
+    if not rows:
+        return []
+    blocks = [heading("By ISO week"), table(WEEK_HEADER, rows, "The same figures by the ISO week of the last edit.")]
+    png = plot_weeks(ctx.drift, ctx.names)
+    if png is not None:
+        caption = "Cohen's kappa with the gold (solid) and with the model (dashed) by week, per annotator."
+        blocks.append({"kind": "image", "file": "drift-weeks.png", "caption": caption, "png": png})
+    return blocks
 
 
 def model_cards_section(ctx: Context) -> Section:

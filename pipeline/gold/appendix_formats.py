@@ -7,6 +7,7 @@ printed value (the templates hold the only LaTeX commands).
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -131,4 +132,12 @@ def write_appendix(appendix: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     paths = {fmt: out_dir / name for fmt, name in {**FILES, "cff": "CITATION.cff"}.items()}
     for fmt, body in texts.items():
         write_text(paths[fmt], body, "methods appendix")
+    for image in images(appendix):  # the Markdown and LaTeX versions show plots from files next to them
+        paths[Path(image["file"]).stem] = out_dir / image["file"]
+        paths[Path(image["file"]).stem].write_bytes(base64.b64decode(image["png"]))
     return paths
+
+
+def images(appendix: dict[str, Any]) -> list[dict[str, Any]]:
+    """The appendix's plots (blocks of kind image), in order."""
+    return [b for s in appendix["sections"] for b in s["blocks"] if b["kind"] == "image"]

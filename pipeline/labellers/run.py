@@ -108,6 +108,19 @@ def _model_record(labeller: Labeller) -> ModelRecord | None:
     return ModelRecord(kind=name, metrics={"labeller": labeller.name})
 
 
+def _labelled(
+    labeller: Labeller, chunks: Iterator[list[Segment]]
+) -> Iterator[tuple[list[Segment], list[PredictionRow]]]:
+    """(chunk, its predictions) in the order they are ready: a labeller's `label_chunks` where it scores many
+    chunks at once (the Ray engine), else `label` one chunk at a time."""
+    label_chunks = getattr(labeller, "label_chunks", None)
+    if label_chunks is not None:
+        yield from label_chunks(chunks)
+        return
+    for chunk in chunks:
+        yield chunk, labeller.label(chunk)
+
+
 def run_labeller(
     labeller: Labeller,
     store: Store,
@@ -128,8 +141,8 @@ def run_labeller(
         store.run(stage, args) as summary,
         progress_bar(f"{stage} {version}", total=total, enabled=show_progress) as bar,
     ):
-        for chunk in chunks:
-            rows = _checked(labeller.label(chunk), labeller, {s.id for s in chunk}, codes)
+        for chunk, labels in _labelled(labeller, chunks):
+            rows = _checked(labels, labeller, {s.id for s in chunk}, codes)
             with store.transaction():
                 labelled += write_predictions(store, rows, codebook.content_hash)
             for row in rows:

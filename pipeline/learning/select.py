@@ -9,16 +9,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import CultureCodeError
 from pipeline.learning.strategies import Candidate, Pick, Pool, check, run_strategy
 from pipeline.store import Store
 from pipeline.store.annotations import annotated_per_code, annotated_segment_ids, unannotated_segment_ids
+from pipeline.store.embeddings import cached_vectors, encoder_key, text_sha256
 from pipeline.store.gold import gold_per_code
 from pipeline.store.models import current_model, get_model
 from pipeline.store.predictions import predicted_segments
 
 MANIFEST = "classifier.json"  # a classifier version's codes and thresholds (pipeline/classifier/registry.py)
+MAX_EMBEDDED_POOL = 50_000  # larger pools go without embeddings (hybrid then spreads its batch in score space)
 
 
 @dataclass
@@ -32,17 +35,40 @@ class NextReport:
     picks: list[Pick] = field(default_factory=list)
 
 
-def model_thresholds(store: Store, version: str) -> tuple[list[str], dict[str, float]]:
-    """(codes, {code: threshold}) a classifier version stored; ([], {}) for models that store none."""
+def model_manifest(store: Store, version: str) -> dict[str, Any]:
+    """A classifier version's manifest; {} for models that store none."""
     row = get_model(store, version)
     if not row or not row.get("path"):
-        return [], {}
+        return {}
     try:
         manifest = json.loads((Path(row["path"]) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return [], {}
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def model_thresholds(store: Store, version: str) -> tuple[list[str], dict[str, float]]:
+    """(codes, {code: threshold}) a classifier version stored; ([], {}) for models that store none."""
+    manifest = model_manifest(store, version)
     codes, thresholds = manifest.get("codes") or [], manifest.get("thresholds") or []
     return list(codes), {c: float(t) for c, t in zip(codes, thresholds, strict=False)}
+
+
+def cached_embeddings(store: Store, manifest: dict[str, Any], texts: list[str]) -> list[Any] | None:
+    """The texts' vectors from the workspace's embedding cache under the model's frozen encoder (head-method
+    versions record its weights), when every text has one; else None (no encoder is loaded to fill gaps)."""
+    import numpy as np
+
+    weights = manifest.get("encoder_sha256")
+    if not weights or not texts or len(texts) > MAX_EMBEDDED_POOL:
+        return None
+    hashes = [text_sha256(t) for t in texts]
+    for device in ("cpu", "cuda"):
+        key = encoder_key(weights, bool(manifest.get("normalize")), int(manifest.get("max_length", 128)), device)
+        found = cached_vectors(store, key, set(hashes))
+        if len(found) == len(set(hashes)):
+            return [np.frombuffer(found[h], dtype=np.float32) for h in hashes]
+    return None
 
 
 def _label_counts(store: Store, candidates: list[Candidate], pool_codes: list[str], thresholds) -> tuple[dict, str]:
@@ -81,14 +107,21 @@ def build_pool(store: Store, model_version: str | None = None, seed: int = 0) ->
     if not codes:
         codes = sorted({code for p in predicted for code in p.scores})
     counts, counts_from = _label_counts(store, candidates, codes, thresholds)
+    labelled = [p for p in predicted if p.segment_id in done]
+    vectors = cached_embeddings(
+        store, model_manifest(store, version), [c.text for c in candidates] + [p.text for p in labelled]
+    )
+    for cand, vector in zip(candidates, vectors or [], strict=False):
+        cand.vector = vector
     pool = Pool(
         candidates,
         codes,
         thresholds,
         {code: counts.get(code, 0) for code in codes},
         counts_from,
-        [p.scores for p in predicted if p.segment_id in done],
+        [p.scores for p in labelled],
         seed,
+        list((vectors or [])[len(candidates) :]),
     )
     return pool, version, len(open_ids) - len(candidates)
 

@@ -11,6 +11,9 @@ below register in culturecode's own pyproject.toml exactly as a plugin package w
 - `uncertainty`: the segments whose score for some code lies closest to that code's threshold;
 - `rare`: the best-scored segments for the codes with the fewest labels so far, the rarest first, in turns;
 - `diversity`: k-center greedy on the score vectors, starting from the labelled segments (no encoder needed);
+- `hybrid`: uncertainty summed over the codes, each code weighted by its rarity, then k-center greedy for a
+  diverse batch among the most valuable candidates (on their embeddings when the pool carries them, else on
+  their score vectors);
 - `random`: a seeded random draw, the baseline the others are measured against.
 """
 
@@ -42,6 +45,7 @@ class Candidate:
     document_id: str = ""
     speaker: str | None = None
     text: str = ""
+    vector: Any = None  # the segment's embedding, when known (hybrid's diversity step uses it)
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Pool:
     counts_from: str = "annotations"  # where label_counts come from: annotations | gold | predictions
     labelled: list[dict[str, float]] = field(default_factory=list)  # score vectors of segments already labelled
     seed: int = 0
+    labelled_vectors: list[Any] = field(default_factory=list)  # embeddings of labelled segments, when known
 
     def threshold(self, code: str) -> float:
         return self.thresholds.get(code, DEFAULT_THRESHOLD)
@@ -252,6 +257,101 @@ def _diverse_pick(pool: Pool, cand: Candidate, cluster: int, reach: float, size:
         cluster=cluster,
         cluster_size=size,
     )
+
+
+SHORTLIST_FACTOR = 5  # hybrid: the diversity step chooses among this many times n of the most valuable candidates
+
+
+def hybrid(pool: Pool, n: int) -> list[Pick]:
+    """Uncertainty where labels are scarce, spread out: each candidate's value is its closeness to every code's
+    threshold, summed over the codes, each code weighted by 1/sqrt(1 + its labels so far) (a code nobody has
+    labelled, like machismo or violence, weighs most); then k-center greedy among the 5n most valuable, each pick
+    the candidate whose value times distance from everything labelled or picked is largest."""
+    import numpy as np
+
+    if not pool.candidates or not pool.codes:
+        return []
+    closeness, weights = _closeness(pool), _rarity_weights(pool)
+    value = (closeness * weights).sum(axis=1)
+    shortlist = np.argsort(-value, kind="stable")[: min(len(value), SHORTLIST_FACTOR * n)]
+    points, centres, space = _diversity_space(pool, shortlist)
+    scale = float(value[shortlist].max()) or 1.0
+    chosen = _weighted_k_center(points, centres, value[shortlist] / scale, n)
+    picks = []
+    for rank, k in enumerate(chosen):
+        i = int(shortlist[k])
+        j = int(np.argmax(closeness[i] * weights))
+        picks.append(_hybrid_pick(pool, pool.candidates[i], pool.codes[j], float(value[i]), -float(rank), space))
+    return picks
+
+
+def _closeness(pool: Pool) -> np.ndarray:
+    """Per candidate and code: 1 at the code's threshold, falling linearly to 0 at a score of 0 or 1."""
+    import numpy as np
+
+    scores = pool.matrix()
+    thresholds = np.array([pool.threshold(code) for code in pool.codes])
+    room = np.where(scores >= thresholds, 1.0 - thresholds, thresholds)
+    return np.clip(1.0 - np.abs(scores - thresholds) / np.maximum(room, 1e-9), 0.0, 1.0)
+
+
+def _rarity_weights(pool: Pool) -> np.ndarray:
+    import numpy as np
+
+    counts = np.array([pool.label_counts.get(code, 0) for code in pool.codes], dtype=np.float64)
+    return 1.0 / np.sqrt(1.0 + counts)
+
+
+def _diversity_space(pool: Pool, shortlist: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(shortlisted points, labelled points, what they are): unit embeddings when every shortlisted candidate
+    and labelled segment has one, else score vectors."""
+    import numpy as np
+
+    chosen = [pool.candidates[int(i)] for i in shortlist]
+    labelled = pool.labelled_vectors
+    if all(c.vector is not None for c in chosen) and len(labelled) == len(pool.labelled):
+        points = _unit(np.array([c.vector for c in chosen], dtype=np.float64))
+        centres = _unit(np.array(labelled, dtype=np.float64).reshape(len(labelled), points.shape[1]))
+        return points, centres, "embedding"
+    return pool.matrix([c.scores for c in chosen]), pool.matrix(pool.labelled), "score"
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+
+
+def _weighted_k_center(points: np.ndarray, centres: np.ndarray, value: np.ndarray, n: int) -> list[int]:
+    """Greedy: each time the point with the largest value x distance to the nearest centre or earlier pick."""
+    import numpy as np
+
+    nearest = np.ones(len(points))
+    if len(centres):
+        sample = centres if len(centres) <= MAX_LABELLED_CENTRES else centres[:: -(-len(centres) // 2000)]
+        nearest = np.full(len(points), np.inf)
+        for start in range(0, len(sample), 256):  # bounded memory: 256 centres at a time
+            block = sample[start : start + 256]
+            nearest = np.minimum(nearest, np.linalg.norm(points[:, None, :] - block[None], axis=2).min(axis=1))
+    chosen: list[int] = []
+    for _ in range(min(n, len(points))):
+        gain = value * nearest
+        gain[chosen] = -1.0
+        i = int(np.argmax(gain))
+        chosen.append(i)
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[i], axis=1))
+    return chosen
+
+
+def _hybrid_pick(pool: Pool, cand: Candidate, code: str, value: float, priority: float, space: str) -> Pick:
+    score, threshold = cand.scores.get(code, 0.0), pool.threshold(code)
+    count = pool.label_counts.get(code, 0)
+    reason = (
+        f"{code} scored {score:.2f} against its threshold {threshold:.2f} with {count} label(s) so far "
+        f"(value {value:.2f}: closeness to every code's threshold, rarer codes weighing more); "
+        f"unlike the segments labelled or picked before it ({space} space)"
+    )
+    return Pick(cand.segment_id, priority, reason, code, score, threshold, score - threshold, count)
 
 
 def random(pool: Pool, n: int) -> list[Pick]:

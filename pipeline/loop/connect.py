@@ -112,7 +112,8 @@ def _ensure_backend(
     auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": BASIC_USER, "basic_auth_pass": secret}
     found = [b for b in studio.call(studio.sdk.ml.list, project=project_id) if (b.url or "").rstrip("/") == url]
     if found:
-        studio.call(studio.sdk.ml.update, found[0].id, url=url, **auth)  # a new secret reaches Label Studio
+        # a new secret reaches Label Studio; without `project` Label Studio 1.23 fails (500) while checking the server
+        studio.call(studio.sdk.ml.update, found[0].id, project=project_id, url=url, **auth)
         return found[0].id, False
     backend = studio.call(
         studio.sdk.ml.create,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,9 +58,7 @@ def file_damage(db: Path) -> str | None:
     """What is wrong with the file at `db`, read without SQLite (header and size); None when it looks sound
     or does not exist. SQLite itself would treat a 0-byte file as a new empty database and write to it."""
     try:
-        size = db.stat().st_size
-        with db.open("rb") as fh:
-            head = fh.read(100)
+        size, head = _read_head(db)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -79,6 +78,26 @@ def file_damage(db: Path) -> str | None:
     if pages_known and not uncheckpointed and size < pages * page_size:
         return f"the file is truncated ({size:,} of {pages * page_size:,} bytes)"
     return None
+
+
+# Closing any descriptor of a file drops every POSIX lock this process holds on it, SQLite's own included (SQLite's
+# "How To Corrupt An SQLite Database File", 2.2): an open-read-close of the header while another thread's connection
+# is open lets a second process reset the WAL index under it ("database disk image is malformed", seen with
+# `culturecode serve`). So the header is read through one descriptor per file, kept open for the process's life.
+_HEADER_FDS: dict[tuple[int, int], int] = {}
+_HEADER_FDS_LOCK = threading.Lock()
+
+
+def _read_head(db: Path) -> tuple[int, bytes]:
+    """The file's size and first 100 bytes, read without ever closing a descriptor of it."""
+    status = os.stat(db)
+    with _HEADER_FDS_LOCK:
+        fd = _HEADER_FDS.get((status.st_dev, status.st_ino))
+        if fd is None:
+            fd = os.open(db, os.O_RDONLY | os.O_CLOEXEC)
+            opened = os.fstat(fd)  # the file may have been replaced since the stat: key by what was opened
+            fd = _HEADER_FDS.setdefault((opened.st_dev, opened.st_ino), fd)  # a spare descriptor stays open too
+    return os.fstat(fd).st_size, os.pread(fd, 100, 0)
 
 
 def check_file(db: Path) -> None:

@@ -255,6 +255,48 @@ MIGRATIONS: list[str] = [
         WHEN OLD.model_version IS NOT NEW.model_version OR OLD.codes IS NOT NEW.codes
         BEGIN {_TALLY_REMOVE} {_TALLY_ADD} END;
     """,
+    # 5: codebook versions by content hash, with their text (YAML; the JSON kept in meta is valid YAML) and when
+    # first seen, so that `recode` keeps the history; filled with the workspace's recorded codebook (RESEARCH)
+    """
+    CREATE TABLE codebook_versions (
+        hash TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        yaml TEXT NOT NULL,
+        first_seen TEXT NOT NULL
+    );
+    INSERT INTO codebook_versions(hash, version, yaml, first_seen)
+        SELECT h.value, COALESCE(json_extract(c.value, '$.version'), '1'), c.value,
+            COALESCE((SELECT MIN(created_at) FROM predictions WHERE codebook_hash = h.value),
+                     (SELECT MIN(pulled_at) FROM annotations WHERE codebook_hash = h.value),
+                     strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))
+        FROM meta h JOIN meta c ON c.key = 'codebook' WHERE h.key = 'codebook_hash';
+    """,
+    # 6: project calibrations: per-code thresholds of a model version re-tuned on the project's own human labels;
+    # the newest row of a version is in force (pipeline/store/calibration.py) (CALIB)
+    """
+    CREATE TABLE calibrations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model_version TEXT NOT NULL,
+        labels INTEGER NOT NULL,
+        labels_hash TEXT NOT NULL,
+        thresholds TEXT NOT NULL,
+        sources TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX calibrations_by_version ON calibrations(model_version, id);
+    """,
+    # 7: the embedding cache: a frozen encoder's float32 vector per (encoder key, text SHA-256), least recently
+    # used evicted beyond classifier.embedding_cache_rows (pipeline/store/embeddings.py) (LOOP)
+    """
+    CREATE TABLE embeddings (
+        encoder TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        used_at TEXT NOT NULL,
+        PRIMARY KEY (encoder, text_hash)
+    );
+    CREATE INDEX embeddings_by_use ON embeddings(used_at);
+    """,
 ]
 
 
@@ -459,9 +501,12 @@ class Store:
         )
 
     def record_codebook(self, codebook: Any) -> None:
-        """Remember which codebook the workspace labels with (its hash and content)."""
+        """Remember which codebook the workspace labels with (its hash and content), and keep it in the history."""
+        from pipeline.store.codebooks import record_codebook_version
+
         self.set_meta("codebook_hash", codebook.content_hash)
         self.set_meta("codebook", dumps(codebook.model_dump()))
+        record_codebook_version(self, codebook)
 
     @property
     def codebook_hash(self) -> str | None:

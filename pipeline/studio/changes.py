@@ -81,13 +81,15 @@ def list_tasks(
     project_id: int,
     cursor: PullCursor | None = None,
     exported: list[dict[str, Any]] | None = None,
+    bare: list[dict[str, Any]] | None = None,
 ) -> dict[int, str] | None:
     """{task id: updated_at} of every task of the project; None when the project is gone. With the last pull's
-    `cursor`, only the tasks updated since are listed; with the project's `exported` annotated tasks, only the
-    tasks nobody annotated; either when the project's task count confirms the result, else the whole project."""
+    `cursor`, only the tasks updated since are listed; with the project's `exported` annotated tasks and the
+    `bare` ones (`list_bare`, listed BEFORE the export), nothing more; either when the project's task count
+    confirms the result, else the whole project."""
     listing = None
-    if exported is not None:
-        listing = _listing_with(studio, project_id, exported)
+    if exported is not None and bare is not None:
+        listing = _listing_with(studio, project_id, exported, bare)
     elif cursor is not None and cursor.tasks:
         listing = _listing_since(studio, project_id, cursor)
     if listing is not None:
@@ -96,14 +98,28 @@ def list_tasks(
     return None if tasks is None else _stamps(tasks)
 
 
-def _listing_with(studio: Studio, project_id: int, exported: list[dict[str, Any]]) -> dict[int, str] | None:
+def list_bare(studio: Studio, project_id: int) -> list[dict[str, Any]] | None:
+    """The project's tasks nobody has annotated (`id`, `updated_at`); None when the project is gone."""
     rule = {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0}
-    bare = _task_pages(studio, project_id, json.dumps({"filters": {"conjunction": "and", "items": [rule]}}))
+    return _task_pages(studio, project_id, json.dumps({"filters": {"conjunction": "and", "items": [rule]}}))
+
+
+def _listing_with(
+    studio: Studio, project_id: int, exported: list[dict[str, Any]], bare: list[dict[str, Any]]
+) -> dict[int, str] | None:
+    """The export's stamps over the bare listing's: the bare tasks were listed before the export, so a task
+    annotated meanwhile keeps the export's (newer) stamp, and one annotated after the export keeps its bare
+    stamp, older than the server's, so the next pull fetches it. When the task count disagrees (tasks came
+    or went during the pull), the whole project is listed, but a task keeps the stamp of what this pull read
+    of it; one it read nothing of gets no stamp (the next pull fetches it)."""
     project = _get_json(studio, f"api/projects/{project_id}/", {})
-    if bare is None or not isinstance(project, dict):
+    if not isinstance(project, dict):
         return None
-    listing = {**_stamps(exported), **_stamps(bare)}
-    return listing if project.get("task_number") == len(listing) else None
+    listing = {**_stamps(bare), **_stamps(exported)}
+    if project.get("task_number") == len(listing):
+        return listing
+    whole = _task_pages(studio, project_id)
+    return None if whole is None else {tid: listing.get(tid, "") for tid in _stamps(whole)}
 
 
 def _listing_since(studio: Studio, project_id: int, cursor: PullCursor) -> dict[int, str] | None:

@@ -12,18 +12,21 @@ from dataclasses import dataclass, field
 
 from pipeline.config import AdmissionSettings
 from pipeline.store import Store
+from pipeline.store.calibration import calibration_of
 from pipeline.store.models import get_model
 from pipeline.store.predictions import PredictionRow
 
 
 @dataclass(frozen=True)
 class Gate:
-    """Which codes of `version` may be pre-ticked; `measured_at` is None when no table applies."""
+    """Which codes of `version` may be pre-ticked; `measured_at` is None when no table applies. `calibration`:
+    the id of the project calibration whose thresholds chose the version's codes (None: the model's own)."""
 
     version: str | None
     enabled: bool
     admitted: frozenset[str] = field(default_factory=frozenset)
     measured_at: str | None = None
+    calibration: int | None = None
 
     def split(self, pred: PredictionRow) -> tuple[list[str], list[str]]:
         """(codes pre-ticked, codes only hinted) of one prediction."""
@@ -45,6 +48,7 @@ class Gate:
             "enabled": self.enabled,
             "admitted": sorted(self.admitted),
             "measured_at": self.measured_at,
+            "calibration": self.calibration,
         }
 
 
@@ -59,13 +63,15 @@ def _applies(table: dict, cfg: AdmissionSettings) -> bool:
 
 def admission_gate(store: Store, cfg: AdmissionSettings, version: str | None) -> Gate:
     """The gate for `version` from its stored admission table (nothing admitted without one)."""
+    calibrated = calibration_of(store, version)
+    stamp = calibrated.id if calibrated else None
     if not cfg.enabled:
-        return Gate(version, False)
+        return Gate(version, False, calibration=stamp)
     row = get_model(store, version) if version else None
     table = (row or {}).get("metrics", {}).get("admission") or {}
     if not _applies(table, cfg):
-        return Gate(version, True)
-    return Gate(version, True, frozenset(table.get("admitted", [])), table.get("measured_at"))
+        return Gate(version, True, calibration=stamp)
+    return Gate(version, True, frozenset(table.get("admitted", [])), table.get("measured_at"), stamp)
 
 
 def pushed_gate(store: Store, version: str) -> dict | None:
@@ -75,7 +81,8 @@ def pushed_gate(store: Store, version: str) -> dict | None:
 
 
 def gate_changed(gate: Gate, pushed: dict | None) -> bool:
-    """Whether tasks already showing `gate.version` were pre-ticked under another gate."""
+    """Whether tasks already showing `gate.version` were pre-ticked under another gate (or calibration)."""
     if pushed is None:
         return False
-    return (pushed.get("enabled"), sorted(pushed.get("admitted", []))) != (gate.enabled, sorted(gate.admitted))
+    before = (pushed.get("enabled"), sorted(pushed.get("admitted", [])), pushed.get("calibration"))
+    return before != (gate.enabled, sorted(gate.admitted), gate.calibration)

@@ -42,6 +42,7 @@ from pipeline.studio.changes import (
     duplicates,
     export_all,
     export_tasks,
+    list_bare,
     list_tasks,
     segment_of,
     touched,
@@ -262,12 +263,12 @@ def fetch_project(store: Store, studio: Studio, project: Any, full: bool) -> Pro
     project's first pull); None when the project is gone from the server."""
     cursor = pull_cursor(store, studio.url, project["id"])
     whole = full or cursor is None
-    exported = export_all(studio, project["id"]) if whole else None
+    # the bare tasks are listed before the export: an annotation saved in between is then never lost
+    bare = list_bare(studio, project["id"]) if whole else None
+    exported = export_all(studio, project["id"]) if bare is not None else None
     if whole and exported is None:
         return None
-    listing = (
-        list_tasks(studio, project["id"], exported=exported) if whole else list_tasks(studio, project["id"], cursor)
-    )
+    listing = list_tasks(studio, project["id"], cursor, exported, bare)
     if listing is None:
         return None
     ledger = {r["task_id"] for r in task_ledger(store, studio.url, project["id"])}

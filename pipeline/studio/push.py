@@ -39,6 +39,7 @@ from pipeline.studio import labeling
 from pipeline.studio.client import Studio, connect
 from pipeline.studio.gate import Gate, admission_gate, gate_changed, pushed_gate
 from pipeline.studio.projects import ROLES, ProjectRef, ensure_project
+from pipeline.studio.stream import order_label_stream
 from pipeline.studio.users import annotator_email
 
 
@@ -55,6 +56,7 @@ class ProjectPush(ProjectRef):
     blind: int = 0  # tasks of blind segments (no pre-labels)
     blind_stripped: int = 0  # blind tasks whose earlier pre-labels this push removed (nobody had annotated them)
     blind_exposed: int = 0  # blind tasks annotated while they showed pre-labels: assisted, left out of the check
+    tabs_kept: list[int] = field(default_factory=list)  # Data Manager tabs ordered by hand: not re-ordered
 
 
 @dataclass
@@ -340,6 +342,7 @@ def _push_project(
     _blind_again(studio, store, settings, ref, keep, blind)
     if model_version:
         studio.call(studio.sdk.projects.update, ref.id, model_version=model_version, show_collab_predictions=True)
+        ref.tabs_kept = order_label_stream(studio, ref.id, settings.studio.sampling)
     ledger = task_ledger(store, studio.url, ref.id)
     ref.tasks, ref.blind = len(ledger), sum(r["segment_id"] in blind for r in ledger)
     with store.transaction():
@@ -364,11 +367,13 @@ def push(
     role: str = "annotation",
     update_config: bool = False,
     show_progress: bool = True,
+    update_only: bool = False,
 ) -> PushReport:
     """Create or update the workspace's Label Studio project(s) and import segments with pre-labels.
 
     One project per annotator (`annotators`), reusing the workspace's existing projects when none
-    are named; `role="review"` with `segment_ids` makes review projects for adjudicators.
+    are named; `role="review"` with `segment_ids` makes review projects for adjudicators. `update_only`
+    imports nothing: only the pre-labels of tasks already there are brought up to date (a calibration).
     """
     if role not in ROLES:
         raise CultureCodeError(f"role '{role}' is not one of {', '.join(ROLES)}")
@@ -396,7 +401,8 @@ def push(
         for who in _targets(store, studio, settings, annotators, role):
             found: ProjectRef = ensure_project(studio, store, settings, codebook, role, who, version, update_config)
             ref = ProjectPush(found.id, found.title, role, who, found.created, found.recreated, found.config_updated)
-            _push_project(studio, store, settings, ref, segments, preds, shown, gate, regated, show_progress, blind)
+            to_import = [] if update_only else segments
+            _push_project(studio, store, settings, ref, to_import, preds, shown, gate, regated, show_progress, blind)
             report.projects.append(ref)
         summary.update(
             imported=report.imported,

@@ -1,9 +1,10 @@
 """The embedded Label Studio: start, find, and stop one server per workspace.
 
-The server runs from the same virtualenv with its data in `<workspace>/studio` (SQLite), bound to
-127.0.0.1, with telemetry off and signup closed to anyone without the invite link. The admin
-account and an API token are created at first start from a 0600 credentials file we write, so no
-prompt ever appears; `studio start` prints the password once, then only where the file is.
+The server runs from the same virtualenv with its data in `<workspace>/studio` (SQLite; or in PostgreSQL with
+`studio.database`, see pipeline/studio/database.py), bound to 127.0.0.1, with telemetry off and signup
+closed to anyone without the invite link. The admin account and an API token are created at first start
+from a 0600 credentials file we write, so no prompt ever appears; `studio start` prints the password once,
+then only where the file is.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import psutil
 
 from pipeline.config import Settings
 from pipeline.errors import CultureCodeError
+from pipeline.studio import database as db
 
 CREDENTIALS = "culturecode-credentials.json"
 STATE = "culturecode-server.json"
@@ -90,6 +92,7 @@ class ServerInfo:
     data_dir: str
     username: str
     started: bool = False  # True when this call launched it
+    database: str = db.SQLITE  # 'sqlite' or the PostgreSQL URL with its password masked
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -196,6 +199,7 @@ def server_status(settings: Settings) -> ServerInfo:
         pid=pid if alive else None,
         data_dir=str(data_dir(settings)),
         username=settings.studio.username,
+        database=state.get("database", db.describe(settings.studio.database)),
     )
 
 
@@ -209,8 +213,9 @@ def _command() -> list[str]:
 def _launch(settings: Settings, creds: dict[str, Any]) -> subprocess.Popen:
     ddir = data_dir(settings)
     url = local_url(settings)
+    inherited = db.server_env(settings.studio.database, dict(os.environ))  # the password only in the env
     env = {
-        **os.environ,
+        **inherited,
         **PRIVATE_ENV,
         **LOOPBACK_ALLOWED_ENV,
         "LABEL_STUDIO_BASE_DATA_DIR": str(ddir),
@@ -258,6 +263,7 @@ def _log_tail(settings: Settings, lines: int = 3) -> str:
 def start_server(settings: Settings, timeout: float | None = None) -> ServerInfo:
     """Start the workspace's Label Studio (or find the running one) and wait until it answers."""
     info = server_status(settings)
+    _check_same_database(settings, credentials(settings))
     if info.running:
         return info
     if info.pid is not None:  # our server is still starting (another `start` launched it)
@@ -268,11 +274,48 @@ def start_server(settings: Settings, timeout: float | None = None) -> ServerInfo
             f"port {port} on {host} is taken by another program; start Label Studio on a free port "
             f"with `culturecode studio start --port N` (and use the same --port for push/pull)"
         )
+    if settings.studio.database:
+        db.check_reachable(settings.studio.database)
     ddir = _private_dirs(settings)
-    creds = ensure_credentials(settings)
+    creds = _remember_database(settings, ensure_credentials(settings))
     proc = _launch(settings, creds)
-    _write_private(ddir / STATE, {"pid": proc.pid, "url": local_url(settings), "port": port})
-    return _wait_healthy(settings, proc, timeout)
+    where = db.describe(settings.studio.database)
+    _write_private(ddir / STATE, {"pid": proc.pid, "url": local_url(settings), "port": port, "database": where})
+    info = _wait_healthy(settings, proc, timeout)
+    if settings.studio.database:
+        _check_token_taken(settings, creds)
+    return info
+
+
+def _check_same_database(settings: Settings, creds: dict[str, Any] | None) -> None:
+    """A workspace's Label Studio stays on the database it first started on (its ledger names those projects)."""
+    before = (creds or {}).get("database")
+    wanted = db.describe(settings.studio.database)
+    if before is not None and before != wanted:
+        raise CultureCodeError(
+            f"this workspace's Label Studio keeps its data in {before}, not {wanted}: start it with the same "
+            f"database (--database or studio.database), or use another workspace for the other one"
+        )
+
+
+def _remember_database(settings: Settings, creds: dict[str, Any]) -> dict[str, Any]:
+    if "database" not in creds:
+        creds = {**creds, "database": db.describe(settings.studio.database)}
+        save_credentials(settings, creds)
+    return creds
+
+
+def _check_token_taken(settings: Settings, creds: dict[str, Any]) -> None:
+    """Label Studio keeps an admin that already exists in the database (and its token): then ours is refused."""
+    url = local_url(settings)
+    resp = httpx.get(f"{url}/api/current-user/whoami", headers={"Authorization": f"Token {creds['api_key']}"})
+    if resp.status_code in (401, 403):
+        stop_server(settings)
+        raise CultureCodeError(
+            f"the PostgreSQL database {db.describe(settings.studio.database)} already holds a Label Studio whose "
+            f"{creds['username']} account is not this workspace's: use an empty database, or connect to that "
+            f"server as a team server (--url and its API key)"
+        )
 
 
 def _wait_healthy(settings: Settings, proc: subprocess.Popen | None, timeout: float | None) -> ServerInfo:

@@ -15,17 +15,20 @@ from pipeline.studio.projects import stored_projects
 
 
 def studio_status(settings: Settings, store: Store | None = None) -> dict[str, Any]:
-    """{"url", "running", "projects": [{"id", "title", "tasks", "annotations"}], "tasks"}.
+    """{"url", "running", "database", "projects": [{"id", "title", "tasks", "annotations"}], "tasks"}.
 
-    Counts are Label Studio's own (`task_number`, `total_annotations_number`) for the workspace's
-    projects; with no workspace ledger, every project the key can see is listed.
+    `database` is the embedded server's ('sqlite' or the PostgreSQL URL, password masked); None for a team
+    server (it does not say). Counts are Label Studio's own (`task_number`, `total_annotations_number`) for
+    the workspace's projects; with no workspace ledger, every project the key can see is listed.
     """
     try:
         url, _, embedded = resolve(settings)
     except CultureCodeError:
-        return {"url": server.local_url(settings), "running": False, "projects": [], "tasks": 0}
-    running = server.server_status(settings).running if embedded else server.is_healthy(url)
-    report: dict[str, Any] = {"url": url, "running": running, "projects": [], "tasks": 0}
+        return {"url": server.local_url(settings), "running": False, "database": None, "projects": [], "tasks": 0}
+    local = server.server_status(settings) if embedded else None
+    running = local.running if local is not None else server.is_healthy(url)
+    database = local.database if local is not None else None
+    report: dict[str, Any] = {"url": url, "running": running, "database": database, "projects": [], "tasks": 0}
     if not running:
         return report
     studio = connect(settings)

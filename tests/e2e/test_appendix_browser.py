@@ -47,6 +47,9 @@ def test_html_appendix_renders_and_escapes(tmp_path: Path, monkeypatch: pytest.M
             assert page.locator("nav a").count() == 11
             assert page.locator("#agreement table").count() >= 2
             assert "Curation rationale" in page.locator("#data-statement").inner_text()
+            # coder drift by week: the embedded PNG plot decodes and has a size
+            plot = page.locator("#drift figure img")
+            assert plot.count() == 1 and plot.evaluate("img => img.complete && img.naturalWidth > 100")
             # the transcript text shows as text; its script did not run and added no element
             assert TRANSCRIPT in page.locator("#agreement").inner_text()
             assert page.evaluate("window.__pwned === undefined")

@@ -121,7 +121,7 @@ def test_reproducible_apart_from_the_date(workspace: Path, tmp_path: Path) -> No
     first = write_appendix(_appendix(workspace), tmp_path / "one")
     second = write_appendix(_appendix(workspace), tmp_path / "two")
     for fmt, path in first.items():
-        assert path.read_text() == second[fmt].read_text(), fmt
+        assert path.read_bytes() == second[fmt].read_bytes(), fmt  # the plot's PNG too
     a = _appendix(workspace)
     one, two = {**a, "generated_on": "1999-01-01"}, {**a, "generated_on": "1998-02-02"}
     for fmt in ("html", "md", "tex"):
@@ -153,7 +153,7 @@ def test_citation_cff_at_the_root_is_the_generated_one() -> None:
     assert "cff-version: 1.2.0" in citation_cff()
 
 
-def test_cli_writes_four_files(workspace: Path, tmp_path: Path) -> None:
+def test_cli_writes_four_files_and_the_plot(workspace: Path, tmp_path: Path) -> None:
     args = ["appendix", "-w", str(workspace), "--codebook", str(SMALL_CODEBOOK), "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
@@ -164,6 +164,7 @@ def test_cli_writes_four_files(workspace: Path, tmp_path: Path) -> None:
         "appendix.html",
         "appendix.md",
         "appendix.tex",
+        "drift-weeks.png",  # coder drift by week, which the Markdown and LaTeX versions show from the file
     ]
     assert all(Path(p).is_file() for p in data["paths"].values())
 

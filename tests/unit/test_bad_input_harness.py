@@ -237,8 +237,10 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "next": (),
     "plan": (),
     "appendix": (),
+    "recode": ("--dry-run",),
     "loop status": (),
     "serve": ("--port", "9"),
+    "calibrate": ("--dry-run",),
 }
 # Path options a command takes but does not read: no bad input can reach them (keep the reason)
 NOT_READ = {

@@ -78,6 +78,7 @@ class _FakeStudio:
         self.imported: list[dict] = []
         self.sdk = SimpleNamespace(
             projects=SimpleNamespace(import_tasks=self._import, update=lambda *a, **k: None),
+            views=SimpleNamespace(list=lambda **k: [], create=lambda **k: None),  # the label stream's tabs
         )
 
     def call(self, fn, *args, **kwargs):

@@ -25,6 +25,8 @@ RETRAIN_KEYS = [
     "held_out_segments",
     "current_model",
     "message",
+    "prior",
+    "calibration",
 ]
 
 

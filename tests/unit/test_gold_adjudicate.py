@@ -13,7 +13,7 @@ from pipeline.agreement.ratings import Record, from_records
 from pipeline.cli import app
 from pipeline.config import load_codebook
 from pipeline.gold import adjudicate
-from pipeline.gold.adjudicate import dawid_skene, majority
+from pipeline.gold.adjudicate import CONFUSION_META, dawid_skene, majority
 from pipeline.store import Store
 from tests.unit.test_agreement_workspace import DECISIONS, SMALL_CODEBOOK, build_workspace, insert_annotation
 
@@ -84,7 +84,7 @@ def test_dawid_skene_downweights_a_careless_annotator() -> None:
         for a, flip in (("good1", 0.02), ("good2", 0.05), ("bad1", 0.45), ("bad2", 0.45)):
             recs.append(Record(f"i{i}", a, ["x"] if t ^ (rng.random() < flip) else []))
     r = from_records(recs, ["x", "y"])
-    ds, posterior = dawid_skene(r)
+    ds, posterior, _ = dawid_skene(r)
     truth_in_order = np.array([truth[int(item[1:])] for item in r.items])
     majority_vote, _ = majority(r)
     assert (ds[:, 0] == truth_in_order).mean() >= 0.95
@@ -98,7 +98,7 @@ def test_dawid_skene_single_choice() -> None:
         for i, row in enumerate([("x", "x", "y"), ("y", "y", "y"), ("z", "x", "z")])
         for a, c in zip("pqr", row, strict=True)
     ]
-    ds, _ = dawid_skene(from_records(recs, ["x", "y", "z"], single_choice=True))
+    ds, _, _ = dawid_skene(from_records(recs, ["x", "y", "z"], single_choice=True))
     assert ds.sum(axis=1).tolist() == [1, 1, 1]
     assert ds[1].tolist() == [False, True, False]
 
@@ -158,3 +158,42 @@ def test_cli_adjudicate(store: Store) -> None:
     bad = runner.invoke(app, ["adjudicate", "-w", ws, "--codebook", str(SMALL_CODEBOOK), "-m", "vote"])
     assert bad.exit_code == 2 and "majority" in bad.stderr
     assert store.last_runs(1)[0]["stage"] == "adjudicate"
+
+
+def _coders(flips: dict[str, float], n: int = 120, seed: int = 3) -> tuple[list[Record], np.ndarray]:
+    """Records of coders who each flip the true present/absent decision with their own probability."""
+    rng = np.random.default_rng(seed)
+    truth = rng.random(n) < 0.35
+    recs = [
+        Record(f"i{i:03d}", coder, ["x"] if t ^ (rng.random() < flip) else [])
+        for i, t in enumerate(truth)
+        for coder, flip in flips.items()
+    ]
+    return recs, truth
+
+
+def test_dawid_skene_estimates_each_coders_sensitivity_and_specificity() -> None:
+    # three informative coders (fewer cannot tell which of two disagreeing coders is right) and one at random
+    recs, truth = _coders({"reliable": 0.02, "fair": 0.15, "weak": 0.25, "random": 0.5}, n=200, seed=2)
+    r = from_records(recs, ["x", "y"])
+    ds, _, confusion = dawid_skene(r)
+    x = confusion["x"]
+    assert set(x) == {"reliable", "fair", "weak", "random"} and x["reliable"]["segments"] == 200
+    assert x["reliable"]["sensitivity"] > 0.9 and x["reliable"]["specificity"] > 0.9
+    youden = {coder: f["sensitivity"] + f["specificity"] - 1 for coder, f in x.items()}
+    assert youden["reliable"] > youden["fair"] > youden["weak"] > youden["random"]
+    assert abs(youden["random"]) < 0.2  # ticking is as likely whether the code is present or not
+    # weighing each coder by that confusion, DS beats the majority vote, which counts the random coder fully
+    truth_in_order = np.array([truth[int(item[1:])] for item in r.items])
+    majority_vote, _ = majority(r)
+    assert (ds[:, 0] == truth_in_order).mean() > (majority_vote[:, 0] == truth_in_order).mean()
+    assert (ds[:, 0] == truth_in_order).mean() >= 0.95
+
+
+def test_dawid_skene_adjudication_keeps_the_confusion_for_the_appendix(store: Store) -> None:
+    report = adjudicate(store, load_codebook(SMALL_CODEBOOK), "dawid-skene")
+    kept = json.loads(store.get_meta(CONFUSION_META))
+    assert kept == json.loads(json.dumps(report.coder_confusion)) and set(kept) == {"carrot", "stick"}
+    for coders in kept.values():
+        for figures in coders.values():
+            assert set(figures) == {"sensitivity", "specificity", "segments"}

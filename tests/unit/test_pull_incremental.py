@@ -42,8 +42,11 @@ class FakeServer:
             "updated_at": f"2026-01-01 10:00:{self.clock:02d}+00:00",
         }
 
-    def list_tasks(self, studio, project_id: int, cursor=None, exported=None) -> dict[int, str]:  # always all
+    def list_tasks(self, studio, project_id: int, cursor=None, exported=None, bare=None) -> dict[int, str]:  # all
         return {tid: t["updated_at"] for tid, t in self.tasks.items()}
+
+    def list_bare(self, studio, project_id: int) -> list[dict[str, Any]]:
+        return [{"id": tid, "updated_at": t["updated_at"]} for tid, t in self.tasks.items() if not t["annotations"]]
 
     def export_all(self, studio, project_id: int) -> list[dict[str, Any]]:
         annotated = [tid for tid, t in self.tasks.items() if t["annotations"]]
@@ -64,7 +67,7 @@ def _annotation(ann_id: int, codes: list[str], clock: int) -> dict[str, Any]:
 def server(monkeypatch) -> FakeServer:
     fake = FakeServer()
     monkeypatch.setattr(pull_module, "connect", lambda settings: fake)
-    for name in ("list_tasks", "export_all", "export_tasks"):
+    for name in ("list_tasks", "list_bare", "export_all", "export_tasks"):
         monkeypatch.setattr(pull_module, name, getattr(fake, name))
     return fake
 

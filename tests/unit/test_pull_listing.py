@@ -97,15 +97,26 @@ def test_without_a_cursor_the_whole_project_is_listed(server) -> None:
 
 def test_after_a_whole_export_only_the_unannotated_tasks_are_listed(server) -> None:
     server.annotated = {1}
+    bare = changes.list_bare(None, 1)  # type: ignore[arg-type]  # listed before the export
     exported = [{"id": 1, "updated_at": server.tasks[1], "annotations": [{"id": 9}]}]
-    assert changes.list_tasks(None, 1, exported=exported) == {1: A, 2: B}  # type: ignore[arg-type]
+    assert changes.list_tasks(None, 1, exported=exported, bare=bare) == {1: A, 2: B}  # type: ignore[arg-type]
     assert server.filters == ["unannotated"]
 
 
-def test_a_task_annotated_after_the_export_makes_the_pull_list_the_whole_project(server) -> None:
-    server.annotated = {1, 2}  # task 2 was annotated between the export and the listing
+def test_a_task_annotated_after_the_export_keeps_its_older_stamp_so_the_next_pull_fetches_it(server) -> None:
+    bare = changes.list_bare(None, 1)  # type: ignore[arg-type]  # tasks 1 and 2, nobody's annotated
     exported = [{"id": 1, "updated_at": server.tasks[1], "annotations": [{"id": 9}]}]
-    assert changes.list_tasks(None, 1, exported=exported) == {1: A, 2: B}  # type: ignore[arg-type]
+    server.tasks[2] = LATER  # annotated after the export: the server's stamp moves on
+    assert changes.list_tasks(None, 1, exported=exported, bare=bare) == {1: A, 2: B}  # type: ignore[arg-type]
+    assert server.filters == ["unannotated"]
+
+
+def test_a_task_created_during_a_whole_pull_gets_no_stamp_so_the_next_pull_fetches_it(server) -> None:
+    bare = changes.list_bare(None, 1)  # type: ignore[arg-type]
+    exported = [{"id": 1, "updated_at": server.tasks[1], "annotations": [{"id": 9}]}]
+    server.tasks[3] = LATER  # pushed (and maybe annotated) while the pull ran
+    listing = changes.list_tasks(None, 1, exported=exported, bare=bare)  # type: ignore[arg-type]
+    assert listing == {1: A, 2: B, 3: ""}
     assert server.filters == ["unannotated", None]
 
 

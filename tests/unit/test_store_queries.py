@@ -151,6 +151,7 @@ def test_status_counts(store: Store, book) -> None:
         "counts",
         "per_code",
         "last_runs",
+        "thresholds",
     ]
 
 

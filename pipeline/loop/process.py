@@ -1,0 +1,116 @@
+"""`culturecode serve` in the background, started by `culturecode studio start` when `loop.start_with_studio` is on
+and stopped by `culturecode studio stop`. Its pid and log live in the workspace (`serve.pid`, `serve.log`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline.config import Settings
+from pipeline.errors import CultureCodeError
+from pipeline.loop.connect import backend_url
+from pipeline.loop.status import server_up
+
+PID_FILE = "serve.pid"
+LOG_FILE = "serve.log"
+
+
+@dataclass
+class BackgroundServer:
+    url: str
+    pid: int | None
+    started: bool  # False: one was already answering
+    log: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def start_background_server(
+    settings: Settings, config: Path | None = None, timeout: float = 120.0, connect: bool = True
+) -> BackgroundServer:
+    """Start `culturecode serve` for the workspace as its own process (it outlives this command) and wait until it
+    answers /health; one already answering is reused. A server that exits while starting is reported with the last
+    line of its log."""
+    workspace = Path(settings.workspace)
+    url, log = backend_url(settings), workspace / LOG_FILE
+    if server_up(url):
+        return BackgroundServer(url, _recorded_pid(workspace), False, str(log))
+    command = [sys.executable, "-m", "pipeline.cli", "serve", "--workspace", str(workspace)]
+    command += ["--codebook", str(settings.codebook_path()), "--host", settings.loop.host]
+    command += ["--port", str(settings.loop.port), "--every", str(settings.loop.every)]
+    command += ["--config", str(config)] if config else []
+    command += ["--url", settings.studio.url] if settings.studio.url else []
+    command += [] if connect else ["--no-connect"]
+    with open(log, "ab") as sink:
+        process = subprocess.Popen(  # noqa: S603 (our own command line)
+            command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    (workspace / PID_FILE).write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server_up(url):
+            return BackgroundServer(url, process.pid, True, str(log))
+        if process.poll() is not None:
+            (workspace / PID_FILE).unlink(missing_ok=True)
+            raise CultureCodeError(f"the model server exited while starting ({_last_line(log)}); see {log}")
+        time.sleep(0.5)
+    raise CultureCodeError(f"the model server did not answer at {url} within {timeout:.0f} s; see {log}")
+
+
+def stop_background_server(settings: Settings, timeout: float = 30.0) -> bool:
+    """Stop the model server `studio start` started (SIGTERM: it finishes its request and keeps its count).
+    False when none was running."""
+    workspace = Path(settings.workspace)
+    pid = _recorded_pid(workspace)
+    (workspace / PID_FILE).unlink(missing_ok=True)
+    if pid is None or not _is_our_server(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    return True
+
+
+def _recorded_pid(workspace: Path) -> int | None:
+    try:
+        return int((workspace / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (our own exited child) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_our_server(pid: int) -> bool:
+    """Whether `pid` still is a `culturecode serve` (a recycled pid is never signalled)."""
+    if not _alive(pid):
+        return False
+    try:
+        return b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: trust the pid file
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:200] if lines else "no output"

@@ -1,0 +1,57 @@
+"""Codebook versions: every codebook a workspace has labelled with, by content hash, with its text (YAML) and when
+it was first seen (a migration), so that `recode` and the appendix keep the history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.store.annotations import LIVE
+from pipeline.store.db import ACTIVE, Store, now
+
+
+@dataclass(frozen=True)
+class CodebookVersion:
+    hash: str
+    version: str
+    yaml: str
+    first_seen: str
+
+
+def codebook_yaml(codebook: Any) -> str:
+    """The codebook as YAML text, in its own field order (what the history stores)."""
+    import yaml
+
+    return yaml.safe_dump(codebook.model_dump(), sort_keys=False, allow_unicode=True, width=100)
+
+
+def record_codebook_version(store: Store, codebook: Any, seen: str | None = None) -> bool:
+    """Remember `codebook` (caller holds the transaction); an already known hash keeps its first-seen time.
+    Returns True when the version is new."""
+    cur = store.conn.execute(
+        "INSERT OR IGNORE INTO codebook_versions(hash, version, yaml, first_seen) VALUES(?, ?, ?, ?)",
+        (codebook.content_hash, codebook.version, codebook_yaml(codebook), seen or now()),
+    )
+    return cur.rowcount > 0
+
+
+def codebook_versions(store: Store) -> list[CodebookVersion]:
+    """Every recorded codebook version, oldest first."""
+    rows = store.conn.execute("SELECT hash, version, yaml, first_seen FROM codebook_versions ORDER BY first_seen, hash")
+    return [CodebookVersion(*r) for r in rows]
+
+
+def codebook_version(store: Store, digest: str) -> CodebookVersion | None:
+    row = store.conn.execute(
+        "SELECT hash, version, yaml, first_seen FROM codebook_versions WHERE hash = ?", (digest,)
+    ).fetchone()
+    return CodebookVersion(*row) if row else None
+
+
+def annotation_codebook_hashes(store: Store) -> dict[str, int]:
+    """{codebook hash: kept annotations of annotation projects on active segments made with it}."""
+    rows = store.conn.execute(
+        f"SELECT a.codebook_hash, COUNT(*) FROM annotations a JOIN segments s ON s.id = a.segment_id "
+        f"WHERE s.{ACTIVE} AND {LIVE} GROUP BY a.codebook_hash ORDER BY a.codebook_hash"
+    )
+    return {r[0]: r[1] for r in rows}

@@ -1,0 +1,80 @@
+"""The annotator's label stream in the real Label Studio UI follows the model: "Label All Tasks" serves the least
+certain pre-label first, and a new model version's predictions re-order what comes next (issue 14).
+
+Label Studio's Community edition orders the stream by the project's sampling; culturecode sets it to uncertainty
+sampling (`studio.sampling`), which serves the task whose current-version prediction has the lowest score first.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from pipeline.studio import add_annotators, connect, push
+from tests import factory
+from tests.e2e.test_studio_browser import HOW, chromium
+from tests.integration.conftest import make_workspace, rows
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def _scores(store, certainties: list[float]) -> dict[str, dict[str, float]]:
+    """Per segment (document order): carrot scored so that the decision's certainty is the given one."""
+    return {seg.id: {"carrot": c, "stick": 0.02} for seg, c in zip(store.segments(), certainties, strict=True)}
+
+
+def _served(response_info, task_segment: dict[int, str], texts: dict[str, str]) -> str:
+    """The text of the segment whose task the UI's request for the next task got."""
+    task = response_info.value.json()
+    return texts[task_segment[task["id"]]]
+
+
+def test_label_all_tasks_serves_the_least_certain_first_and_follows_a_new_model(studio_server, tmp_path, codebook):
+    sync_api = pytest.importorskip("playwright.sync_api", reason=f"playwright is not installed: {HOW}")
+    browser_path = chromium()
+    ws = tmp_path / "ws"
+    store = make_workspace(ws, n_docs=1, turns=6, model_version=None)
+    texts = [seg.text for seg in store.segments()]
+    factory.add_scores(store, "v1", codebook, _scores(store, [0.97, 0.62, 0.88, 0.53, 0.75, 0.93]))
+    settings = studio_server.workspace_settings(ws)
+    (person,) = add_annotators(connect(settings), settings, [f"stream-{uuid.uuid4().hex[:8]}"])
+    project = push(store, settings, codebook, annotators=[person.email], show_progress=False).projects[0]
+    task_segment = {r["task_id"]: r["segment_id"] for r in rows(store, "SELECT task_id, segment_id FROM tasks")}
+    by_id = {seg.id: seg.text for seg in store.segments()}
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(60_000)
+        page.goto(f"{studio_server.url}/user/login/")
+        page.fill("input[name=email]", person.email)
+        page.fill("input[name=password]", person.password)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/user/login" not in url)
+        with page.expect_response(_next_task) as served:
+            page.goto(f"{studio_server.url}/projects/{project.id}/data?labeling=1")  # "Label All Tasks"
+        assert _served(served, task_segment, by_id) == texts[3]  # certainty 0.53: the least certain
+        page.get_by_text(texts[3]).first.wait_for()
+        with page.expect_response(_next_task) as served:
+            _submit(page)
+        assert _served(served, task_segment, by_id) == texts[1]  # 0.62 next
+
+        # a retrained model (as `culturecode serve` would push it): now segment 5 is the least certain
+        factory.add_scores(store, "v2", codebook, _scores(store, [0.99, 0.9, 0.8, 0.7, 0.96, 0.51]))
+        push(store, settings, codebook, show_progress=False)
+        with page.expect_response(_next_task) as served:
+            _submit(page)  # segment 1 is done; the stream asks the server again
+        assert _served(served, task_segment, by_id) == texts[5]
+        browser.close()
+
+
+def _next_task(response) -> bool:
+    """The labeling stream's request for the next task (the Data Manager's `next_task` action)."""
+    return "id=next_task" in response.url and response.request.method == "POST" and response.status == 200
+
+
+def _submit(page) -> None:
+    with page.expect_response(lambda r: "/annotations" in r.url and r.request.method == "POST") as posted:
+        page.get_by_test_id("bottombar-submit-button").click()
+    assert posted.value.status == 201
