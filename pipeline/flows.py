@@ -107,7 +107,8 @@ def retrain(
     new = train(store, settings, codebook, promote=False, extra=extra, show_progress=show_progress)
     with store.transaction():
         set_model_metric(store, new.version, "prior", prior)
-    held_out = new.test_examples
+    prior_examples = {id(e) for e in extra or []}  # the model compared with was trained on these
+    held_out = [e for e in new.test_examples if id(e) not in prior_examples] or new.test_examples
     new_figures = _held_out_figures(store, settings, codebook, new.version, held_out)
     old_figures = None if before is None else _held_out_figures(store, settings, codebook, before, held_out)
     promoted = old_figures is None or new_figures["macro_f1"] > old_figures["macro_f1"] or force

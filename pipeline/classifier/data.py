@@ -137,12 +137,20 @@ def check_trainable(examples: list[Example], code_ids: list[str], min_segments: 
         raise CultureCodeError(f"{source}: no segment has any code; label some positives first")
 
 
-def split_by_document(examples: list[Example], settings: ClassifierSettings) -> Split:
-    """Train/validation/test with whole documents on one side only (seeded)."""
+def split_by_document(
+    examples: list[Example], settings: ClassifierSettings, test_from: set[str] | None = None
+) -> Split:
+    """Train/validation/test with whole documents on one side only (seeded). `test_from`: the documents the test
+    split may take (a retrain holds out the project's own documents, never the prior examples the model it is
+    compared with was trained on); None: any."""
     groups = np.array([e.document for e in examples])
     n_docs = len(set(groups))
-    n_test = min(max(1, round(settings.test_fraction * n_docs)), n_docs - 2)
-    rest, test = _group_split(groups, np.arange(len(examples)), n_test, settings.seed)
+    eligible = np.array([test_from is None or g in test_from for g in groups], dtype=bool)
+    n_eligible = len(set(groups[eligible]))
+    n_test = min(max(1, round(settings.test_fraction * n_eligible)), n_eligible - 1, n_docs - 2)
+    pool = np.arange(len(examples))[eligible]
+    kept, test = _group_split(groups[pool], pool, n_test, settings.seed)
+    rest = np.sort(np.concatenate([np.arange(len(examples))[~eligible], kept]))
     n_val = min(max(1, round(settings.validation_fraction * n_docs)), len(set(groups[rest])) - 1)
     train, val = _group_split(groups[rest], rest, n_val, settings.seed + 1)
     return Split([examples[i] for i in train], [examples[i] for i in val], [examples[i] for i in test])

@@ -95,7 +95,9 @@ def train(
     examples, source = load_examples(store, codebook, gold, extra, cfg.project_weight)
     code_ids = codebook.code_ids
     check_trainable(examples, code_ids, cfg.min_segments, source)
-    split = split_by_document(examples, cfg)
+    project_docs = {e.document for e in examples[: len(examples) - len(extra or [])]}
+    # with a prior, only the project's own documents are held out (when it has enough of them)
+    split = split_by_document(examples, cfg, project_docs if extra and len(project_docs) >= 3 else None)
     started = time.monotonic()
     with store.run("train", {"gold": source, "method": cfg.method}) as summary:
         version = next_version(store)

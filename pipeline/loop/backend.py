@@ -202,6 +202,7 @@ class ClassifierTexts:
         self._loaded: dict[str, tuple[Any, Callable[[list[str]], Any]]] = {}
 
     def __call__(self, store: Store, version: str, texts: list[str]) -> list[PredictionRow]:
+        from pipeline.classifier.calibration import with_calibration
         from pipeline.classifier.predict import scorer_for
         from pipeline.classifier.registry import load_model
 
@@ -214,6 +215,7 @@ class ClassifierTexts:
                 }
             loaded, score = self._loaded[version]
             probs = score(texts)
+        loaded = with_calibration(store, loaded)  # the project calibration's thresholds, when one is in force
         return [
             PredictionRow("", version, {c: round(float(p), 4) for c, p in zip(loaded.codes, row, strict=True)}, chosen)
             for row, chosen in zip(probs, loaded.decide(probs), strict=True)

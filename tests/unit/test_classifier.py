@@ -153,6 +153,18 @@ def test_split_keeps_each_document_on_one_side():
     assert len(split.train) + len(split.validation) + len(split.test) == 70
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_retrains_test_split_holds_out_only_project_documents(seed):
+    project = [Example(f"p{i}", f"text {i}", [], f"project{i % 5}") for i in range(50)]
+    prior = [Example(f"x{i}", f"example {i}", [], f"example{i % 20}") for i in range(200)]
+    cfg = ClassifierSettings(seed=seed, test_fraction=0.4)
+    split = split_by_document(project + prior, cfg, {e.document for e in project})
+    assert split.test and {e.document for e in split.test} <= {e.document for e in project}
+    assert len(split.train) + len(split.validation) + len(split.test) == 250
+    unrestricted = split_by_document(project + prior, cfg)
+    assert {e.document for e in unrestricted.test} - {e.document for e in project}  # it could have taken examples
+
+
 def test_code_metrics_by_hand():
     truth = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
     pred = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])
