@@ -196,7 +196,8 @@ class StudioSettings(Strict):
     # None: the fraction the workspace was last pushed with (0 at first), so a later push keeps the subset blind
     blind_fraction: float | None = Field(None, ge=0, le=1)
     # the order Label Studio serves tasks in ("Label All Tasks"): uncertainty = least certain pre-label first
-    sampling: str = Field("uncertainty", pattern="^(uncertainty|sequential)$")
+    # or any active-learning strategy (`culturecode next --strategy`): rare, diversity, hybrid, random, ...
+    sampling: str = Field("uncertainty", pattern="^[a-z][a-z0-9_-]*$")
     # the embedded server's database: None = SQLite in <workspace>/studio; or postgresql://user[:password]@host[:port]/db
     database: str | None = None
 

@@ -76,8 +76,11 @@ def task_data(
     }
 
 
-def prediction(codes: list[str], scores: dict[str, float], model_version: str) -> dict[str, Any]:
-    """Label Studio's prediction format; `score` is the least certain per-code decision.
+def prediction(
+    codes: list[str], scores: dict[str, float], model_version: str, rank: float | None = None
+) -> dict[str, Any]:
+    """Label Studio's prediction format; `score` is the least certain per-code decision, or `rank` (the place in an
+    active-learning strategy's order, 0 = ask first) when the label stream follows a strategy (`studio.stream`).
 
     All chosen codes go in ONE choices result: the labeling UI keeps only the last of several
     results for the same Choices tag (checked in a browser with label-studio 1.23).
@@ -88,7 +91,8 @@ def prediction(codes: list[str], scores: dict[str, float], model_version: str) -
         if codes
         else []
     )
-    return {"model_version": model_version, "score": round(min(certainty), 4), "result": result}
+    score = round(min(certainty), 4) if rank is None else round(rank, 4)
+    return {"model_version": model_version, "score": score, "result": result}
 
 
 def codes_from_result(result: list[dict[str, Any]]) -> list[str]:

@@ -39,7 +39,7 @@ from pipeline.studio import labeling
 from pipeline.studio.client import Studio, connect
 from pipeline.studio.gate import Gate, admission_gate, gate_changed, pushed_gate
 from pipeline.studio.projects import ROLES, ProjectRef, ensure_project
-from pipeline.studio.stream import order_label_stream
+from pipeline.studio.stream import order_label_stream, stream_rank, stream_ranks
 from pipeline.studio.users import annotator_email
 
 
@@ -154,7 +154,12 @@ class _Context:
 
 
 def task_payload(
-    context: _Context, seg: Segment, pred: PredictionRow | None, model_version: str | None, gate: Gate
+    context: _Context,
+    seg: Segment,
+    pred: PredictionRow | None,
+    model_version: str | None,
+    gate: Gate,
+    ranks: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """One task to import: the segment with its context, and the prediction with only admitted codes ticked."""
     before, after = context(seg)
@@ -162,7 +167,8 @@ def task_payload(
         return {"data": labeling.task_data(seg, before, after, None, None)}
     ticked, _ = gate.split(pred)
     data = labeling.task_data(seg, before, after, pred.rationale, model_version, gate.hint(pred))
-    return {"data": data, "predictions": [labeling.prediction(ticked, pred.scores, pred.model_version)]}
+    rank = stream_rank(ranks, seg.id)
+    return {"data": data, "predictions": [labeling.prediction(ticked, pred.scores, pred.model_version, rank)]}
 
 
 def _import(
@@ -175,11 +181,12 @@ def _import(
     model_version: str | None,
     gate: Gate,
     bar: Any,
+    ranks: dict[str, float] | None = None,
 ) -> None:
     size, context = settings.studio.batch_size, _Context(store)
     for start in range(0, len(todo), size):
         batch = todo[start : start + size]
-        payload = [task_payload(context, s, preds.get(s.id), model_version, gate) for s in batch]
+        payload = [task_payload(context, s, preds.get(s.id), model_version, gate, ranks) for s in batch]
         resp = studio.call(studio.sdk.projects.import_tasks, ref.id, request=payload, return_task_ids=True)
         ids = list(getattr(resp, "task_ids", None) or [])  # present when return_task_ids=True
         if len(ids) != len(batch):
@@ -209,6 +216,7 @@ def _update_predictions(
     model_version: str | None,
     gate: Gate,
     regated: bool,
+    ranks: dict[str, float] | None = None,
 ) -> None:
     """Tasks nobody has annotated yet get the predictions of the new model version; with `regated`
     (the version's admitted codes changed since it was pushed) its own tasks are re-sent too."""
@@ -237,7 +245,8 @@ def _update_predictions(
         for row in batch:
             pred = preds[row["segment_id"]]
             ticked, _ = gate.split(pred)
-            payload.append({"task": row["task_id"], **labeling.prediction(ticked, pred.scores, model_version)})
+            rank = stream_rank(ranks, row["segment_id"])
+            payload.append({"task": row["task_id"], **labeling.prediction(ticked, pred.scores, model_version, rank)})
             data = keep[row["segment_id"]].data
             shown = labeling.shown_rationale(pred.rationale, gate.hint(pred))
             if data.get("rationale", "") != shown:
@@ -327,18 +336,20 @@ def _push_project(
     regated: bool,
     show_progress: bool,
     blind: BlindSubset,
+    ranks: dict[str, float] | None = None,
 ) -> None:
-    """`preds` holds no blind segment's prediction, so blind tasks are imported and kept without any."""
+    """`preds` holds no blind segment's prediction, so blind tasks are imported and kept without any. `ranks`: each
+    segment's place in the label stream's strategy (`studio.sampling`), None: the least certain first."""
     out_of_step = _out_of_step(studio, store, ref, model_version, regated, preds, blind)
     keep = _reconcile(studio, store, ref) if out_of_step else {}
     have = {r["segment_id"] for r in task_ledger(store, studio.url, ref.id)}
     todo = [s for s in segments if s.id not in have]
     before = studio.retried
     with progress_bar(f"push to project {ref.id}", len(todo), show_progress) as bar:
-        _import(studio, store, settings, ref, todo, preds, model_version, gate, bar)
+        _import(studio, store, settings, ref, todo, preds, model_version, gate, bar, ranks)
     if studio.retried > before:  # a request may have landed twice while the server was flaky
         keep = _reconcile(studio, store, ref)
-    _update_predictions(studio, store, settings, ref, keep, preds, model_version, gate, regated)
+    _update_predictions(studio, store, settings, ref, keep, preds, model_version, gate, regated, ranks)
     _blind_again(studio, store, settings, ref, keep, blind)
     if model_version:
         studio.call(studio.sdk.projects.update, ref.id, model_version=model_version, show_collab_predictions=True)
@@ -394,6 +405,7 @@ def push(
     shown = version if preds else None
     gate = admission_gate(store, settings.admission, shown)
     regated = shown is not None and gate_changed(gate, pushed_gate(store, shown))
+    ranks = stream_ranks(store, settings.studio.sampling, shown) if shown else None
     report = PushReport(studio.url, shown, len(segments), admission=gate.as_dict(), blind_fraction=blind.fraction)
     report.blind_segments = len(blind.pick(s.id for s in segments))
     args = {"annotators": annotators, "model_version": version, "role": role, "blind_fraction": blind.fraction}
@@ -402,7 +414,9 @@ def push(
             found: ProjectRef = ensure_project(studio, store, settings, codebook, role, who, version, update_config)
             ref = ProjectPush(found.id, found.title, role, who, found.created, found.recreated, found.config_updated)
             to_import = [] if update_only else segments
-            _push_project(studio, store, settings, ref, to_import, preds, shown, gate, regated, show_progress, blind)
+            _push_project(
+                studio, store, settings, ref, to_import, preds, shown, gate, regated, show_progress, blind, ranks
+            )
             report.projects.append(ref)
         summary.update(
             imported=report.imported,

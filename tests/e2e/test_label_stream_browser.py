@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from pipeline.learning import next_segments
 from pipeline.studio import add_annotators, connect, push
 from tests import factory
 from tests.e2e.test_studio_browser import HOW, chromium
@@ -45,13 +46,7 @@ def test_label_all_tasks_serves_the_least_certain_first_and_follows_a_new_model(
 
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(f"{studio_server.url}/user/login/")
-        page.fill("input[name=email]", person.email)
-        page.fill("input[name=password]", person.password)
-        page.click("button[type=submit]")
-        page.wait_for_url(lambda url: "/user/login" not in url)
+        page = _logged_in(browser, studio_server.url, person)
         with page.expect_response(_next_task) as served:
             page.goto(f"{studio_server.url}/projects/{project.id}/data?labeling=1")  # "Label All Tasks"
         assert _served(served, task_segment, by_id) == texts[3]  # certainty 0.53: the least certain
@@ -67,6 +62,50 @@ def test_label_all_tasks_serves_the_least_certain_first_and_follows_a_new_model(
             _submit(page)  # segment 1 is done; the stream asks the server again
         assert _served(served, task_segment, by_id) == texts[5]
         browser.close()
+
+
+def test_the_stream_follows_another_chosen_strategy(studio_server, tmp_path, codebook):
+    """`studio.sampling: rare`: the UI serves the segments in the order `culturecode next --strategy rare` gives."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason=f"playwright is not installed: {HOW}")
+    browser_path = chromium()
+    ws = tmp_path / "ws"
+    store = make_workspace(ws, n_docs=1, turns=6, model_version=None)
+    scores = {
+        seg.id: {"carrot": carrot, "stick": stick}
+        for seg, carrot, stick in zip(
+            store.segments(), [0.97, 0.62, 0.88, 0.53, 0.75, 0.93], [0.1, 0.05, 0.3, 0.02, 0.8, 0.45], strict=True
+        )
+    }
+    factory.add_scores(store, "v1", codebook, scores)
+    order = [p.segment_id for p in next_segments(store, "rare", n=10).picks]
+    by_certainty = sorted(scores, key=lambda s: min(max(p, 1 - p) for p in scores[s].values()))
+    assert order[0] not in (by_certainty[0], store.segments()[0].id)  # the strategy's own order is what is checked
+    settings = studio_server.workspace_settings(ws, **{"studio.sampling": "rare"})
+    (person,) = add_annotators(connect(settings), settings, [f"rare-{uuid.uuid4().hex[:8]}"])
+    project = push(store, settings, codebook, annotators=[person.email], show_progress=False).projects[0]
+    task_segment = {r["task_id"]: r["segment_id"] for r in rows(store, "SELECT task_id, segment_id FROM tasks")}
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=["--no-sandbox"])
+        page = _logged_in(browser, studio_server.url, person)
+        with page.expect_response(_next_task) as served:
+            page.goto(f"{studio_server.url}/projects/{project.id}/data?labeling=1")
+        assert task_segment[served.value.json()["id"]] == order[0]
+        with page.expect_response(_next_task) as served:
+            _submit(page)
+        assert task_segment[served.value.json()["id"]] == order[1]
+        browser.close()
+
+
+def _logged_in(browser, url: str, person):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}/user/login/")
+    page.fill("input[name=email]", person.email)
+    page.fill("input[name=password]", person.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda u: "/user/login" not in u)
+    return page
 
 
 def _next_task(response) -> bool:

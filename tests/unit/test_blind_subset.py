@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.agreement import agreement_report
 from pipeline.config import load_codebook, load_settings
+from pipeline.errors import CultureCodeError
 from pipeline.store.blind import (
     BlindSubset,
     blind_subset,
@@ -225,3 +226,13 @@ def test_the_agreement_command_names_the_shifted_codes(cli, tmp_path, small_code
     result = cli("agreement", "-w", tmp_path / "ws", "--codebook", small_codebook, "--bootstrap", "100")
     assert result.exit_code == 0, result.output
     assert "differ beyond chance: carrot (" in " ".join(result.output.split())
+
+
+def test_an_unknown_label_stream_strategy_is_refused_naming_the_installed_ones(tmp_path, small_codebook):
+    from pipeline.studio.stream import stream_rank, stream_ranks
+
+    store = make_workspace(tmp_path / "ws", load_codebook(small_codebook), {"doc": ["Tea."]})
+    with pytest.raises(CultureCodeError, match="studio.sampling 'rarest'.*uncertainty"):
+        stream_ranks(store, "rarest", "v1")
+    assert stream_ranks(store, "uncertainty", "v1") is None and stream_rank(None, "s") is None
+    assert stream_rank({"a": 0.0}, "a") == 0.0 and stream_rank({"a": 0.0}, "b") == 1.0  # unranked: after the ranked
