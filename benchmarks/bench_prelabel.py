@@ -49,8 +49,11 @@ def fill(store: Store, rows: list[dict]) -> list[str]:
     return ids
 
 
-def naive(version_dir: Path, texts: list[str], head_w: np.ndarray, head_b: np.ndarray) -> tuple[np.ndarray, float]:
-    """(a) a feature-extraction pipeline called one segment at a time, then the same head."""
+def naive(
+    version_dir: Path, texts: list[str], head_w: np.ndarray, head_b: np.ndarray, normalize: bool
+) -> tuple[np.ndarray, float]:
+    """(a) a feature-extraction pipeline called one segment at a time, then the same head (on unit vectors when the
+    model normalises: its codebook features are folded into the head's weights)."""
     from transformers import pipeline
 
     started = time.perf_counter()  # like (b) and (c), the time includes loading the model
@@ -59,6 +62,8 @@ def naive(version_dir: Path, texts: list[str], head_w: np.ndarray, head_b: np.nd
     for i, text in enumerate(texts):
         tokens = np.asarray(pipe(text, truncation=True, max_length=128)[0])
         pooled = tokens.mean(0)
+        if normalize:
+            pooled = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
         probs[i] = 1 / (1 + np.exp(-(head_w @ pooled + head_b)))
     return probs, time.perf_counter() - started
 
@@ -93,7 +98,10 @@ def main() -> None:
                 truth[i, book.code_ids.index(c)] = 1
         loaded = load_model(store, book)
         w, b = loaded.model.head.weight.detach().numpy(), loaded.model.head.bias.detach().numpy()
-        probs_a, secs_a = naive(loaded.path, [r["text"] for r in rows], w, b)
+        probs_a, secs_a = naive(loaded.path, [r["text"] for r in rows], w, b, loaded.model.normalize)
+        # (b) and (c) encode every text as a user's first pre-labelling does: no embedding cache
+        cfg = settings.classifier.model_copy(update={"embedding_cache_rows": 0})
+        settings = settings.model_copy(update={"classifier": cfg})
         f1 = {"a": code_metrics(truth, probs_a >= loaded.thresholds, book.code_ids)["macro_f1"]}
         secs = {"a": secs_a}
         for key, backend in (("b", "torch"), ("c", "onnx")):
@@ -110,7 +118,7 @@ def main() -> None:
         "b": "culturecode torch, batched by length",
         "c": "culturecode ONNX int8, batched by length",
     }
-    print(f"pre-labelling {n} example-like segments (15 codes, all-MiniLM-L6-v2)")
+    print(f"pre-labelling {n} example-like segments (15 codes, encoder {settings.classifier.base_model})")
     for key in "abc":
         print(
             f"  ({key}) {names[key]:44s} {n / secs[key]:7.1f} seg/s   {secs[key]:6.1f} s   "
