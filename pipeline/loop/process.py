@@ -37,7 +37,7 @@ def start_background_server(
     """Start `culturecode serve` for the workspace as its own process (it outlives this command) and wait until it
     answers /health; one already answering is reused. A server that exits while starting is reported with the last
     line of its log."""
-    workspace = Path(settings.workspace)
+    workspace = Path(settings.workspace).resolve()  # the same path in the command line whatever the cwd
     url, log = backend_url(settings), workspace / LOG_FILE
     if server_up(url):
         return BackgroundServer(url, _recorded_pid(workspace), False, str(log))
@@ -66,14 +66,14 @@ def start_background_server(
 def stop_background_server(settings: Settings, timeout: float = 30.0) -> bool:
     """Stop the model server `studio start` started (SIGTERM: it finishes its request and keeps its count).
     False when none was running."""
-    workspace = Path(settings.workspace)
+    workspace = Path(settings.workspace).resolve()  # the same path in the command line whatever the cwd
     pid = _recorded_pid(workspace)
     (workspace / PID_FILE).unlink(missing_ok=True)
-    if pid is None or not _is_our_server(pid):
+    if pid is None or not _is_our_server(pid, workspace):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and _is_our_server(pid, workspace):
         time.sleep(0.2)
     return True
 
@@ -85,27 +85,17 @@ def _recorded_pid(workspace: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own exited child) is not running
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return True
+def _is_our_server(pid: int, workspace: Path) -> bool:
+    """Whether `pid` still is this workspace's `culturecode serve` (a recycled pid is never signalled), as
+    `pipeline.studio.server` checks its Label Studio."""
+    import psutil
 
-
-def _is_our_server(pid: int) -> bool:
-    """Whether `pid` still is a `culturecode serve` (a recycled pid is never signalled)."""
-    if not _alive(pid):
-        return False
     try:
-        return b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc: trust the pid file
+        proc = psutil.Process(pid)
+        command = proc.cmdline()
+        return proc.status() != psutil.STATUS_ZOMBIE and "serve" in command and str(workspace) in command
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
 
 
 def _last_line(log: Path) -> str:
