@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,8 +33,15 @@ from pipeline.labellers.run import LabelRun, run_labeller
 from pipeline.store import Segment, Store
 from pipeline.store.predictions import PredictionRow
 
+log = logging.getLogger(__name__)
+
 # Test hook (fault injection): an actor raises after scoring this many chunks, as a crashed worker would.
 FAIL_AFTER_ENV = "CULTURECODE_RAY_FAIL_AFTER"
+# With it set to "kill", the actor's process kills itself instead (SIGKILL, as the OOM killer would).
+FAIL_MODE_ENV = "CULTURECODE_RAY_FAIL_MODE"
+# A worker process that dies (OOM killer, a crash) is restarted and its chunk retried this many times, no more:
+# Ray Data's default (forever) would loop on a chunk that kills every worker that scores it.
+WORKER_RESTARTS = 2
 WEIGHTS_SUFFIX = ".safetensors"  # the torch weights: the ONNX copy holds everything the actors need
 
 
@@ -135,6 +144,8 @@ class ChunkScorer:
 
         self.calls += 1
         if self.fail_after and self.calls > self.fail_after:
+            if os.environ.get(FAIL_MODE_ENV) == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"{FAIL_AFTER_ENV}: failing after {self.fail_after} chunk(s)")
         # batch_size=1: one chunk per call, scored whole (the in-process forward passes)
         probs = [self.scorer.predict_proba(list(texts), self.batch_size, self.max_length) for texts in batch["texts"]]
@@ -185,9 +196,22 @@ class RayClassifierLabeller:
         import ray
 
         items = [{"chunk": i, "texts": [s.text for s in chunk]} for i, chunk in chunks.items()]
-        fail_after = os.environ.get(FAIL_AFTER_ENV)  # the test hook reaches the actors on any cluster
-        runtime_env = {"env_vars": {FAIL_AFTER_ENV: fail_after}} if fail_after else None
-        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        # the test hooks reach the actors on any cluster
+        hooks = {name: os.environ[name] for name in (FAIL_AFTER_ENV, FAIL_MODE_ENV) if os.environ.get(name)}
+        runtime_env = {"env_vars": hooks} if hooks else None
+        with warnings.catch_warnings():  # Ray 2.60 has no named parameter for the restarts yet
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            dataset = self._dataset(ray, items, runtime_env)
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                yield from zip((int(i) for i in batch["chunk"]), batch["probs"], strict=True)
+        except (ray.exceptions.RayError, RuntimeError) as exc:
+            raise CultureCodeError(
+                f"scoring on Ray failed ({_reason(exc)}); the chunks written so far are kept: rerun to resume"
+            ) from exc
+
+    def _dataset(self, ray: Any, items: list[dict[str, Any]], runtime_env: dict[str, Any] | None) -> Any:
+        return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             ChunkScorer,
             batch_size=1,
             batch_format="numpy",
@@ -201,14 +225,9 @@ class RayClassifierLabeller:
                 "max_length": self.classifier.max_length,
             },
             runtime_env=runtime_env,
+            max_restarts=WORKER_RESTARTS,
+            max_task_retries=WORKER_RESTARTS,
         )
-        try:
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                yield from zip((int(i) for i in batch["chunk"]), batch["probs"], strict=True)
-        except (ray.exceptions.RayError, RuntimeError) as exc:
-            raise CultureCodeError(
-                f"scoring on Ray failed ({_first_line(exc)}); the chunks written so far are kept: rerun to resume"
-            ) from exc
 
     def model_record(self) -> None:
         return None
@@ -217,6 +236,15 @@ class RayClassifierLabeller:
         report = self.local.report(run)
         report.runtime = f"onnx on Ray, {self.actors} actor(s)"
         return report
+
+
+def _reason(exc: BaseException) -> str:
+    """Why scoring stopped, in a few words: a worker process that kept dying, else the worker's own error."""
+    import ray
+
+    if isinstance(exc, ray.exceptions.ActorDiedError):
+        return f"a Ray worker process died {WORKER_RESTARTS + 1} times: out of memory, or killed"
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -236,7 +264,7 @@ def prelabel_on_ray(
 ) -> PrelabelReport:
     """`classifier.prelabel` with the int8 ONNX scorer in a Ray actor pool; the same rows are written."""
     _configure_ray_data(show_progress)
-    with ray_cluster(settings.ray) as cluster:
+    with ray_cluster(settings.ray) as cluster, _raylet_notices_to_log():
         context = LabelContext(store, settings, codebook, model_version, {"runtime": "onnx"}, show_progress)
         labeller = RayClassifierLabeller(context, cluster["ship"])
         run = run_labeller(
@@ -250,6 +278,33 @@ def prelabel_on_ray(
     return labeller.report(run)
 
 
+@contextmanager
+def _raylet_notices_to_log() -> Iterator[None]:
+    """Ray's driver prints the raylet's notices (a worker died, its task is retried) on stdout, where `--json`
+    output goes. During the run they go to the debug log: a worker Ray restarts is Ray's business, and a run
+    that fails for it ends with our one-line error. (Ray has no setting for this; the hook is a private one.)"""
+    try:
+        from ray._private import worker
+
+        shown = worker.print_to_stdstream
+    except (ImportError, AttributeError):  # another Ray: its notices are shown
+        yield
+        return
+
+    def route(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":
+            shown(data, ignore_prefix)
+            return
+        for line in data.get("lines", []):
+            log.debug("ray: %s", line)
+
+    worker.print_to_stdstream = route
+    try:
+        yield
+    finally:
+        worker.print_to_stdstream = shown
+
+
 def _configure_ray_data(show_progress: bool) -> None:
     """Our progress bar is the one shown: Ray Data's bars and execution logs stay quiet."""
     import_ray()
@@ -258,4 +313,4 @@ def _configure_ray_data(show_progress: bool) -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # a failed run is our one-line error, no traceback

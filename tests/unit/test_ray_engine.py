@@ -4,15 +4,27 @@ interrupted run resumes without duplicates, and the errors a user can cause are 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 import yaml
 
 from pipeline.classifier import prelabel, train
-from pipeline.classifier.ray_engine import FAIL_AFTER_ENV, check_reachable, import_ray, prelabel_on_ray, windows
+from pipeline.classifier.ray_engine import (
+    FAIL_AFTER_ENV,
+    FAIL_MODE_ENV,
+    check_reachable,
+    import_ray,
+    prelabel_on_ray,
+    windows,
+)
 from pipeline.config import RaySettings
 from pipeline.errors import CultureCodeError
 from pipeline.store import Segment, Store
@@ -164,3 +176,65 @@ def test_unreachable_address_is_one_line_and_exit_2(cli, workspace):
 def test_engine_flag_misuse_is_one_line(cli, tmp_path, flags, message):
     result = cli("prelabel", *flags, "-q", "-w", tmp_path / "ws", "--codebook", CODEBOOK)
     assert result.exit_code == 2 and message in result.output
+
+
+def _prelabel_in_a_process(ws: Path, tmp_path: Path, kill_after: int, *flags: str) -> subprocess.CompletedProcess:
+    """`culturecode prelabel --engine ray` as a user runs it (its own local Ray), the one actor's process
+    SIGKILLing itself after every `kill_after` chunks it scores; a run that hangs is killed and fails the test."""
+    config = tmp_path / "pipeline.yaml"
+    ray_cfg = {**RAY, "actors": 1, "window": 1000}  # one actor, one window: the actor's restarts are the only way on
+    config.write_text(yaml.safe_dump({"classifier": {"chunk_size": CHUNK}, "ray": ray_cfg}), encoding="utf-8")
+    args = ["prelabel", "--engine", "ray", "-q", *flags, "-c", config, "-w", ws, "--codebook", CODEBOOK]
+    env = {**os.environ, FAIL_AFTER_ENV: str(kill_after), FAIL_MODE_ENV: "kill"}
+    command = [sys.executable, "-c", "from pipeline.cli import app; app()", *map(str, args)]
+    proc = subprocess.Popen(command, env=env, stdout=PIPE, stderr=PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("prelabel --engine ray hung after its worker was killed")
+    assert not _left_running(proc.pid), "the run's Ray processes outlive it"
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def _left_running(group: int, grace: float = 15.0) -> list[str]:
+    """The processes of the run's process group (its Ray) still alive `grace` seconds after it ended."""
+    deadline = time.monotonic() + grace
+    while True:
+        ps = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(group)], capture_output=True, text=True)
+        alive = ps.stdout.splitlines()
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_ray_restarts_a_killed_worker_and_the_run_completes(workspace, tmp_path):
+    ws, expected = workspace
+    result = _prelabel_in_a_process(ws, tmp_path, 3, "--json")  # chunks 4 and 7 each kill the actor's process
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # stdout is the report alone: Ray's notices of the deaths are not in it
+    assert report["scored"] == len(expected) and report["already_scored"] == 0
+    with Store(ws) as store:
+        _assert_same(_predictions(store), expected)
+        assert store.last_runs(1)[0]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_a_worker_that_keeps_dying_fails_in_one_line_and_a_rerun_completes(cli, workspace, tmp_path):
+    ws, expected = workspace
+    result = _prelabel_in_a_process(ws, tmp_path, 1)  # each restarted actor dies on its second chunk
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode != 0 and "Traceback" not in output and "(raylet)" not in output, output
+    assert output.splitlines()[-1].startswith("Error: scoring on Ray failed (a Ray worker process died"), output
+    assert output.endswith("rerun to resume"), output
+    with Store(ws) as store:
+        kept = _predictions(store)
+        assert store.last_runs(1)[0]["status"] == "failed"
+    assert len(kept) < len(expected) and len(kept) % CHUNK == 0, "only whole chunks are written"
+    config = tmp_path / "pipeline.yaml"  # the killed run's chunk size: the int8 scores depend on the chunks
+    rerun = cli("prelabel", "--engine", "ray", "-q", "--json", "-c", config, "-w", ws, "--codebook", CODEBOOK)
+    assert rerun.exit_code == 0, rerun.output
+    assert json.loads(rerun.stdout)["already_scored"] == len(kept)
+    with Store(ws) as store:
+        _assert_same(_predictions(store), expected)  # one row per segment: _predictions fails on a duplicate
