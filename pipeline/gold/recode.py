@@ -20,6 +20,7 @@ A push that fails leaves the flips pending (meta `recode_pending`); running the 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ from pipeline.errors import CultureCodeError
 from pipeline.store import Store
 from pipeline.store.codebooks import codebook_version, record_codebook_version
 from pipeline.store.db import dumps
-from pipeline.store.models import current_model, promote_model
+from pipeline.store.models import current_model, forget_model, promote_model
 from pipeline.store.predictions import predictions_of, write_predictions
 
 
@@ -235,12 +236,28 @@ def _retrain_both(
     predictions comes from the codebook edit, not from new training data (the current model may have been trained
     on other labels). The new one becomes current unless it is a dry run."""
     quick = settings.model_copy(update={"classifier": settings.classifier.model_copy(update={"export_onnx": False})})
-    base = _retrain(store, quick, old, promote=False, show_progress=show_progress)  # compared, never pushed
-    _rescore(store, settings, old, "classifier", base, None, segments)
-    with _codebook_in_effect(store, old, new, keep=not dry_run):
-        edited = _retrain(store, settings, new, promote=not dry_run, show_progress=show_progress)
-        _rescore(store, settings, new, "classifier", edited, None, segments)
-    return _scored(store, base), _scored(store, edited)
+    trials: list[str] = []  # a dry run's classifiers, discarded at the end however it ends
+    try:
+        base = _retrain(store, quick, old, promote=False, show_progress=show_progress)  # compared, never pushed
+        trials.append(base)
+        _rescore(store, settings, old, "classifier", base, None, segments)
+        with _codebook_in_effect(store, old, new, keep=not dry_run):
+            edited = _retrain(store, settings, new, promote=not dry_run, show_progress=show_progress)
+            trials.append(edited)
+            _rescore(store, settings, new, "classifier", edited, None, segments)
+        return _scored(store, base), _scored(store, edited)
+    finally:
+        if dry_run:
+            _discard(store, trials)
+
+
+def _discard(store: Store, versions: list[str]) -> None:
+    """Forget trial classifiers with their predictions, then remove their directories."""
+    with store.transaction():
+        paths = [forget_model(store, version) for version in versions]
+    for path in paths:
+        if path:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _reprompt(
@@ -356,7 +373,10 @@ def _message(report: RecodeReport) -> str:
     head = f"codebook {report.diff.old_hash} -> {report.diff.new_hash} ({report.diff.describe()}): "
     head += f"{flipped} of {scored} segment(s) flip between {report.model_before} and {report.model_after}"
     if report.dry_run:
-        return head + "; dry run: nothing pushed, the workspace keeps its codebook"
+        kept = (
+            "its codebook and models (the two trial classifiers were discarded)" if report.retrained else "its codebook"
+        )
+        return head + f"; dry run: nothing pushed, the workspace keeps {kept}"
     if not flipped:
         return head + "; nothing to review"
     return head + "; the flipped segments went to the review project"

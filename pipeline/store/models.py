@@ -90,6 +90,20 @@ def promote_model(store: Store, version: str, kind: str) -> None:
     store.conn.execute("UPDATE models SET is_current = 1 WHERE version = ?", (version,))
 
 
+def forget_model(store: Store, version: str) -> str | None:
+    """Drop a model that is not current, with its predictions: a dry run's trial, which nobody saw. Returns where
+    its directory is (the caller removes it after the commit), None when there was no such model. The caller holds
+    the transaction."""
+    row = store.conn.execute("SELECT path, is_current FROM models WHERE version = ?", (version,)).fetchone()
+    if row is None:
+        return None
+    if row["is_current"]:
+        raise ValueError(f"{version} is the current model: it is never forgotten")
+    store.conn.execute("DELETE FROM predictions WHERE model_version = ?", (version,))
+    store.conn.execute("DELETE FROM models WHERE version = ?", (version,))
+    return model_path(store, row["path"], version)
+
+
 def model_versions(store: Store, kind: str) -> list[str]:
     return [r[0] for r in store.conn.execute("SELECT version FROM models WHERE kind = ?", (kind,))]
 

@@ -212,18 +212,21 @@ def test_a_labeller_that_keeps_its_version_is_reprompted_and_a_dry_run_puts_its_
     assert {seg: hash_ for seg, (_, hash_) in _stored(store, "inc").items()} == dict.fromkeys(stored, new.content_hash)
 
 
-def test_retrain_compares_two_classifiers_trained_on_the_same_gold(workspace, books, monkeypatch):
-    """The wiring of --retrain, with training replaced by a model that follows each codebook's include phrases."""
+def _fake_training(monkeypatch) -> list[tuple[str, bool]]:
+    """Training replaced by a model that follows each codebook's include phrases (with a directory of its own);
+    returns the list of (codebook hash, promoted) of each training."""
     import pipeline.gold.recode as module
+    from pipeline.store.models import model_versions, register_model
 
-    store, settings = workspace
-    old, new = books
-    add_model(store, "clf-001", old, {"doc-0": ["carrot"]})  # trained on other labels: not the baseline
     trained: list[tuple[str, bool]] = []
 
     def fake_retrain(store, settings, book, promote, show_progress):
-        version = f"clf-{len(trained) + 2:03d}"
+        version = f"clf-{len(model_versions(store, 'classifier')) + 1:03d}"
         trained.append((book.content_hash, promote))
+        folder = store.workspace / "models" / version
+        folder.mkdir(parents=True)
+        with store.transaction():  # the row keeps this path when add_model registers it again
+            register_model(store, version, "classifier", folder, book.content_hash, {})
         labeller = IncludeLabeller(LabelContext(store, settings, book))
         add_model(
             store,
@@ -238,12 +241,47 @@ def test_retrain_compares_two_classifiers_trained_on_the_same_gold(workspace, bo
     monkeypatch.setattr(module, "_retrain", fake_retrain)
     monkeypatch.setattr(module, "_rescore", lambda *a, **k: a[4])
     monkeypatch.setattr(studio, "push", lambda *a, **k: {"imported": len(k["segment_ids"])})
+    return trained
+
+
+def test_retrain_compares_two_classifiers_trained_on_the_same_gold(workspace, books, monkeypatch):
+    """The wiring of --retrain, with training replaced by a model that follows each codebook's include phrases."""
+    store, settings = workspace
+    old, new = books
+    add_model(store, "clf-001", old, {"doc-0": ["carrot"]})  # trained on other labels: not the baseline
+    trained = _fake_training(monkeypatch)
     report = recode(store, settings, new, "classifier", retrain=True, show_progress=False)
     assert trained == [(old.content_hash, False), (new.content_hash, True)]
     assert (report.model_before, report.model_after) == ("clf-002", "clf-003") and report.retrained
     # the two new classifiers score every segment (clf-001 had scored one): doc-1 loses stick, doc-3 gains weather
     assert report.scored == 4 and {f.segment_id for f in report.flips} == {"doc-1", "doc-3"}
     assert current_model(store, "classifier") == "clf-003" and store.codebook_hash == new.content_hash
+    assert (store.workspace / "models" / "clf-002").is_dir() and (store.workspace / "models" / "clf-003").is_dir()
+
+
+def test_a_retrain_dry_run_reports_the_flips_and_leaves_no_model_behind(workspace, books, monkeypatch):
+    from pipeline.store.models import forget_model, model_versions
+    from pipeline.store.predictions import count_predictions
+
+    store, settings = workspace
+    old, new = books
+    add_model(store, "clf-001", old, {"doc-0": ["carrot"]})
+    trained = _fake_training(monkeypatch)
+    report = recode(store, settings, new, "classifier", retrain=True, dry_run=True, show_progress=False)
+    assert trained == [(old.content_hash, False), (new.content_hash, False)]
+    assert {f.segment_id for f in report.flips} == {"doc-1", "doc-3"} and report.pushed is None
+    assert "the two trial classifiers were discarded" in report.message
+    assert model_versions(store, "classifier") == ["clf-001"] and current_model(store, "classifier") == "clf-001"
+    assert count_predictions(store, "clf-002") == count_predictions(store, "clf-003") == 0
+    assert count_predictions(store, "clf-001") == 1 and store.codebook_hash == old.content_hash
+    assert (
+        not (store.workspace / "models" / "clf-002").exists() and not (store.workspace / "models" / "clf-003").exists()
+    )
+    with pytest.raises(ValueError, match="current model"), store.transaction():
+        forget_model(store, "clf-001")
+    # the real run after it numbers its models as if the dry run had not happened
+    real = recode(store, settings, new, "classifier", retrain=True, show_progress=False)
+    assert (real.model_before, real.model_after) == ("clf-002", "clf-003") and real.flips == report.flips
 
 
 def test_a_failed_push_is_retried_by_running_the_same_recode_again(workspace, books, monkeypatch):
