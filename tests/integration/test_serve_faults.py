@@ -7,21 +7,19 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.classifier import current_version, prelabel, train
+from pipeline.classifier import current_version
 from pipeline.loop.process import start_background_server, stop_background_server
 from pipeline.store import Store
 from pipeline.store.loop import loop_state
-from pipeline.studio import add_annotators, connect, push
+from pipeline.studio import connect
 from tests.integration.conftest import free_port
-from tests.integration.test_serve_loop import _annotate, _swapped, _wait_for_loop
-from tests.unit.test_classifier_helpers import add_segments, examples, write_jsonl
+from tests.integration.served import annotate, served_project, wait_for_loop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -67,28 +65,22 @@ def test_a_server_killed_mid_retrain_resumes_and_loses_nothing(studio_server, tm
     ws, port = tmp_path / "ws", free_port()
     config = _config(tmp_path, studio_server, port)
     settings = studio_server.workspace_settings(ws, **_flat(LOOP), **{"loop.port": port})
-    store = Store(ws)
-    store.record_codebook(codebook)
-    rows = examples(n_docs=6, per_doc=6, seed=23)
-    seg_ids = add_segments(store, rows)
-    labels = dict(zip(seg_ids, (r["codes"] for r in rows), strict=True))
-    train(store, settings, codebook, gold=write_jsonl(tmp_path / "g.jsonl", _swapped(examples())))
-    prelabel(store, settings, codebook, show_progress=False)
-    (person,) = add_annotators(connect(settings), settings, [f"k-{uuid.uuid4().hex[:6]}"])
-    project_id = push(store, settings, codebook, annotators=[person.email], show_progress=False).projects[0].id
-    task_of = dict(store.conn.execute("SELECT segment_id, task_id FROM tasks WHERE project_id = ?", (project_id,)))
+    served = served_project(ws, settings, codebook, seed=23, prefixes=["k"])
+    store, seg_ids, labels, (person,) = served.store, served.segment_ids, served.labels, served.people
+    project_id = served.projects[person.email]
+    task_of = served.tasks_of(project_id)
 
     server = start_background_server(settings, config)
     try:
         http = studio_server.login(person.email, person.password)
         annotated = [s for s in seg_ids if not s.startswith("ws-doc5")]
         for seg in annotated:
-            _annotate(http, task_of[seg], labels[seg])
+            annotate(http, task_of[seg], labels[seg])
         taken = _wait_until_training(ws)
         os.kill(server.pid, signal.SIGKILL)  # mid-retrain
         restarted = start_background_server(settings, config)
         assert restarted.started and restarted.pid != server.pid
-        state = _wait_for_loop(ws, every=4)
+        state = wait_for_loop(ws, every=4)
     finally:
         stop_background_server(settings)
     finished = [h for h in state["history"] if not h.get("error")]

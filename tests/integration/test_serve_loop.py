@@ -5,38 +5,18 @@ model's predictions. A task Label Studio has no prediction for is answered by `/
 
 from __future__ import annotations
 
-import time
-import uuid
-
-import httpx
 import pytest
 
-from pipeline.classifier import current_version, prelabel, train
+from pipeline.classifier import current_version
 from pipeline.loop.backend import SECRET_HEADER
 from pipeline.loop.service import start_loop
-from pipeline.store import Store
-from pipeline.store.loop import loop_state
-from pipeline.studio import add_annotators, connect, push
-from tests.unit.test_classifier_helpers import add_segments, examples, write_jsonl
+from pipeline.studio import connect
+from tests.integration.served import annotate, served_project, wait_for_loop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # the labeling config's other fields, as a task made outside culturecode (no segment_id) would carry them
 OUTSIDE_TASK = {"speaker": "PC", "before": "(start of transcript)", "after": "(end of transcript)", "rationale": ""}
-
-
-def _swapped(rows: list[dict]) -> list[dict]:
-    """The same texts with carrot and stick exchanged: a first model the loop's model must beat."""
-    swap = {"carrot": "stick", "stick": "carrot"}
-    return [{**r, "codes": sorted(swap[c] for c in r["codes"])} for r in rows]
-
-
-def _annotate(http: httpx.Client, task_id: int, codes: list[str]) -> None:
-    result = (
-        [{"from_name": "codes", "to_name": "text", "type": "choices", "value": {"choices": codes}}] if codes else []
-    )
-    resp = http.post(f"/api/tasks/{task_id}/annotations/", json={"result": result, "lead_time": 3.0})
-    assert resp.status_code == 201, resp.text
 
 
 def _versions_on_server(settings, project_id: int) -> dict[str, list[str]]:
@@ -46,18 +26,6 @@ def _versions_on_server(settings, project_id: int) -> dict[str, list[str]]:
         for t in tasks
         if "segment_id" in (t["data"] or {})
     }
-
-
-def _wait_for_loop(ws, every: int, timeout: float = 600) -> dict:
-    """The loop's state once no retrain is due or running (the last webhook may still be on its way)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with Store(ws, create=False) as store:
-            state = loop_state(store)
-        if state["retrains"] and not state["training"] and len(state["pending"]) < every:
-            return state
-        time.sleep(1)
-    raise AssertionError(f"no finished retrain within {timeout} s: {state}")
 
 
 def test_served_model_retrains_from_annotations_and_refreshes_predictions(studio_server, tmp_path, codebook):
@@ -73,17 +41,9 @@ def test_served_model_retrains_from_annotations_and_refreshes_predictions(studio
             "loop.method": "head",
         },
     )
-    store = Store(ws)
-    store.record_codebook(codebook)
-    rows = examples(n_docs=6, per_doc=6, seed=17)
-    seg_ids = add_segments(store, rows)
-    labels = dict(zip(seg_ids, (r["codes"] for r in rows), strict=True))
-    gold = write_jsonl(tmp_path / "gold.jsonl", _swapped(examples()))
-    first = train(store, settings, codebook, gold=gold, show_progress=False).version
-    prelabel(store, settings, codebook, show_progress=False)
-    people = add_annotators(connect(settings), settings, [f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"])
-    pushed = push(store, settings, codebook, annotators=[p.email for p in people], show_progress=False)
-    projects = {p.annotator: p.id for p in pushed.projects}
+    served = served_project(ws, settings, codebook, seed=17, prefixes=["a", "b"])
+    store, seg_ids, labels, first = served.store, served.segment_ids, served.labels, served.first_model
+    people, projects = served.people, served.projects
 
     running = start_loop(settings, codebook, port=0)
     try:
@@ -97,13 +57,11 @@ def test_served_model_retrains_from_annotations_and_refreshes_predictions(studio
         unannotated = [s for s in seg_ids if s.startswith("ws-doc5")]
         for person in people:
             http = studio_server.login(person.email, person.password)
+            task_of = served.tasks_of(projects[person.email])
             for seg in (s for s in seg_ids if s not in unannotated):
-                (task_id,) = store.conn.execute(
-                    "SELECT task_id FROM tasks WHERE project_id = ? AND segment_id = ?", (projects[person.email], seg)
-                ).fetchone()
-                _annotate(http, task_id, labels[seg])
+                annotate(http, task_of[seg], labels[seg])
 
-        state = _wait_for_loop(ws, every=4)
+        state = wait_for_loop(ws, every=4)
         done = [h for h in state["history"] if not h.get("error")]
         assert done, state["history"]
         assert sum(h["annotations"] for h in state["history"]) >= 4  # Label Studio's webhooks were counted

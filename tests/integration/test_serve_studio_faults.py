@@ -5,19 +5,16 @@ task it was on, unannotated again, ends with one prediction of the current model
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 
 import httpx
 import pytest
 
-from pipeline.classifier import current_version, prelabel, train
+from pipeline.classifier import current_version
 from pipeline.loop.service import start_loop
-from pipeline.store import Store
-from pipeline.studio import add_annotators, connect, push, server
+from pipeline.studio import connect, server
 from tests.integration.conftest import rows
-from tests.integration.test_serve_loop import _annotate, _swapped, _wait_for_loop
-from tests.unit.test_classifier_helpers import add_segments, examples, write_jsonl
+from tests.integration.served import annotate, served_project, wait_for_loop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,7 +32,7 @@ def _finished(state: dict) -> list[dict]:
 def _wait_for_retrains(ws, count: int) -> dict:
     """The loop's state once at least `count` retrains have finished and nothing is due or running."""
     for _ in range(10):
-        state = _wait_for_loop(ws, every=EVERY)
+        state = wait_for_loop(ws, every=EVERY)
         if len(_finished(state)) >= count:
             return state
     raise AssertionError(f"fewer than {count} finished retrains: {state['history']}")
@@ -54,16 +51,10 @@ def test_studio_restart_and_an_annotation_deleted_after_a_retrain(studio_server,
             "loop.method": "head",
         },
     )
-    store = Store(ws)
-    store.record_codebook(codebook)
-    data = examples(n_docs=6, per_doc=6, seed=31)
-    seg_ids = add_segments(store, data)
-    labels = dict(zip(seg_ids, (r["codes"] for r in data), strict=True))
-    train(store, settings, codebook, gold=write_jsonl(tmp_path / "gold.jsonl", _swapped(examples())))
-    prelabel(store, settings, codebook, show_progress=False)
-    (person,) = add_annotators(connect(settings), settings, [f"r-{uuid.uuid4().hex[:6]}"])
-    project_id = push(store, settings, codebook, annotators=[person.email], show_progress=False).projects[0].id
-    task_of = dict(store.conn.execute("SELECT segment_id, task_id FROM tasks WHERE project_id = ?", (project_id,)))
+    served = served_project(ws, settings, codebook, seed=31, prefixes=["r"])
+    store, seg_ids, labels, (person,) = served.store, served.segment_ids, served.labels, served.people
+    project_id = served.projects[person.email]
+    task_of = served.tasks_of(project_id)
     first_round = [s for s in seg_ids if s.startswith(("ws-doc0", "ws-doc1"))]
     second_round = [s for s in seg_ids if s.startswith(("ws-doc2", "ws-doc3"))]
 
@@ -71,7 +62,7 @@ def test_studio_restart_and_an_annotation_deleted_after_a_retrain(studio_server,
     try:
         http = studio_server.login(person.email, person.password)
         for seg in first_round:
-            _annotate(http, task_of[seg], labels[seg])
+            annotate(http, task_of[seg], labels[seg])
         first = _finished(_wait_for_retrains(ws, 1))[-1]
         assert first["labels"] == len(first_round)
 
@@ -83,7 +74,7 @@ def test_studio_restart_and_an_annotation_deleted_after_a_retrain(studio_server,
         (deleted,) = _annotation_ids(http, task_of[reopened])
         assert http.delete(f"/api/annotations/{deleted}/").status_code == 204
         for seg in second_round:
-            _annotate(http, task_of[seg], labels[seg])
+            annotate(http, task_of[seg], labels[seg])
         state = _wait_for_retrains(ws, 2)
     finally:
         running.close()
