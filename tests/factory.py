@@ -12,6 +12,7 @@ Every function takes either a `Codebook` or its content hash where rows record t
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,13 @@ from pipeline.store.predictions import PredictionRow, write_predictions
 SERVER = "http://127.0.0.1:1"  # nothing listens here: rows only, no Label Studio
 DEFAULT_CODES = ("carrot", "stick")  # the codes of tests/fixtures/codebook_small.yaml
 EDITED_AT = "2026-01-01T10:00:00+00:00"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now (a server started on it soon after will most likely get it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _hash(codebook: Codebook | str) -> str:

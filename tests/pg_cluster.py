@@ -12,13 +12,14 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.factory import free_port
 
 HOW_TO_INSTALL = "install Debian's PostgreSQL (`apt-get install postgresql`, or `make postgresql` as root)"
 
@@ -47,12 +48,6 @@ def _has_user(name: str) -> bool:
         return True
     except KeyError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +21,10 @@ from pipeline.config import Settings, load_codebook, load_settings
 from pipeline.store import Store
 from pipeline.studio import server
 from tests import factory
+from tests.factory import free_port
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 _SHARED: dict[str, "StudioServer"] = {}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pipeline.loop.process import start_background_server, stop_background_serve
 from pipeline.store import Store
 from pipeline.store.loop import loop_state
 from pipeline.studio import connect
-from tests.integration.conftest import free_port
+from tests.factory import free_port
 from tests.integration.served import annotate, served_project, wait_for_loop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -17,7 +17,8 @@ import pytest
 
 from pipeline.errors import CultureCodeError
 from pipeline.studio import connect, pull, push, server
-from tests.integration.conftest import free_port, make_workspace, rows
+from tests.factory import free_port
+from tests.integration.conftest import make_workspace, rows
 from tests.integration.test_studio_push_pull import annotate, task_for
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from pipeline.errors import CultureCodeError
 from pipeline.loop.process import PID_FILE, start_background_server, stop_background_server
 from tests import factory
 from tests.conftest import FIXTURES
-from tests.integration.conftest import free_port
+from tests.factory import free_port
 
 BOOK = FIXTURES / "codebook_small.yaml"
 
