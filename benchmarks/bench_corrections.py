@@ -15,7 +15,9 @@ their ratio to step 0, measured in the same run. With --retrain, a second track 
 step on the example gold plus the N corrections (each weighing `classifier.project_weight` examples, as
 `retrain` does), pre-labels the held-out half with it and calibrates it too. `--shift X` moves each of the
 trained model's thresholds by a random amount in [-X, X] first (seeded), to see calibration where the
-thresholds are off, as they are on real text (docs/calibration.md).
+thresholds are off, as they are on real text (docs/calibration.md). `--by-document` feeds the corrections one
+document after another (a coder working through interviews) instead of in a random order, so the first steps
+come from one or two documents.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ DEV = ROOT / "examples" / "dev" / "dev.jsonl"
 STEPS = "0,10,20,30,45,65"
 
 
-def split_by_document(rows: list[Example], seed: int) -> tuple[list[int], list[int]]:
+def split_by_document(rows: list[Example], seed: int, by_document: bool = False) -> tuple[list[int], list[int]]:
     """(held-out, corrections) row indices: whole documents, alternately, in a seeded order, so the halves are
-    near equal in segments."""
+    near equal in segments. The corrections come in a seeded random order, or (`by_document`) one document after
+    another, as a coder works through interviews."""
     docs = sorted({r.document for r in rows})
     order = np.random.default_rng(seed).permutation(len(docs))
     sizes = {d: sum(r.document == d for r in rows) for d in docs}
@@ -65,6 +68,9 @@ def split_by_document(rows: list[Example], seed: int) -> tuple[list[int], list[i
             held.add(doc)
     held_idx = [i for i, r in enumerate(rows) if r.document in held]
     rest = [i for i, r in enumerate(rows) if r.document not in held]
+    if by_document:
+        order = [str(d) for d in np.random.default_rng(seed + 1).permutation(sorted({rows[i].document for i in rest}))]
+        return held_idx, sorted(rest, key=lambda i: (order.index(rows[i].document), i))
     return held_idx, [rest[k] for k in np.random.default_rng(seed + 1).permutation(len(rest))]
 
 
@@ -134,7 +140,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     codebook = settings.load_codebook()
     codes = codebook.code_ids
     dev = read_gold(DEV, codebook)
-    held_idx, corr_idx = split_by_document(dev, args.seed)
+    held_idx, corr_idx = split_by_document(dev, args.seed, args.by_document)
     store = Store(Path(args.workspace), create=True)
     with store.transaction():
         store.record_codebook(codebook)
@@ -202,6 +208,7 @@ def main() -> None:
     parser.add_argument("--retrain", action="store_true", help="also retrain at each step (project weighting)")
     parser.add_argument("--shift", type=float, default=0.0, help="move each model threshold by up to this much")
     parser.add_argument("--seed", type=int, default=3, help="the document split and the order of corrections")
+    parser.add_argument("--by-document", action="store_true", help="corrections one document after another")
     parser.add_argument("--workspace", default=None, help="where the workspace goes (default: a temporary one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-corrections-") as tmp:

@@ -142,9 +142,12 @@ def split_by_document(
 ) -> Split:
     """Train/validation/test with whole documents on one side only (seeded). `test_from`: the documents the test
     split may take (a retrain holds out the project's own documents, never the prior examples the model it is
-    compared with was trained on); None: any."""
+    compared with was trained on, so all of those train); None, or fewer than two of them present (none would be
+    left to train on): any."""
     groups = np.array([e.document for e in examples])
     n_docs = len(set(groups))
+    if test_from is not None and len(test_from & set(groups)) < 2:
+        test_from = None
     eligible = np.array([test_from is None or g in test_from for g in groups], dtype=bool)
     n_eligible = len(set(groups[eligible]))
     n_test = min(max(1, round(settings.test_fraction * n_eligible)), n_eligible - 1, n_docs - 2)

@@ -96,8 +96,8 @@ def train(
     code_ids = codebook.code_ids
     check_trainable(examples, code_ids, cfg.min_segments, source)
     project_docs = {e.document for e in examples[: len(examples) - len(extra or [])]}
-    # with a prior, only the project's own documents are held out (when it has enough of them)
-    split = split_by_document(examples, cfg, project_docs if extra and len(project_docs) >= 3 else None)
+    # with a prior, only the project's own documents are held out (when it has two or more): all the prior trains
+    split = split_by_document(examples, cfg, project_docs if extra else None)
     started = time.monotonic()
     with store.run("train", {"gold": source, "method": cfg.method}) as summary:
         version = next_version(store)

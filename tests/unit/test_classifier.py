@@ -165,6 +165,22 @@ def test_a_retrains_test_split_holds_out_only_project_documents(seed):
     assert {e.document for e in unrestricted.test} - {e.document for e in project}  # it could have taken examples
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_two_project_documents_are_enough_to_keep_every_prior_example_trainable(seed):
+    project = [Example(f"p{i}", f"text {i}", [], f"project{i % 2}") for i in range(16)]
+    prior = [Example(f"x{i}", f"example {i}", [], f"example{i % 20}") for i in range(200)]
+    split = split_by_document(project + prior, ClassifierSettings(seed=seed), {"project0", "project1"})
+    assert {e.document for e in split.test} in ({"project0"}, {"project1"})  # the other one trains
+    assert len(split.train) + len(split.validation) == 208
+
+
+def test_one_project_document_cannot_be_held_out_and_trained_on_so_any_document_may_be_held_out():
+    project = [Example(f"p{i}", f"text {i}", [], "project0") for i in range(8)]
+    prior = [Example(f"x{i}", f"example {i}", [], f"example{i % 20}") for i in range(200)]
+    split = split_by_document(project + prior, ClassifierSettings(), {"project0"})
+    assert split.test and split.train and len(split.train) + len(split.validation) + len(split.test) == 208
+
+
 def test_code_metrics_by_hand():
     truth = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
     pred = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])

@@ -193,3 +193,22 @@ def test_project_labels_weigh_more_than_bundled_examples(tmp_path):
     assert sorted({e.weight for e in mixed if e.document != "bundled"}) == [4.0]
     assert [e.weight for e in mixed if e.document == "bundled"] == [1.0, 1.0, 1.0]
     assert {e.weight for e in alone} == {1.0}  # nothing to outweigh: plain weights
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_retrain_on_two_project_documents_trains_on_every_bundled_example(tmp_path, seed):
+    rows = examples(n_docs=2, per_doc=8)
+    bundled = [
+        Example(f"b{i}", row["text"], row["codes"], f"bundled-{row['document']}")
+        for i, row in enumerate(examples(n_docs=10, per_doc=6, seed=1))
+    ]
+    with Store(tmp_path / "ws") as store:
+        store.record_codebook(codebook())
+        ids = add_segments(store, rows)
+        add_gold(store, {i: r["codes"] for i, r in zip(ids, rows, strict=True)}, codebook())
+        cfg = settings(tmp_path / "ws", base_model=str(tiny_encoder(tmp_path / "enc")), seed=seed, cv_folds=3)
+        report = train(store, cfg, codebook(), extra=bundled, promote=False, show_progress=False)
+    project_docs = {"ws-doc0", "ws-doc1"}
+    assert len(report.split["test"]["documents"]) == 1 and set(report.split["test"]["documents"]) <= project_docs
+    trained = set(report.split["train"]["documents"]) | set(report.split["validation"]["documents"])
+    assert {e.document for e in bundled} <= trained and trained & project_docs  # the other project document too
