@@ -321,6 +321,13 @@ def _show_push(report: dict[str, Any]) -> None:
             "segment(s) go to every annotator with no pre-labels (the anchoring check in `culturecode agreement`).",
             highlight=False,
         )
+    if report.get("blind_last"):
+        out.print(
+            "  The label stream follows the model (studio.sampling), so blind tasks, which have no score, come after "
+            "every pre-labelled one; for the anchoring check annotators must reach them (`studio.sampling: "
+            "sequential` interleaves them in import order).",
+            highlight=False,
+        )
     for p in report["projects"]:
         notes = [
             n

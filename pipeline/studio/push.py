@@ -68,6 +68,7 @@ class PushReport:
     admission: dict[str, Any] = field(default_factory=dict)  # the gate: which codes were pre-ticked
     blind_fraction: float = 0.0
     blind_segments: int = 0  # of the pushed segments, those sent with no pre-labels
+    blind_last: bool = False  # the label stream follows the model, so the blind tasks (no score) come last
 
     @property
     def imported(self) -> int:
@@ -408,6 +409,7 @@ def push(
     ranks = stream_ranks(store, settings.studio.sampling, shown) if shown else None
     report = PushReport(studio.url, shown, len(segments), admission=gate.as_dict(), blind_fraction=blind.fraction)
     report.blind_segments = len(blind.pick(s.id for s in segments))
+    report.blind_last = bool(report.blind_segments and shown and settings.studio.sampling != "sequential")
     args = {"annotators": annotators, "model_version": version, "role": role, "blind_fraction": blind.fraction}
     with store.run("push", args) as summary:
         for who in _targets(store, studio, settings, annotators, role):

@@ -9,7 +9,8 @@ predictions re-order what comes next. The project's own sampling is set to match
 With another strategy (`rare`, `diversity`, `hybrid`, ...) each prediction's score is instead its place in that
 strategy's order (0 = ask first), computed when the predictions are pushed, so the stream follows the strategy and is
 re-ordered with every new model version. A tab someone ordered by hand is left alone (reported). Tasks without a
-prediction (the blind subset) sort as the database sorts an empty score.
+prediction (the blind subset) come after every pre-labelled task: the Data Manager sorts an empty score last (nulls
+last, on SQLite and PostgreSQL alike); `push` says so when it applies.
 """
 
 from __future__ import annotations

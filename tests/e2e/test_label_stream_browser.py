@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from pipeline.learning import next_segments
+from pipeline.store.blind import SALT_KEY, draw
 from pipeline.studio import add_annotators, connect, push
 from tests import factory
 from tests.e2e.test_studio_browser import HOW, chromium
@@ -95,6 +96,41 @@ def test_the_stream_follows_another_chosen_strategy(studio_server, tmp_path, cod
             _submit(page)
         assert task_segment[served.value.json()["id"]] == order[1]
         browser.close()
+
+
+def test_a_blind_task_is_served_after_every_pre_labelled_one(studio_server, tmp_path, codebook):
+    """The blind segment would be the least certain, yet with no prediction (no score) the stream serves it last."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason=f"playwright is not installed: {HOW}")
+    browser_path = chromium()
+    ws = tmp_path / "ws"
+    store = make_workspace(ws, n_docs=1, turns=4, model_version=None)
+    ids = [seg.id for seg in store.segments()]
+    with store.transaction():
+        store.set_meta(SALT_KEY, "stream-test")
+    blind_id = min(ids, key=lambda i: draw("stream-test", i))
+    fraction = draw("stream-test", blind_id) + 1e-9  # exactly this one segment is blind
+    certainty = dict(zip([i for i in ids if i != blind_id], [0.62, 0.88, 0.75], strict=True)) | {blind_id: 0.51}
+    factory.add_scores(store, "v1", codebook, _scores(store, [certainty[i] for i in ids]))
+    settings = studio_server.workspace_settings(ws, **{"studio.blind_fraction": fraction})
+    (person,) = add_annotators(connect(settings), settings, [f"blind-{uuid.uuid4().hex[:8]}"])
+    report = push(store, settings, codebook, annotators=[person.email], show_progress=False)
+    assert report.blind_segments == 1 and report.blind_last
+    task_segment = {r["task_id"]: r["segment_id"] for r in rows(store, "SELECT task_id, segment_id FROM tasks")}
+
+    served = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=["--no-sandbox"])
+        page = _logged_in(browser, studio_server.url, person)
+        with page.expect_response(_next_task) as response:
+            page.goto(f"{studio_server.url}/projects/{report.projects[0].id}/data?labeling=1")
+        served.append(task_segment[response.value.json()["id"]])
+        for _ in ids[1:]:
+            with page.expect_response(_next_task) as response:
+                _submit(page)
+            served.append(task_segment[response.value.json()["id"]])
+        browser.close()
+    labelled = sorted((i for i in ids if i != blind_id), key=certainty.get)
+    assert served == [*labelled, blind_id]
 
 
 def _logged_in(browser, url: str, person):

@@ -123,6 +123,30 @@ def test_blind_tasks_carry_no_predictions_and_no_model_text(tmp_path, small_code
     run = store.last_runs(1)[0]
     assert run["summary"]["blind"] == {"fraction": 0.3, "segments": len(expected)}
     assert pushed_blind_subset(store) == blind
+    assert report.blind_last  # uncertainty sampling (the default): unscored blind tasks come last in the stream
+
+
+def test_push_says_when_blind_tasks_come_last_in_the_stream(tmp_path, small_codebook, monkeypatch, capsys):
+    from pipeline.commands.studio import _show_push
+
+    book = load_codebook(small_codebook)
+    store = make_workspace(tmp_path / "ws", book, {"doc0": [f"Turn {t}." for t in range(40)]})
+    add_model(store, "v1", book, {s.id: ["carrot"] for s in store.segments()})
+    monkeypatch.setattr(push_module, "connect", lambda settings: _FakeStudio())
+    monkeypatch.setattr(
+        push_module, "ensure_project", lambda *a: ProjectRef(7, "p", "annotation", None, True, False, False)
+    )
+    shown = {}
+    for sampling in ("uncertainty", "sequential"):
+        settings = load_settings(
+            overrides={"workspace": str(tmp_path / "ws"), "studio.blind_fraction": 0.3, "studio.sampling": sampling}
+        )
+        report = push_module.push(store, settings, book, show_progress=False)
+        assert report.blind_segments > 0
+        _show_push(report.as_dict())
+        shown[sampling] = (report.blind_last, capsys.readouterr().out)
+    assert shown["uncertainty"][0] and "blind tasks, which have no score, come after" in shown["uncertainty"][1]
+    assert not shown["sequential"][0] and "come after" not in shown["sequential"][1]
 
 
 # --------------------------------------------------------------------------- the report
