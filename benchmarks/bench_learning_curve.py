@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/bench_learning_curve.py                  # 3 seeds, up to 400 labels
     .venv/bin/python benchmarks/bench_learning_curve.py --noise 0.05     # annotators flip 5% of decisions
+    .venv/bin/python benchmarks/bench_learning_curve.py --gold ours/ --codebook ours.yaml   # your own labelled set
 
-The example gold (examples/gold/*.jsonl) is split by document into a pool (70%) and a held-out test part (30%).
+The example gold (examples/gold/*.jsonl, or `--gold` with its `--codebook`) is split by document into a pool (70%)
+and a held-out test part (30%).
 Every strategy starts from the same random first batch; then, batch after batch, the strategy picks 20 unlabelled
 segments of the pool (the real strategies of `culturecode next`, pipeline/learning/strategies.py, given the current
 model's scores and, for hybrid's diversity step, the segments' embeddings), the simulated annotator answers with
@@ -239,10 +241,12 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.0, help="share of code decisions the annotators flip")
     parser.add_argument("--learner", choices=("head", "plain"), default="head", help="head: what retrain fits")
     parser.add_argument("--ceiling", type=int, default=10, help="random batches the ceiling row chooses from (0: none)")
+    parser.add_argument("--gold", type=Path, default=GOLD, help="gold JSONL file or folder (default: the example gold)")
+    parser.add_argument("--codebook", type=Path, default=CODEBOOK, help="the codebook the gold is coded with")
     args = parser.parse_args()
-    book = load_codebook(CODEBOOK)
+    book = load_codebook(args.codebook)
     codes = [c.id for c in book.codes]
-    examples = read_gold(GOLD, book)
+    examples = read_gold(args.gold, book)
     started = time.perf_counter()
     x = embed_once([e.text for e in examples])
     print(f"{len(examples)} gold segments, {len(codes)} codes; embedded in {time.perf_counter() - started:.1f} s")
@@ -294,7 +298,7 @@ def report(runs: dict[str, list[Run]], args) -> None:
         share = f"{need / base_need:.0%}" if need else "never"
         print(
             f"{s:<12} {area[s]:>6.1f} {area[s] - area['random']:>+10.1f} {need or '-':>10} {share:>9} "
-            f"{rare_found:>6.0f} ({rare_found / base_rare:.2f}x)"
+            f"{rare_found:>6.0f} " + (f"({rare_found / base_rare:.2f}x)" if base_rare else "(-)")
         )
     best = max(STRATEGIES[1:], key=lambda s: area[s])
     need = labels_to_reach(list(curves[best]), target, args.batch)
