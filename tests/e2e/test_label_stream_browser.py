@@ -1,13 +1,16 @@
 """The annotator's label stream in the real Label Studio UI follows the model: "Label All Tasks" serves the least
-certain pre-label first, and a new model version's predictions re-order what comes next (issue 14).
+certain pre-label first, a new model version's predictions re-order what comes next, another chosen strategy's order
+is followed, and blind tasks (no prediction, so no score) come after every pre-labelled one (issue 14).
 
-Label Studio's Community edition orders the stream by the project's sampling; culturecode sets it to uncertainty
-sampling (`studio.sampling`), which serves the task whose current-version prediction has the lowest score first.
-"""
+In the Community edition the stream is the Data Manager tab's order; culturecode orders the tabs by prediction score
+(`studio.sampling`, pipeline/studio/stream.py)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -26,49 +29,29 @@ def _scores(store, certainties: list[float]) -> dict[str, dict[str, float]]:
     return {seg.id: {"carrot": c, "stick": 0.02} for seg, c in zip(store.segments(), certainties, strict=True)}
 
 
-def _served(response_info, task_segment: dict[int, str], texts: dict[str, str]) -> str:
-    """The text of the segment whose task the UI's request for the next task got."""
-    task = response_info.value.json()
-    return texts[task_segment[task["id"]]]
-
-
 def test_label_all_tasks_serves_the_least_certain_first_and_follows_a_new_model(studio_server, tmp_path, codebook):
-    sync_api = pytest.importorskip("playwright.sync_api", reason=f"playwright is not installed: {HOW}")
-    browser_path = chromium()
     ws = tmp_path / "ws"
     store = make_workspace(ws, n_docs=1, turns=6, model_version=None)
-    texts = [seg.text for seg in store.segments()]
+    ids = [seg.id for seg in store.segments()]
     factory.add_scores(store, "v1", codebook, _scores(store, [0.97, 0.62, 0.88, 0.53, 0.75, 0.93]))
     settings = studio_server.workspace_settings(ws)
     (person,) = add_annotators(connect(settings), settings, [f"stream-{uuid.uuid4().hex[:8]}"])
     project = push(store, settings, codebook, annotators=[person.email], show_progress=False).projects[0]
-    task_segment = {r["task_id"]: r["segment_id"] for r in rows(store, "SELECT task_id, segment_id FROM tasks")}
-    by_id = {seg.id: seg.text for seg in store.segments()}
+    task_segment = _task_segments(store)
 
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=["--no-sandbox"])
-        page = _logged_in(browser, studio_server.url, person)
-        with page.expect_response(_next_task) as served:
-            page.goto(f"{studio_server.url}/projects/{project.id}/data?labeling=1")  # "Label All Tasks"
-        assert _served(served, task_segment, by_id) == texts[3]  # certainty 0.53: the least certain
-        page.get_by_text(texts[3]).first.wait_for()
-        with page.expect_response(_next_task) as served:
-            _submit(page)
-        assert _served(served, task_segment, by_id) == texts[1]  # 0.62 next
+    with _label_stream(studio_server.url, person, project.id) as (page, first):
+        assert task_segment[first] == ids[3]  # certainty 0.53: the least certain
+        page.get_by_text(store.segment(ids[3]).text).first.wait_for()
+        assert task_segment[_submit_for_next(page)] == ids[1]  # 0.62 next
 
         # a retrained model (as `culturecode serve` would push it): now segment 5 is the least certain
         factory.add_scores(store, "v2", codebook, _scores(store, [0.99, 0.9, 0.8, 0.7, 0.96, 0.51]))
         push(store, settings, codebook, show_progress=False)
-        with page.expect_response(_next_task) as served:
-            _submit(page)  # segment 1 is done; the stream asks the server again
-        assert _served(served, task_segment, by_id) == texts[5]
-        browser.close()
+        assert task_segment[_submit_for_next(page)] == ids[5]  # segment 1 is done; the stream asks again
 
 
 def test_the_stream_follows_another_chosen_strategy(studio_server, tmp_path, codebook):
     """`studio.sampling: rare`: the UI serves the segments in the order `culturecode next --strategy rare` gives."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason=f"playwright is not installed: {HOW}")
-    browser_path = chromium()
     ws = tmp_path / "ws"
     store = make_workspace(ws, n_docs=1, turns=6, model_version=None)
     scores = {
@@ -84,24 +67,15 @@ def test_the_stream_follows_another_chosen_strategy(studio_server, tmp_path, cod
     settings = studio_server.workspace_settings(ws, **{"studio.sampling": "rare"})
     (person,) = add_annotators(connect(settings), settings, [f"rare-{uuid.uuid4().hex[:8]}"])
     project = push(store, settings, codebook, annotators=[person.email], show_progress=False).projects[0]
-    task_segment = {r["task_id"]: r["segment_id"] for r in rows(store, "SELECT task_id, segment_id FROM tasks")}
+    task_segment = _task_segments(store)
 
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=["--no-sandbox"])
-        page = _logged_in(browser, studio_server.url, person)
-        with page.expect_response(_next_task) as served:
-            page.goto(f"{studio_server.url}/projects/{project.id}/data?labeling=1")
-        assert task_segment[served.value.json()["id"]] == order[0]
-        with page.expect_response(_next_task) as served:
-            _submit(page)
-        assert task_segment[served.value.json()["id"]] == order[1]
-        browser.close()
+    with _label_stream(studio_server.url, person, project.id) as (page, first):
+        assert task_segment[first] == order[0]
+        assert task_segment[_submit_for_next(page)] == order[1]
 
 
 def test_a_blind_task_is_served_after_every_pre_labelled_one(studio_server, tmp_path, codebook):
     """The blind segment would be the least certain, yet with no prediction (no score) the stream serves it last."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason=f"playwright is not installed: {HOW}")
-    browser_path = chromium()
     ws = tmp_path / "ws"
     store = make_workspace(ws, n_docs=1, turns=4, model_version=None)
     ids = [seg.id for seg in store.segments()]
@@ -115,22 +89,38 @@ def test_a_blind_task_is_served_after_every_pre_labelled_one(studio_server, tmp_
     (person,) = add_annotators(connect(settings), settings, [f"blind-{uuid.uuid4().hex[:8]}"])
     report = push(store, settings, codebook, annotators=[person.email], show_progress=False)
     assert report.blind_segments == 1 and report.blind_last
-    task_segment = {r["task_id"]: r["segment_id"] for r in rows(store, "SELECT task_id, segment_id FROM tasks")}
+    task_segment = _task_segments(store)
 
-    served = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=["--no-sandbox"])
-        page = _logged_in(browser, studio_server.url, person)
-        with page.expect_response(_next_task) as response:
-            page.goto(f"{studio_server.url}/projects/{report.projects[0].id}/data?labeling=1")
-        served.append(task_segment[response.value.json()["id"]])
-        for _ in ids[1:]:
-            with page.expect_response(_next_task) as response:
-                _submit(page)
-            served.append(task_segment[response.value.json()["id"]])
-        browser.close()
+    with _label_stream(studio_server.url, person, report.projects[0].id) as (page, first):
+        served = [task_segment[first]] + [task_segment[_submit_for_next(page)] for _ in ids[1:]]
     labelled = sorted((i for i in ids if i != blind_id), key=certainty.get)
     assert served == [*labelled, blind_id]
+
+
+def _task_segments(store) -> dict[int, str]:
+    return {r["task_id"]: r["segment_id"] for r in rows(store, "SELECT task_id, segment_id FROM tasks")}
+
+
+@contextmanager
+def _label_stream(url: str, person, project_id: int) -> Iterator[tuple[Any, int]]:
+    """The annotator logged in to Debian's chromium, in "Label All Tasks" of the project: the page and the id of
+    the first task the stream served."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason=f"playwright is not installed: {HOW}")
+    browser_path = chromium()
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=["--no-sandbox"])
+        page = _logged_in(browser, url, person)
+        with page.expect_response(_next_task) as served:
+            page.goto(f"{url}/projects/{project_id}/data?labeling=1")  # "Label All Tasks"
+        yield page, served.value.json()["id"]
+        browser.close()
+
+
+def _submit_for_next(page) -> int:
+    """Submit the open task; the id of the task the stream serves next."""
+    with page.expect_response(_next_task) as served:
+        _submit(page)
+    return served.value.json()["id"]
 
 
 def _logged_in(browser, url: str, person):
