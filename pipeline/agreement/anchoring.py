@@ -139,6 +139,12 @@ def _model_version(ratings: Ratings, assisted: np.ndarray) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
+BLIND_LAST = (
+    "in a label stream ordered by the model (studio.sampling other than sequential) blind tasks, which have no "
+    "score, come after every pre-labelled one"
+)
+
+
 def anchoring_check(
     ratings: Ratings,
     blind: BlindSubset,
@@ -170,6 +176,8 @@ def anchoring_check(
     empty = [name for name, g in sides.items() if g.sub.n_items == 0]
     if empty:
         out["reason"] = f"no {' and no '.join(empty)} annotations yet: pull after annotators code both kinds"
+        if "blind" in empty:
+            out["reason"] += f" ({BLIND_LAST})"
         return out
     weights = {name: g.weights(bootstrap) for name, g in sides.items()}
     for code in codes:

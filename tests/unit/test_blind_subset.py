@@ -238,6 +238,24 @@ def test_no_section_without_a_blind_push_and_a_reason_while_a_group_is_empty(tmp
     assert check["codes"] == {} and "no assisted" in check["reason"]
 
 
+def test_with_no_blind_annotations_the_reason_says_where_blind_tasks_sit_in_the_stream(tmp_path, small_codebook):
+    book = load_codebook(small_codebook)
+    store = make_workspace(tmp_path / "ws", book, {"doc": [f"Turn {t}." for t in range(20)]})
+    segments = [s.id for s in store.segments()]
+    add_model(store, "v1", book, {s: ["carrot"] for s in segments})
+    blind = blind_subset(store, 0.3)
+    with store.transaction():
+        record_blind_fraction(store, SERVER, 1, 0.3)
+    add_project(store, 1, ANNOTATORS[0], book)
+    assisted = [s for s in segments if s not in blind]  # the annotator stopped before the stream's blind tasks
+    for n, seg in enumerate(assisted, start=1):
+        add_annotation(store, n, 1, seg, ANNOTATORS[0], ["carrot"], book, version="v1")
+    settings = load_settings(overrides={"workspace": str(tmp_path / "ws"), "agreement.bootstrap": 20})
+    check = agreement_report(store, settings, book, out_dir=None).report["anchoring"]
+    assert check["codes"] == {} and check["reason"].startswith("no blind annotations yet")
+    assert "come after every pre-labelled one" in check["reason"]
+
+
 @pytest.mark.parametrize("value", ["-0.1", "1.5"])
 def test_push_refuses_a_fraction_outside_0_to_1(cli, tmp_path, value):
     result = cli("push", "--workspace", tmp_path / "ws", "--blind-fraction", value)
