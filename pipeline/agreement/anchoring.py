@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.agreement import coefficients as co
 from pipeline.agreement.ratings import NO_ROUND, Ratings
-from pipeline.store.blind import BlindSubset
+from pipeline.store.blind import BLIND_LAST, BlindSubset
 
 LEVEL = 0.95
 BINARY = ["absent", "present"]
@@ -137,12 +137,6 @@ def _model_version(ratings: Ratings, assisted: np.ndarray) -> str | None:
     assert ratings.rounds is not None
     counts = Counter(ratings.rounds[assisted].tolist())
     return counts.most_common(1)[0][0] if counts else None
-
-
-BLIND_LAST = (
-    "in a label stream ordered by the model (studio.sampling other than sequential) blind tasks, which have no "
-    "score, come after every pre-labelled one"
-)
 
 
 def anchoring_check(

@@ -304,6 +304,8 @@ def _connect_new_projects(store, settings, report) -> str:
 
 
 def _show_push(report: dict[str, Any]) -> None:
+    from pipeline.store.blind import BLIND_LAST
+
     version = report["model_version"] or "none (no predictions: run `culturecode prelabel` for pre-labels)"
     url = report["url"]
     out.print(f"Pushed {report['segments']} segment(s) to {url}, pre-labels from model {version}.", highlight=False)
@@ -323,8 +325,7 @@ def _show_push(report: dict[str, Any]) -> None:
         )
     if report.get("blind_last"):
         out.print(
-            "  The label stream follows the model (studio.sampling), so blind tasks, which have no score, come after "
-            "every pre-labelled one; for the anchoring check annotators must reach them (`studio.sampling: "
+            f"  Note: {BLIND_LAST}; for the anchoring check annotators must reach them (`studio.sampling: "
             "sequential` interleaves them in import order).",
             highlight=False,
         )

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 
 SALT_KEY = "blind_salt"
 FRACTIONS_KEY = "blind_fractions"  # {"<server url> <project id>": the fraction of that project's last push}
+# where blind tasks sit for annotators (pipeline/studio/stream.py): said by `push` and by the anchoring check
+BLIND_LAST = (
+    "in a label stream ordered by the model (studio.sampling other than sequential) blind tasks, which have no "
+    "score, come after every pre-labelled one"
+)
 
 
 def draw(salt: str, segment_id: str) -> float:
