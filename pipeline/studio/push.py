@@ -39,7 +39,7 @@ from pipeline.studio import labeling
 from pipeline.studio.client import Studio, connect
 from pipeline.studio.gate import Gate, admission_gate, gate_changed, pushed_gate
 from pipeline.studio.projects import ROLES, ProjectRef, ensure_project
-from pipeline.studio.stream import order_label_stream, stream_rank, stream_ranks
+from pipeline.studio.stream import order_label_stream, ordered_by_model, stream_rank, stream_ranks
 from pipeline.studio.users import annotator_email
 
 
@@ -409,7 +409,7 @@ def push(
     ranks = stream_ranks(store, settings.studio.sampling, shown) if shown else None
     report = PushReport(studio.url, shown, len(segments), admission=gate.as_dict(), blind_fraction=blind.fraction)
     report.blind_segments = len(blind.pick(s.id for s in segments))
-    report.blind_last = bool(report.blind_segments and shown and settings.studio.sampling != "sequential")
+    report.blind_last = bool(report.blind_segments and shown and ordered_by_model(settings.studio.sampling))
     args = {"annotators": annotators, "model_version": version, "role": role, "blind_fraction": blind.fraction}
     with store.run("push", args) as summary:
         for who in _targets(store, studio, settings, annotators, role):

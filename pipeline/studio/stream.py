@@ -28,10 +28,15 @@ MAX_RANKED = 20_000
 TAB_TITLE = "Default"
 
 
+def ordered_by_model(mode: str) -> bool:
+    """Whether `mode` orders the stream by prediction score (then tasks with no prediction come last)."""
+    return mode != "sequential"
+
+
 def order_label_stream(studio: Studio, project_id: int, mode: str) -> list[int]:
     """Give the project's tabs the ordering of `mode` (a first tab is made when it has none); the ids of tabs left
     alone because someone ordered them by hand."""
-    sequential = mode == "sequential"
+    sequential = not ordered_by_model(mode)
     sampling = "Sequential sampling" if sequential else "Uncertainty sampling"
     studio.call(studio.sdk.projects.update, project_id, sampling=sampling)
     wanted = BY_IMPORT if sequential else BY_UNCERTAINTY
