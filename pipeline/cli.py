@@ -8,7 +8,10 @@ in a fraction of a second (tests/unit/test_cli_lazy.py checks the modules loaded
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from pipeline import __version__
 from pipeline.commands import agreement as agreement_commands
@@ -24,8 +27,31 @@ from pipeline.commands import recode as recode_commands
 from pipeline.commands import restore as restore_commands
 from pipeline.commands import studio as studio_commands
 
+# The panels of `culturecode --help`, in the order of the flow, and the commands each holds, in that
+# order too; docs/cli.md follows them (scripts/cli_docs.py). A new command goes in one of them.
+PANELS: dict[str, tuple[str, ...]] = {
+    "Set up": ("config", "restore"),
+    "Ingest": ("ingest", "segments"),
+    "Label": ("prelabel", "llm", "next", "recode"),
+    "Studio": ("studio", "annotators", "push", "pull"),
+    "Agreement and gold": ("plan", "agreement", "disagreements", "adjudicate", "export"),
+    "Models": ("train", "evaluate", "models", "admission", "calibrate", "retrain", "distill"),
+    "Live loop": ("serve", "loop"),
+    "Reports": ("status", "appendix"),
+}
+
+
+class FlowGroup(TyperGroup):
+    """The root command: lists its commands panel by panel, in the order of PANELS."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # typer's own copy of click's Context
+        order = [name for names in PANELS.values() for name in names]
+        return sorted(super().list_commands(ctx), key=lambda name: order.index(name) if name in order else len(order))
+
+
 app = typer.Typer(
     name="culturecode",
+    cls=FlowGroup,
     help=(
         "LLM-assisted annotation for qualitative research.\n\n"
         "Flow: ingest -> prelabel -> push (Label Studio) -> annotators correct -> pull -> "
@@ -64,6 +90,18 @@ studio_commands.register(app)
 loop_commands.register(app)
 llm_commands.register(app)
 restore_commands.register(app)
+
+
+def _place_in_panels(typer_app: typer.Typer) -> None:
+    """Give every registered command and command group its help panel from PANELS."""
+    panel_of = {name: panel for panel, names in PANELS.items() for name in names}
+    for command in typer_app.registered_commands:
+        command.rich_help_panel = panel_of.get(command.name or "")
+    for group in typer_app.registered_groups:
+        group.rich_help_panel = panel_of.get(group.name or "")
+
+
+_place_in_panels(app)
 
 if __name__ == "__main__":
     app()

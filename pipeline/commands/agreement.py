@@ -139,12 +139,13 @@ def agreement_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Inter-annotator agreement per code and over the label set, with bootstrap CIs; writes HTML/MD/JSON.
+    """Inter-annotator agreement per code and overall, with CIs.
 
-    Per code (a yes/no decision): percent agreement, Cohen's kappa (each pair and mean), Fleiss' kappa,
-    Krippendorff's alpha (nominal, missing data allowed) and Gwet's AC1. Over the label set:
-    alpha with MASI and Jaccard distance and exact match. Each model version is compared with the
-    annotators as an extra rater. Undefined coefficients are reported with the reason.
+    Writes the report as HTML, Markdown and JSON. Per code (a yes/no decision): percent agreement,
+    Cohen's kappa (each pair and mean), Fleiss' kappa, Krippendorff's alpha (nominal, missing data
+    allowed) and Gwet's AC1. Over the label set: alpha with MASI and Jaccard distance and exact match.
+    Each model version is compared with the annotators as an extra rater. Undefined coefficients are
+    reported with the reason.
     """
     from pipeline.agreement import agreement_from_file, agreement_report
     from pipeline.config import load_codebook
@@ -206,9 +207,10 @@ def disagreements_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List segments where annotators disagree, most contested first; --push sends them for review.
+    """Segments where annotators disagree, most contested first.
 
-    Score: per code the smaller of the yes and no counts, summed over codes, divided by the number of annotators.
+    --push sends them to a review project. Score: per code the smaller of the yes and no counts,
+    summed over codes, divided by the number of annotators.
     """
     from pipeline.agreement import disagreements
     from pipeline.flows import push_disagreements
@@ -265,9 +267,10 @@ def adjudicate_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Turn annotations into gold labels per segment and code; records the method and the votes.
+    """Turn annotations into gold labels per segment and code.
 
-    Rewrites the whole gold table in one transaction: rerunning gives the same result.
+    Records the method and the votes. Rewrites the whole gold table in one transaction: rerunning gives
+    the same result.
     """
     from pipeline.gold import adjudicate
 
@@ -311,10 +314,11 @@ def export_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write the gold dataset and its dataset card (README.md): train/validation/test split by document.
+    """Write the gold dataset and its dataset card (README.md).
 
-    Columns: text, document, speaker, gold codes (ids, names, multi-hot), every annotator's codes,
-    per-item agreement, whether each annotator changed the pre-label, the pre-label's model version.
+    Split into train/validation/test by document. Columns: text, document, speaker, gold codes (ids,
+    names, multi-hot), every annotator's codes, per-item agreement, whether each annotator changed the
+    pre-label, the pre-label's model version.
     """
     from pipeline.gold import export
 
@@ -344,8 +348,10 @@ def admission_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Which codes of a model version are pre-ticked in Label Studio, and why: per code, Cohen's kappa
-    between the model and human labels on segments it did not train on, with a 95% bootstrap CI.
+    """Which codes annotators see pre-ticked, and why.
+
+    For a model version, per code: Cohen's kappa between the model and human labels on segments it
+    did not train on, with a 95% bootstrap CI.
 
     The evidence is the project's own human labels once a code has admission.min_evidence positives
     and negatives there, else the held-out predictions saved at training time. A code is admitted

@@ -40,9 +40,12 @@ def appendix_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """The methods appendix: codebook and its versions, data, procedure, agreement with CIs, the reliability
-    plan, the anchoring check, coder drift, model cards, LLM prompts with hashes, a data statement (Bender and Friedman
-    2018) and software versions; one self-contained HTML file, Markdown and LaTeX, plus CITATION.cff.
+    """Write the methods appendix (HTML, Markdown, LaTeX).
+
+    The codebook and its versions, data, procedure, agreement with CIs, the reliability plan, the
+    anchoring check, coder drift, model cards, LLM prompts with hashes, a data statement (Bender and
+    Friedman 2018) and software versions; one self-contained HTML file, Markdown and LaTeX, plus
+    CITATION.cff.
 
     Reproducible: the same workspace gives the same files apart from the generation date.
     """

@@ -34,11 +34,15 @@ def calibrate_cli(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Re-tune the current classifier's per-code thresholds on the project's human labels (adjudicated gold,
+    """Re-tune the model's thresholds on the project's labels.
+
+    The current classifier's per-code thresholds, on the project's human labels (adjudicated gold,
     else the annotators' majority, on segments it did not train on) once there are
-    classifier.calibration_min_labels of them; codes with fewer than classifier.calibration_min_positives
-    human positives (or negatives) keep the model's own threshold. The pre-labels of unannotated segments
-    follow, and so do those of Label Studio tasks nobody has annotated. `pull` runs this too."""
+    classifier.calibration_min_labels of them; codes with fewer than
+    classifier.calibration_min_positives human positives (or negatives) keep the model's own
+    threshold. The pre-labels of unannotated segments follow, and so do those of Label Studio tasks
+    nobody has annotated. `pull` runs this too.
+    """
     from pipeline.agreement.calibration import NO_MODEL, calibrate
 
     settings = settings_for(config, workspace, codebook)

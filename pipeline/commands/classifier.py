@@ -77,10 +77,10 @@ def train_cli(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a classifier and register it as a new model version, with held-out per-code figures.
+    """Train a classifier and register it as a new model version.
 
-    The split holds out whole documents; per-code thresholds are tuned on the validation split and
-    the table shows the test split.
+    Prints held-out per-code figures. The split holds out whole documents; per-code thresholds are
+    tuned on the validation split and the table shows the test split.
     """
     from pipeline import classifier
 
@@ -173,11 +173,12 @@ def prelabel_cli(
         typer.Option("--num-cpus", min=1, help="--engine ray: CPUs of the local Ray. Default: ray.num_cpus (all)."),
     ] = None,
 ) -> None:
-    """Score every segment the model has not scored yet; `culturecode push` sends the predictions.
+    """Score every segment the model has not scored yet.
 
-    Stores a probability per code and the codes that reach their per-code thresholds. Reruns
-    only score new segments; an interrupted run resumes where it stopped. `--with llm` labels
-    with the LLM instead (codes, confidence and a rationale per segment; cached in the workspace).
+    `culturecode push` sends the predictions. Stores a probability per code and the codes that reach
+    their per-code thresholds. Reruns only score new segments; an interrupted run resumes where it
+    stopped. `--with llm` labels with the LLM instead (codes, confidence and a rationale per segment;
+    cached in the workspace).
     """
     if engine not in ("local", "ray"):
         raise CultureCodeError(f"--engine {engine}: use local or ray")
@@ -304,7 +305,10 @@ def evaluate_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Compare a model version with human labels: per-code P/R/F1, Cohen's kappa, micro and macro F1."""
+    """Compare a model version with human labels.
+
+    Per-code P/R/F1, Cohen's kappa, micro and macro F1.
+    """
     from pipeline import classifier
 
     settings = settings_for(
@@ -348,7 +352,10 @@ def _show_evaluation(result: dict[str, Any]) -> None:
 @models_app.command("list")
 @handle_errors
 def models_list_cli(workspace: WorkspaceOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
-    """List classifier versions with their held-out figures; * marks the current one."""
+    """List classifier versions with their held-out figures.
+
+    The current one is marked with a star.
+    """
     from pipeline import classifier
 
     settings = settings_for(config, workspace)
@@ -388,7 +395,10 @@ def models_show_cli(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show one version: settings, training data, thresholds, held-out metrics, model card path."""
+    """Show one model version in detail.
+
+    Its settings, training data, thresholds, held-out metrics and model card path.
+    """
     from pipeline import classifier
 
     settings = settings_for(config, workspace)
@@ -421,7 +431,10 @@ def models_promote_cli(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Make a version the current model (used by prelabel, push and evaluate by default)."""
+    """Make a version the current model.
+
+    prelabel, push and evaluate use the current model by default.
+    """
     from pipeline import classifier
 
     settings = settings_for(config, workspace)
@@ -452,9 +465,12 @@ def retrain_cli(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Pull -> gold labels (majority) -> train -> evaluate new vs current -> promote if better -> prelabel ->
+    """Retrain on the project's labels; promote if better.
+
+    Pull -> gold labels (majority) -> train -> evaluate new vs current -> promote if better -> prelabel ->
     calibrate -> push. The workspace's labels are added to the example gold (each weighing
-    classifier.project_weight examples), not put in its place."""
+    classifier.project_weight examples), not put in its place.
+    """
     from pipeline.flows import retrain
 
     settings = settings_for(config, workspace, codebook, **{"classifier.method": method})

@@ -59,7 +59,10 @@ def ingest_cli(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Read transcripts into speaker-turn segments. Rerunning adds nothing; changed files need --replace."""
+    """Read transcripts into speaker-turn segments.
+
+    Rerunning adds nothing; changed files need --replace.
+    """
     from pipeline.ingest import find_transcripts, ingest
 
     settings = settings_for(
@@ -250,7 +253,10 @@ def _show_yaml(data: dict[str, Any]) -> None:
 def config_check_cli(
     workspace: WorkspaceOpt = None, config: ConfigOpt = None, codebook: CodebookOpt = None, json_out: JsonOpt = False
 ) -> None:
-    """Validate the settings file and the codebook; print the codebook's codes and hash."""
+    """Validate the settings file and the codebook.
+
+    Prints the codebook's codes and hash.
+    """
     from pipeline.labellers.registry import check_llm_backend
 
     settings = settings_for(config, workspace, codebook)  # a workspace path that is a file is refused here

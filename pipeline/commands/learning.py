@@ -61,8 +61,11 @@ def next_cli(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List the unannotated segments to code next and why (score, margin from the threshold, rare code,
-    cluster), from the current model's stored predictions. Reads the workspace only."""
+    """List the unannotated segments to code next, and why.
+
+    Why: score, margin from the threshold, rare code, cluster, from the current model's stored
+    predictions. Reads the workspace only.
+    """
     from pipeline.learning import next_segments
 
     settings = settings_for(config, workspace)

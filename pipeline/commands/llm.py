@@ -28,7 +28,7 @@ from pipeline.commands.common import (
 )
 from pipeline.commands.render import Column, admission_summary, print_metrics, print_table
 
-llm_app = typer.Typer(help="Label with an LLM: plan, label, evaluate, serve the local model.", no_args_is_help=True)
+llm_app = typer.Typer(help="LLM labelling: plan, label, evaluate, serve the local model.", no_args_is_help=True)
 
 LlmOpt = Annotated[
     str | None,
@@ -80,8 +80,11 @@ def plan_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show, before anything runs, the rendered prompt for one segment, the number of calls, and the
-    estimated tokens, time and (for a paid endpoint) cost. Loads no model and calls nothing."""
+    """Show the prompt, the calls and their cost before anything runs.
+
+    Shows, before anything runs, the rendered prompt for one segment, the number of calls, and the
+    estimated tokens, time and (for a paid endpoint) cost. Loads no model and calls nothing.
+    """
     from pipeline.llm import plan
 
     settings = _settings(config, workspace, codebook, llm, llm_model, base_url, prompt)
@@ -130,7 +133,7 @@ def label_cli(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Label segments with the LLM (the same as `culturecode prelabel --with llm`).
+    """Label segments with the LLM (as `prelabel --with llm`).
 
     Stores per segment the codes, a confidence per code and a one-sentence rationale under a
     model version naming the model and prompt version. Answers are cached in the workspace: a
@@ -224,7 +227,10 @@ def evaluate_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Agreement of the LLM labels with human gold: F1 and Cohen's kappa per code."""
+    """Compare the LLM labels with human gold.
+
+    F1 and Cohen's kappa per code.
+    """
     from pipeline.llm import evaluate_llm
 
     settings = settings_for(config, workspace, codebook)
@@ -243,7 +249,10 @@ def serve_cli(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Serve the local model on an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
+    """Serve the local LLM on an OpenAI-compatible API.
+
+    Its routes: /v1/chat/completions and /v1/models.
+    """
     from pipeline.llm import make_server
     from pipeline.llm.backends.local import make_backend as make_local_backend
 
@@ -277,7 +286,10 @@ def distill_cli(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train the classifier on LLM silver labels (confidence-filtered) when no human gold exists yet."""
+    """Train the classifier on LLM labels when there is no gold.
+
+    For a cold start, before any human gold exists: the LLM's silver labels, filtered by confidence.
+    """
     from pipeline.flows import distill
 
     settings = settings_for(config, workspace, codebook)

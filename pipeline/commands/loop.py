@@ -23,7 +23,7 @@ from pipeline.commands.common import (
 )
 from pipeline.commands.render import print_table
 
-loop_app = typer.Typer(help="The live loop: what `culturecode serve` has trained and counted.", no_args_is_help=True)
+loop_app = typer.Typer(help="The live loop: what `serve` has trained and counted.", no_args_is_help=True)
 
 
 @handle_errors
@@ -49,10 +49,14 @@ def serve_cli(
         bool, typer.Option("--no-connect", help="Do not register the server and its webhook on the projects.")
     ] = False,
 ) -> None:
-    """Serve the workspace's model to Label Studio (its ML-backend protocol: /health, /setup, /predict, /webhook)
-    and retrain as annotators work: after every N annotations (debounced, one retrain at a time, in the background)
-    pull -> adjudicate -> train (head method) -> promote only if better on held-out documents -> re-score and
-    push the tasks nobody annotated. Connects itself to every culturecode project of the workspace. Ctrl-C stops."""
+    """Serve the model to Label Studio; retrain as annotators work.
+
+    Serves the workspace's model to Label Studio (its ML-backend protocol: /health, /setup, /predict,
+    /webhook) and retrains as annotators work: after every N annotations (debounced, one retrain at a
+    time, in the background) pull -> adjudicate -> train (head method) -> promote only if better on
+    held-out documents -> re-score and push the tasks nobody annotated. Connects itself to every
+    culturecode project of the workspace. Ctrl-C stops.
+    """
     from pipeline.loop.service import start_loop
 
     settings = settings_for(
@@ -101,8 +105,11 @@ def status_cli(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Model versions (when each was trained, on how many labels, its held-out macro F1), the model server's
-    annotation count toward the next retrain, and what the last retrains did."""
+    """Model versions and the count toward the next retrain.
+
+    Model versions (when each was trained, on how many labels, its held-out macro F1), the model server's
+    annotation count toward the next retrain, and what the last retrains did.
+    """
     from pipeline.commands.common import open_workspace
     from pipeline.loop.status import loop_status
 

@@ -91,7 +91,9 @@ def plan_cli(
     codebook: CodebookOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Reliability sampling: the segments to double-code per code and for the codebook (Bloch and Kraemer's
+    """Reliability sampling: which segments to double-code.
+
+    The segments to double-code per code and for the codebook (Bloch and Kraemer's
     formula as Krippendorff 2019 applies it), each code's alpha so far with its bootstrap CI, how many more
     double-coded segments its lower bound needs, a stop rule, and the next segments for the second coder.
     """

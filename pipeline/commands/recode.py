@@ -59,8 +59,10 @@ def recode_cli(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Re-score the workspace under an edited codebook (--codebook, or the one in the settings), list the segments
-    whose predicted codes flip, and send only those to a Label Studio review project.
+    """Re-score under an edited codebook; review what flips.
+
+    Re-scores the workspace under an edited codebook (--codebook, or the one in the settings), lists the
+    segments whose predicted codes flip, and sends only those to a Label Studio review project.
 
     The workspace then labels with the edited codebook; every version stays in its history (hash, YAML, first
     seen), and agreement is reported per codebook version.

@@ -23,8 +23,11 @@ def restore_cli(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Bring back a backup of the workspace database from <workspace>/backups (commands that write take one a
-    day). The current database, damaged or not, is moved aside first, never deleted."""
+    """Bring back a backup of the workspace database.
+
+    The backups are in <workspace>/backups (commands that write take one a day). The current
+    database, damaged or not, is moved aside first, never deleted.
+    """
     from pipeline.store import DB_NAME
     from pipeline.store.backup import backup_rows, restore
     from pipeline.store.lock import workspace_lock

@@ -62,9 +62,12 @@ def start_cli(
     database: DatabaseOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Start Label Studio on 127.0.0.1 with its data in <workspace>/studio (telemetry off, signup
+    """Start the workspace's Label Studio (or find the running one).
+
+    Starts Label Studio on 127.0.0.1 with its data in <workspace>/studio (telemetry off, signup
     closed, admin and API token created without prompts), or in PostgreSQL with --database.
-    A second start finds the running one."""
+    A second start finds the running one.
+    """
     from pipeline.studio import server, start_server
 
     settings = settings_for(config, workspace, None, **{"studio.port": port, "studio.database": database})
@@ -112,7 +115,10 @@ def status_cli(
     port: PortOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Whether Label Studio is up, and per project the task and annotation counts it reports."""
+    """Whether Label Studio is up, with its task and annotation counts.
+
+    Per project, the counts Label Studio reports.
+    """
     from pipeline.store import DB_NAME
     from pipeline.studio import studio_status
 
@@ -138,8 +144,11 @@ def _show_studio_status(report: dict[str, Any]) -> None:
 @studio_app.command("stop")
 @handle_errors
 def stop_cli(workspace: WorkspaceOpt = None, config: ConfigOpt = None, port: PortOpt = None) -> None:
-    """Stop the workspace's embedded Label Studio (its data stays in <workspace>/studio), and the model server
-    `studio start` started with it (loop.start_with_studio)."""
+    """Stop the workspace's Label Studio and the model server it started.
+
+    Stops the embedded Label Studio (its data stays in <workspace>/studio), and the model server
+    `studio start` started with it (loop.start_with_studio).
+    """
     from pipeline.loop.process import stop_background_server
     from pipeline.studio import stop_server
 
@@ -162,7 +171,7 @@ def annotators_add_cli(
     port: PortOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Create Label Studio accounts for annotators and print how each logs in."""
+    """Create Label Studio accounts for annotators; print how each logs in."""
     from pipeline.studio import add_annotators, connect
 
     settings = _settings(config, workspace, url=url, port=port)
@@ -258,12 +267,15 @@ def push_cli(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Create or update the Label Studio project(s) and import segments with pre-labels. Rerunning
+    """Send segments and their pre-labels to Label Studio.
+
+    Creates or updates the Label Studio project(s) and imports segments with pre-labels. Rerunning
     creates no duplicates; tasks nobody annotated yet get a newer model's predictions.
 
     Only the codes that pass admission (`culturecode admission`, measured again first) are
     pre-ticked; the model's other suggestions appear under the choices as an unticked hint.
-    With --blind-fraction, a stable random subset of segments goes to every annotator blind."""
+    With --blind-fraction, a stable random subset of segments goes to every annotator blind.
+    """
     from pipeline.agreement.admission import refresh_admission
     from pipeline.studio import push
 
@@ -373,13 +385,16 @@ def pull_cli(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Fetch the annotations created, edited, deleted or skipped since the last pull (with lead time) into
-    the workspace and print what changed; tasks deleted or duplicated on the server are listed.
+    """Fetch the annotations changed since the last pull.
+
+    Fetches the annotations created, edited, deleted or skipped since the last pull (with lead time)
+    into the workspace and prints what changed; tasks deleted or duplicated on the server are listed.
 
     Only the tasks Label Studio stamped as changed since the last pull are exported; a project's first
     pull, or --full, exports it whole. Once the project has enough human labels
     (classifier.calibration_min_labels), the current classifier's thresholds are re-tuned on them and the
-    pre-labels of unannotated tasks refreshed (as `culturecode calibrate`)."""
+    pre-labels of unannotated tasks refreshed (as `culturecode calibrate`).
+    """
     from pipeline.flows import pull_and_calibrate
 
     settings = _settings(config, workspace, codebook, url=url, port=port)
