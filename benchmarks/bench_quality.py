@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_quality.py                    # minilm and mpnet, every method
     .venv/bin/python benchmarks/bench_quality.py --encoders minilm  # one encoder
     .venv/bin/python benchmarks/bench_quality.py --finetune         # add the fine-tuned MiniLM row (slow)
+    .venv/bin/python benchmarks/bench_quality.py --real ../shared/eval/real_dev.jsonl   # + real speech (default)
 
 Training data: the example gold (examples/gold/, every .jsonl in it). Two figures per row:
 - dev: trained on all of the example gold, scored on examples/dev/ (written in another register:
@@ -14,6 +15,13 @@ gold (embedding included); segments per second to pre-label with ONNX int8 (the 
 path), measured once per encoder. The `baseline` row is the previous default (`make demo`): MiniLM,
 raw embeddings, C=0.1, thresholds tuned on one validation split, trained on the keyword-like
 example gold of before (examples/gold_v1/gold.jsonl) only.
+
+Real speech (`--real`, default ../shared/eval/real_dev.jsonl in the development checkout; skipped with one line
+when absent): every candidate is also scored on real fieldwork quotes it never saw, with bootstrap 95% CIs over
+quotes, the gap to dev, and the paired bootstrap CI of its difference to the configured default; per-code
+precision and recall of the default as `train` ships it (a fifth of the example documents held out for its test
+figures); and the loop on real speech (benchmarks/real_speech.py: pseudo-documents of real quotes fed as project
+labels through retrain's code path, scored on the other documents).
 
 Embeddings are computed once per encoder and cached in $CULTURECODE_CACHE/bench (by text hash).
 """
@@ -33,6 +41,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import real_speech as rs  # noqa: E402  (benchmarks/real_speech.py, next to this file)
 
 from pipeline.classifier import methods
 from pipeline.classifier.data import Example, label_matrix, read_gold, split_by_document
@@ -81,8 +92,15 @@ class Encoded:
     extra: dict = field(default_factory=dict)
 
     def x(self, examples: list[Example], normalize: bool) -> np.ndarray:
-        x = np.stack([self.vectors[_key(e.text)] for e in examples]).astype(np.float64)
+        return self.texts([e.text for e in examples], normalize)
+
+    def texts(self, texts: list[str], normalize: bool) -> np.ndarray:
+        x = np.stack([self.vectors[_key(t)] for t in texts]).astype(np.float64)
         return x / np.linalg.norm(x, axis=1, keepdims=True) if normalize else x
+
+    def embedder(self, normalize: bool):
+        """`embed_texts` for the library's training code: these cached vectors instead of encoding."""
+        return lambda texts, bar: self.texts(texts, normalize).astype(np.float32)
 
 
 def _key(text: str) -> str:
@@ -98,6 +116,7 @@ def encode(name: str, texts: list[str], codebook, cfg: ClassifierSettings) -> En
     base = resolve_base_model(name)
     tokenizer = load_tokenizer(base)
     model = CodeClassifier(load_encoder(base), 1)
+    texts = texts + [t for group in methods.codebook_texts(codebook) for t in group]
     todo = sorted({t for t in texts if _key(t) not in known})
     if todo:
         started = time.perf_counter()
@@ -108,7 +127,7 @@ def encode(name: str, texts: list[str], codebook, cfg: ClassifierSettings) -> En
     per_text = json.loads(timing.read_text()) if timing.exists() else 0.0
     model.normalize = True  # code vectors are means of unit vectors either way
     codes = methods.code_vectors(model, tokenizer, codebook, cfg)
-    return Encoded(name, known, codes, per_text)
+    return Encoded(name, known, codes, per_text, extra={"encoder": model.encoder})
 
 
 def fit_predict(
@@ -217,6 +236,65 @@ def finetune_row(gold: list[Example], dev: list[Example], codes, cfg) -> dict:
     }
 
 
+def learner(enc: Encoded, codebook, codes: list[str]) -> rs.Learner:
+    """What `train` (no prior) and `retrain` (the last `n_prior` examples are the prior) fit, on this encoder's
+    cached vectors: the same split, head and threshold code (pipeline.classifier.training)."""
+    from pipeline.classifier.training import fit_and_threshold, training_split
+
+    def learn(examples: list[Example], n_prior: int, cfg: ClassifierSettings):
+        model = CodeClassifier(enc.extra["encoder"], len(codes))
+        split = training_split(examples, n_prior, cfg)
+        fitted = fit_and_threshold(model, None, split, codes, cfg, codebook, enc.embedder(cfg.normalize))
+        return lambda part: fitted.score(part) >= fitted.thresholds
+
+    return learn
+
+
+def default_method(cfg: ClassifierSettings) -> Method:
+    """The configured head settings as a bench method (the shipped default when cfg is configs/pipeline.yaml)."""
+    return Method(
+        "default (pipeline.yaml)",
+        normalize=cfg.normalize,
+        codebook=cfg.codebook_features,
+        c=cfg.head_c,
+        class_weight=cfg.head_class_weight,
+    )
+
+
+def real_rows(rows: list[dict], decisions: dict, real: list[Example], codes: list[str], default_key) -> None:
+    """Adds each row's real-speech figures (CIs), the gap to dev and the paired difference to the default."""
+    y = label_matrix(real, codes)
+    weights = rs.bootstrap_weights(len(real))
+    for r in rows:
+        key = (r["encoder"], r["method"])
+        if key not in decisions:
+            continue
+        r["real"] = rs.bootstrap_figures(y, decisions[key], weights).values
+        r["real_per_code"] = rs.per_code(y, decisions[key], codes)
+        r["gap_micro"] = round(r["dev"]["micro_f1"] - r["real"]["micro_f1"][0], 4)
+        if default_key in decisions and key != default_key:
+            r["vs_default"] = rs.paired_difference(y, decisions[key], decisions[default_key], weights).values
+
+
+def print_real(rows: list[dict], n_real: int) -> None:
+    print(f"\nreal speech: {n_real} real fieldwork quotes (never trained on); 95% bootstrap CIs over quotes")
+    head = (
+        f"{'encoder':<7} {'method':<24} {'micro-F1':<20} {'macro-F1':<20} {'kappa':<20} {'dev-real':>8}"
+        f"  {'micro vs default [95% CI]':<26} {'kappa vs default':<24}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        if "real" not in r:
+            continue
+        cells = "".join(rs.Figures(r["real"]).cell(m).ljust(21) for m in rs.METRICS)
+        versus = ""
+        if "vs_default" in r:
+            diff = rs.Figures(r["vs_default"])
+            versus = f"{diff.cell('micro_f1'):<26} {diff.cell('kappa'):<24}"
+        print(f"{r['encoder']:<7} {r['method']:<24} {cells}{r['gap_micro']:>8.3f}  {versus}")
+
+
 def print_table(rows: list[dict]) -> None:
     head = (
         f"{'encoder':<7} {'method':<24} {'dev micro':>9} {'macro':>6} {'kappa':>6} | "
@@ -230,7 +308,7 @@ def print_table(rows: list[dict]) -> None:
         print(
             f"{r['encoder']:<7} {r['method']:<24} {r['dev']['micro_f1']:>9.3f} {r['dev']['macro_f1']:>6.3f} "
             f"{r['dev']['kappa']:>6.3f} | {cv['micro_f1']:>8.3f} {cv['macro_f1']:>6.3f} {cv['kappa']:>6.3f} | "
-            f"{r['train_s']:>7.1f} {speed:>6}"
+            f"{r['train_s'] or float('nan'):>7.1f} {speed:>6}"
         )
 
 
@@ -243,31 +321,81 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     parser.add_argument("--gold", type=Path, default=GOLD, help="the example gold to train on (file or folder)")
     parser.add_argument("--methods", default="", help="comma-separated method names to run (default: all)")
+    parser.add_argument(
+        "--real",
+        type=Path,
+        default=rs.REAL_DEFAULT,
+        help="real quotes (JSONL: id, document, text, codes) to measure on; skipped with a line when absent",
+    )
+    parser.add_argument("--no-loop", action="store_true", help="skip the loop on the real quotes")
     args = parser.parse_args()
     settings = load_settings(ROOT / "configs" / "pipeline.yaml")
     codebook = load_codebook(ROOT / "configs" / "codebooks" / "police_culture.yaml")
     cfg, codes = settings.classifier, codebook.code_ids
     gold, dev = read_gold(args.gold, codebook), read_gold(DEV, codebook)
     old = read_gold(OLD_GOLD, codebook)
-    texts = [e.text for e in gold + dev + old]
-    rows = []
+    real = rs.read_real(args.real, codebook)
+    texts = [e.text for e in gold + dev + old + (real or [])]
+    rows, decisions = [], {}
+    candidates = [default_method(cfg), *METHODS]
     for name in args.encoders.split(","):
         enc = encode(name, texts, codebook, cfg)
         if not args.no_speed:
             enc.prelabel_per_second = prelabel_speed(name, [e.text for e in gold], cfg, args.speed_segments)
         if name == "minilm":
             rows.append(baseline_row(enc, old, gold, dev, codes, cfg))
-        for m in [m for m in METHODS if not args.methods or m.name in args.methods.split(",")]:
+            if real:
+                decisions[(name, BASELINE.name)] = fit_predict(enc, BASELINE, old, real, codes, cfg)
+        for m in [m for m in candidates if not args.methods or m.name in args.methods.split(",")]:
             rows.append(evaluate_row(enc, m, gold, dev, codes, cfg))
+            if real:
+                decisions[(name, m.name)] = fit_predict(enc, m, gold, real, codes, cfg)
             print_table(rows[-1:])
+        if real and name == cfg.base_model:
+            shipped_row(enc, gold, dev, real, codebook, cfg, rows, decisions)
+            if not args.no_loop:
+                loop = rs.loop_curve(real, gold, codes, cfg, learner(enc, codebook, codes))
+                rs.print_loop(loop, f"the loop on real speech ({name}, configs/pipeline.yaml): {LOOP_NOTE}")
+                rows.append({"encoder": name, "method": "loop on real speech", "loop": loop})
     if args.finetune:
         rows.append(finetune_row(gold, dev, codes, cfg))
     print(
         f"\nexample gold: {len(gold)} segments, {len({e.document for e in gold})} documents; dev: {len(dev)} segments"
     )
-    print_table(rows)
+    print_table([r for r in rows if "dev" in r])
+    if real:
+        real_rows(rows, decisions, real, codes, (cfg.base_model, SHIPPED))
+        print_real(rows, len(real))
+        shipped = next((r for r in rows if r["method"] == SHIPPED), None)
+        if shipped:
+            rs.print_per_code(f"{cfg.base_model}, {SHIPPED}", shipped["real_per_code"])
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+
+
+SHIPPED = "as `train` ships it"
+LOOP_NOTE = (
+    "k pseudo-documents of real quotes fed as project labels next to the example gold (retrain's weighting, "
+    "split and thresholds), scored on the other documents' quotes, mean over every choice of k"
+)
+
+
+def shipped_row(enc, gold, dev, real, codebook, cfg, rows, decisions) -> None:
+    """The configured default trained as `culturecode train --gold examples/gold` trains it (a fifth of the
+    documents held out for its test figures), scored on dev and on the real quotes."""
+    codes = codebook.code_ids
+    decide = learner(enc, codebook, codes)(list(gold), 0, cfg)
+    decisions[(enc.name, SHIPPED)] = decide(real)
+    rows.append(
+        {
+            "encoder": enc.name,
+            "method": SHIPPED,
+            "dev": summary(label_matrix(dev, codes), decide(dev), codes),
+            "cv": None,
+            "train_s": None,
+            "prelabel_per_s": enc.prelabel_per_second,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -225,8 +225,9 @@ def mask_database_url(url: str) -> str:
 
 
 class ClassifierSettings(Strict):
-    base_model: str = "minilm"  # 'minilm' = packaged all-MiniLM-L6-v2; a local dir; or a hub name
-    method: str = Field("finetune", pattern="^(finetune|head)$")
+    # 'mpnet' = packaged all-mpnet-base-v2; 'minilm' = packaged all-MiniLM-L6-v2; a local dir; or a hub name
+    base_model: str = "mpnet"
+    method: str = Field("head", pattern="^(finetune|head)$")
     max_length: int = Field(128, ge=8, le=4096)
     epochs: int = Field(10, ge=1, le=200)
     batch_size: int = Field(16, ge=1, le=1024)
@@ -239,10 +240,10 @@ class ClassifierSettings(Strict):
     early_stopping_patience: int = Field(3, ge=1)
     runtime: str = Field("torch", pattern="^(torch|onnx)$")
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")  # auto: the GPU when torch sees one (torch runtime)
-    head_c: float = Field(0.1, gt=0)  # inverse regularisation of the `head` method's logistic regressions
+    head_c: float = Field(0.01, gt=0)  # inverse regularisation of the `head` method's logistic regressions
     head_class_weight: str | None = Field("balanced", pattern="^balanced$")  # or null: unweighted classes
-    normalize: bool = False  # L2-normalise the pooled embedding (the head reads unit vectors)
-    codebook_features: bool = False  # head: add each segment's similarity to every code's codebook text
+    normalize: bool = True  # L2-normalise the pooled embedding (the head reads unit vectors)
+    codebook_features: bool = True  # head: add each segment's similarity to every code's codebook text
     cv_folds: int = Field(5, ge=2, le=20)  # head: thresholds from document-grouped cross-validation
     project_weight: float = Field(3.0, ge=1.0, le=100.0)  # a project label counts as this many bundled examples
     calibration_min_labels: int = Field(30, ge=1)  # project labels before thresholds are re-tuned on them

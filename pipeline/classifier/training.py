@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,13 +72,24 @@ def load_examples(
     """Examples from a gold file/folder, else from the workspace's gold table. Next to `extra`
     examples (e.g. the bundled example gold), the workspace's own labels weigh `project_weight` each."""
     if gold is not None:
-        examples, source = read_gold(gold, codebook), str(gold)
-    else:
-        examples, source = gold_from_store(store, codebook), f"gold table of {store.workspace}"
-        if extra:
-            for example in examples:
-                example.weight = project_weight
-    return examples + list(extra or []), source
+        return read_gold(gold, codebook) + list(extra or []), str(gold)
+    return with_prior(gold_from_store(store, codebook), extra, project_weight), f"gold table of {store.workspace}"
+
+
+def with_prior(project: list[Example], prior: list[Example] | None, project_weight: float) -> list[Example]:
+    """The project's own labelled examples, each weighing `project_weight` next to the `prior` (bundled example
+    gold), then the prior; without a prior, the project's examples as they are."""
+    if prior:
+        for example in project:
+            example.weight = project_weight
+    return project + list(prior or [])
+
+
+def training_split(examples: list[Example], n_prior: int, cfg: ClassifierSettings) -> Split:
+    """Train/validation/test by document. With a prior (the last `n_prior` examples), only the project's own
+    documents are held out for the test (from two on): all the prior trains."""
+    project_docs = {e.document for e in examples[: len(examples) - n_prior]}
+    return split_by_document(examples, cfg, project_docs if n_prior else None)
 
 
 def train(
@@ -95,9 +107,7 @@ def train(
     examples, source = load_examples(store, codebook, gold, extra, cfg.project_weight)
     code_ids = codebook.code_ids
     check_trainable(examples, code_ids, cfg.min_segments, source)
-    project_docs = {e.document for e in examples[: len(examples) - len(extra or [])]}
-    # with a prior, only the project's own documents are held out (when it has two or more): all the prior trains
-    split = split_by_document(examples, cfg, project_docs if extra else None)
+    split = training_split(examples, len(extra or []), cfg)
     started = time.monotonic()
     with store.run("train", {"gold": source, "method": cfg.method}) as summary:
         version = next_version(store)
@@ -142,30 +152,10 @@ def _fit_and_save(
     tokenizer = load_tokenizer(base)
     device = resolve_device(cfg.device)
     model = CodeClassifier(load_encoder(base), len(code_ids), normalize=cfg.normalize).to(device)
-    learned = split.train + split.validation if cfg.method == "head" else split.train
     cache, embed_texts = _head_embedder(store, model, tokenizer, cfg, device)
-    if cfg.method == "head":  # no early stopping to feed: validation joins training, thresholds come from CV
-        fit = methods.fit_head(model, tokenizer, learned, code_ids, cfg, show_progress, codebook, embed_texts)
-    else:
-        fit = methods.fit_finetune(model, tokenizer, split.train, split.validation, code_ids, cfg, show_progress)
-    model.eval()
+    fitted = fit_and_threshold(model, tokenizer, split, code_ids, cfg, codebook, embed_texts, show_progress)
+    fit, learned, oof, thresholds, score = fitted.fit, fitted.learned, fitted.oof, fitted.thresholds, fitted.score
     fit["device"] = describe(device, training=cfg.method == "finetune")
-
-    def score(part: list[Example]) -> np.ndarray:
-        texts = [e.text for e in part]
-        if embed_texts is not None:  # the head on cached vectors: what predict_proba computes, without encoding
-            return head_proba(model, embed_texts(texts, None))
-        return predict_proba(model, tokenizer, texts, cfg.inference_batch_size, cfg.max_length)
-
-    oof = fit.pop("oof_scores", None)
-    if oof is not None:
-        y_learned = label_matrix(learned, code_ids)
-        thresholds = tune_thresholds(y_learned, oof, cfg.default_threshold)
-        fit["cv"] = code_metrics(y_learned, oof >= thresholds, code_ids)
-    else:
-        thresholds = tune_thresholds(
-            label_matrix(split.validation, code_ids), score(split.validation), cfg.default_threshold
-        )
     y_test, test_probs = label_matrix(split.test, code_ids), score(split.test)
     test = code_metrics(y_test, test_probs >= thresholds, code_ids)
     _save_heldout(tmp, code_ids, learned if oof is not None else [], oof, split.test, test_probs, thresholds)
@@ -226,6 +216,56 @@ def _fit_and_save(
         fit,
         split.test,
     )
+
+
+@dataclass
+class Fitted:
+    """A model fitted on a split: what it learned from, its per-code thresholds, and how it scores texts."""
+
+    fit: dict
+    learned: list[Example]
+    oof: np.ndarray | None  # out-of-fold scores of `learned` (head method), else None
+    thresholds: np.ndarray
+    score: Callable[[list[Example]], np.ndarray]
+
+
+def fit_and_threshold(
+    model: CodeClassifier,
+    tokenizer,
+    split: Split,
+    code_ids: list[str],
+    cfg: ClassifierSettings,
+    codebook: Codebook,
+    embed_texts: methods.Embedder | None = None,
+    show_progress: bool = False,
+) -> Fitted:
+    """Fit `model` on `split` by `cfg.method` and tune its per-code thresholds: what `train` and `retrain` do
+    before saving, and what the real-speech benchmark repeats per fold. Head: validation joins training
+    (no early stopping to feed) and thresholds come from grouped CV; finetune: from the validation split.
+    `embed_texts` (texts, bar) -> frozen-encoder vectors, e.g. from the embedding cache."""
+    learned = split.train + split.validation if cfg.method == "head" else split.train
+    if cfg.method == "head":
+        fit = methods.fit_head(model, tokenizer, learned, code_ids, cfg, show_progress, codebook, embed_texts)
+    else:
+        fit = methods.fit_finetune(model, tokenizer, split.train, split.validation, code_ids, cfg, show_progress)
+    model.eval()
+
+    def score(part: list[Example]) -> np.ndarray:
+        texts = [e.text for e in part]
+        if embed_texts is not None:  # the head on cached vectors: what predict_proba computes, without encoding
+            return head_proba(model, embed_texts(texts, None))
+        return predict_proba(model, tokenizer, texts, cfg.inference_batch_size, cfg.max_length)
+
+    oof = fit.pop("oof_scores", None)
+    if oof is not None:
+        y_learned = label_matrix(learned, code_ids)
+        thresholds = tune_thresholds(y_learned, oof, cfg.default_threshold)
+        fit["cv"] = code_metrics(y_learned, oof >= thresholds, code_ids)
+    else:
+        thresholds = tune_thresholds(
+            label_matrix(split.validation, code_ids), score(split.validation), cfg.default_threshold
+        )
+    return Fitted(fit, learned, oof, thresholds, score)
 
 
 @dataclass
@@ -308,4 +348,13 @@ def _row_metrics(report: TrainReport) -> dict:
     }
 
 
-__all__ = ["MANIFEST", "TrainReport", "load_examples", "train"]
+__all__ = [
+    "MANIFEST",
+    "Fitted",
+    "TrainReport",
+    "fit_and_threshold",
+    "load_examples",
+    "train",
+    "training_split",
+    "with_prior",
+]

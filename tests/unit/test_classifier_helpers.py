@@ -76,6 +76,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def settings(workspace: Path, **classifier: object) -> Settings:
     cfg = {
+        "base_model": "minilm",  # the small packaged encoder keeps unit tests quick
         "method": "head",
         "export_onnx": False,
         "min_segments": 10,
