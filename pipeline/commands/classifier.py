@@ -159,7 +159,7 @@ def prelabel_cli(
         typer.Option(
             "--engine",
             help="local (this process) or ray: the int8 ONNX scorer in a Ray actor pool, on a local Ray started "
-            "for the run or the cluster at ray.address (README: Scaling up).",
+            "for the run or the cluster at ray.address (docs/scaling.md).",
         ),
     ] = "local",
     ray_address: Annotated[
