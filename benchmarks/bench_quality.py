@@ -239,12 +239,12 @@ def finetune_row(gold: list[Example], dev: list[Example], codes, cfg) -> dict:
 def learner(enc: Encoded, codebook, codes: list[str]) -> rs.Learner:
     """What `train` (no prior) and `retrain` (the last `n_prior` examples are the prior) fit, on this encoder's
     cached vectors: the same split, head and threshold code (pipeline.classifier.training)."""
-    from pipeline.classifier.training import fit_and_threshold, training_split
+    from pipeline.classifier.training import fit_version, training_split
 
     def learn(examples: list[Example], n_prior: int, cfg: ClassifierSettings):
         model = CodeClassifier(enc.extra["encoder"], len(codes))
         split = training_split(examples, n_prior, cfg)
-        fitted = fit_and_threshold(model, None, split, codes, cfg, codebook, enc.embedder(cfg.normalize))
+        fitted, _ = fit_version(model, None, split, codes, cfg, codebook, enc.embedder(cfg.normalize))
         return lambda part: fitted.score(part) >= fitted.thresholds
 
     return learn
@@ -280,7 +280,7 @@ def print_real(rows: list[dict], n_real: int) -> None:
     print(f"\nreal speech: {n_real} real fieldwork quotes (never trained on); 95% bootstrap CIs over quotes")
     head = (
         f"{'encoder':<7} {'method':<24} {'micro-F1':<20} {'macro-F1':<20} {'kappa':<20} {'dev-real':>8}"
-        f"  {'micro vs default [95% CI]':<26} {'kappa vs default':<24}"
+        f"  {'micro vs shipped [95% CI]':<26} {'kappa vs shipped':<24}"
     )
     print(head)
     print("-" * len(head))

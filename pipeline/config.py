@@ -245,6 +245,9 @@ class ClassifierSettings(Strict):
     normalize: bool = True  # L2-normalise the pooled embedding (the head reads unit vectors)
     codebook_features: bool = True  # head: add each segment's similarity to every code's codebook text
     cv_folds: int = Field(5, ge=2, le=20)  # head: thresholds from document-grouped cross-validation
+    # head: once its test figures are measured, the version learns from the test documents too (thresholds and
+    # admission evidence from grouped CV over all); its reported test figures stay those of the model without them
+    refit_on_all: bool = True
     project_weight: float = Field(3.0, ge=1.0, le=100.0)  # a project label counts as this many bundled examples
     calibration_min_labels: int = Field(30, ge=1)  # project labels before thresholds are re-tuned on them
     calibration_min_positives: int = Field(3, ge=1)  # fewer positives (or negatives) and a code keeps the model's

@@ -75,6 +75,19 @@ def _held_out_figures(
     return _figures(version, score_examples(load_model(store, codebook, version), held_out, settings, store=store))
 
 
+def _new_version_figures(store: Store, settings: Settings, codebook: Codebook, new: Any, kept: list[int]):
+    """The new version's figures on its held-out examples `kept` (indices into its test split): the decisions of
+    the model fitted without them, which a refit on all examples (classifier.refit_on_all) has since learned."""
+    if new.test_decisions is None:
+        return _held_out_figures(store, settings, codebook, new.version, [new.test_examples[i] for i in kept])
+    from pipeline.classifier.data import label_matrix
+    from pipeline.classifier.metrics import code_metrics
+
+    held_out = [new.test_examples[i] for i in kept]
+    codes = codebook.code_ids
+    return _figures(new.version, code_metrics(label_matrix(held_out, codes), new.test_decisions[kept], codes))
+
+
 def retrain(
     store: Store,
     settings: Settings,
@@ -108,8 +121,10 @@ def retrain(
     with store.transaction():
         set_model_metric(store, new.version, "prior", prior)
     prior_examples = {id(e) for e in extra or []}  # the model compared with was trained on these
-    held_out = [e for e in new.test_examples if id(e) not in prior_examples] or new.test_examples
-    new_figures = _held_out_figures(store, settings, codebook, new.version, held_out)
+    kept = [i for i, e in enumerate(new.test_examples) if id(e) not in prior_examples]
+    kept = kept or list(range(len(new.test_examples)))
+    held_out = [new.test_examples[i] for i in kept]
+    new_figures = _new_version_figures(store, settings, codebook, new, kept)
     old_figures = None if before is None else _held_out_figures(store, settings, codebook, before, held_out)
     promoted = old_figures is None or new_figures["macro_f1"] > old_figures["macro_f1"] or force
     if promoted:

@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 from pipeline.classifier import evaluate, list_models, load_model, prelabel, promote, registry, train
+from pipeline.classifier.admission import load_heldout
 from pipeline.classifier.data import Example, read_gold, split_by_document
 from pipeline.classifier.metrics import code_metrics, tune_thresholds
 from pipeline.classifier.onnx import ONNX_FILE
@@ -303,13 +304,33 @@ def test_evaluate_outside_file_leaves_out_training_segments(workspace, tmp_path)
     )
     with Store(ws) as store:
         outside = evaluate(store, settings(ws), codebook(), gold_file=held_out)
-        on_train = evaluate(store, settings(ws), codebook(), gold_file=gold)
         on_train_all = evaluate(store, settings(ws), codebook(), gold_file=gold, include_training=True)
+        # refit_on_all (the default): once measured, the version learned its test documents too
+        with pytest.raises(CultureCodeError, match=r"outside its training data \(48 were trained on"):
+            evaluate(store, settings(ws), codebook(), gold_file=gold)
+        measured_only = train(store, settings(ws, refit_on_all=False), codebook(), gold=gold, show_progress=False)
+        on_train = evaluate(store, settings(ws), codebook(), gold_file=gold, model_version=measured_only.version)
     assert outside.excluded_training == 0 and outside.segments == 16
     assert set(outside.per_code["carrot"]) == {"precision", "recall", "f1", "support", "cohen_kappa"}
     assert "annotators" not in outside.as_dict()  # only against the workspace's own labels
-    assert on_train.segments == report.test["segments"]  # only the held-out documents remain
+    assert on_train.segments == report.test["segments"]  # without the refit only the held-out documents remain
     assert on_train_all.segments == 48 and on_train_all.excluded_training == 0
+
+
+def test_a_refit_version_reports_the_figures_of_the_model_that_had_not_seen_its_test_documents(workspace):
+    ws, report, gold = workspace
+    version = ws / "models" / report.version
+    training = json.loads((version / "training.json").read_text())
+    test_docs = set(report.split["test"]["documents"])
+    assert test_docs and training["fit"]["refit_on_all"] is True
+    assert len(training["train_texts"]) == 48  # every example, the test documents' included
+    assert report.test_decisions is not None and report.test_decisions.shape == (len(report.test_examples), 2)
+    codes = ["carrot", "stick"]
+    truth = np.array([[c in e.codes for c in codes] for e in report.test_examples])
+    assert report.test == code_metrics(truth, report.test_decisions, codes)
+    # admission's evidence: out-of-fold decisions on every learned segment, none on a segment the model learned
+    heldout = load_heldout(version)
+    assert heldout is not None and len(heldout.truth) == 48 and heldout.source == "grouped cross-validation"
 
 
 def test_evaluate_against_workspace_gold_and_each_annotator(workspace):
