@@ -8,13 +8,15 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend (pipeline.api draws figures there)
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -28,6 +30,7 @@ from pipeline.agreement.drift import (  # noqa: E402
     week_markdown,
     week_rows,
 )
+from pipeline.agreement.plots import alpha_figure  # noqa: E402
 from pipeline.agreement.versions import versions_markdown  # noqa: E402
 
 COLUMNS = [
@@ -62,23 +65,7 @@ def _png(fig: plt.Figure) -> str:
 
 
 def plot_alpha(report: dict[str, Any]) -> str:
-    codes = list(report["codes"])
-    fig, ax = plt.subplots(layout="constrained", figsize=(7, 0.35 * len(codes) + 1.2))
-    for y, code in enumerate(codes):
-        stats = report["codes"][code]
-        value, ci = stats["krippendorff_alpha"], stats["krippendorff_alpha_ci"]
-        if value is None:
-            ax.text(0, y, "undefined", va="center", fontsize=8, color="grey")
-            continue
-        err = [[value - ci[0]], [ci[1] - value]] if ci else None
-        ax.errorbar(value, y, xerr=err, fmt="o", color="tab:blue", capsize=3)
-    for x, style in ((0.667, ":"), (0.8, "--")):
-        ax.axvline(x, color="grey", linestyle=style, linewidth=1)
-    ax.set_yticks(range(len(codes)), codes)
-    ax.invert_yaxis()
-    ax.set_xlim(min(-0.1, ax.get_xlim()[0]), 1.05)
-    ax.set_xlabel("Krippendorff's alpha (95% bootstrap CI); lines at .667 and .800")
-    return _png(fig)
+    return _png(alpha_figure(report))
 
 
 def plot_heatmap(report: dict[str, Any]) -> str:

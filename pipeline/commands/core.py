@@ -64,6 +64,7 @@ def ingest_cli(
     Rerunning adds nothing; changed files need --replace.
     """
     from pipeline.ingest import find_transcripts, ingest
+    from pipeline.store.codebooks import adopt_codebook
 
     settings = settings_for(
         config,
@@ -83,7 +84,7 @@ def ingest_cli(
     book = settings.load_codebook()
     find_transcripts(paths)  # fail on bad paths before creating a workspace
     with open_workspace(settings, create=True) as store:
-        _check_codebook(store, book)
+        adopt_codebook(store, book)
         report = ingest(store, paths, settings.ingest, replace=replace, show_progress=not quiet)
     print_result(report, json_out, lambda r: _show_ingest(r, settings.workspace))
 
@@ -117,23 +118,6 @@ def _show_superseded(superseded: list[dict[str, Any]]) -> None:
         work = f"{s['annotations']} annotation(s), {s['gold']} gold, {s['tasks']} task(s)"
         fate = f"carried to {s['carried_to'][:8]} (similarity {s['similarity']})" if s["carried_to"] else "kept"
         out.print(f"  {s['document']} #{s['former_position']} {s['segment_id'][:8]}: {work}; {fate}", highlight=False)
-
-
-def _check_codebook(store, book) -> None:
-    """Record the codebook; a different one is refused once anything has been labelled with the old."""
-    from pipeline.store.annotations import count_annotations
-    from pipeline.store.predictions import count_predictions
-
-    stored = store.codebook_hash
-    if stored == book.content_hash:
-        return
-    if stored is not None and count_annotations(store) + count_predictions(store) > 0:
-        raise CultureCodeError(
-            f"the codebook differs from the one this workspace was labelled with ({stored}); "
-            f"use the original codebook or a new workspace"
-        )
-    with store.transaction():
-        store.record_codebook(book)
 
 
 @handle_errors

@@ -173,18 +173,35 @@ def _flat(rows: list[dict[str, Any]], nested_as_json: bool) -> pd.DataFrame:
     return frame
 
 
+def to_dataset(rows: list[dict[str, Any]], codebook: Codebook, *, split: str | None = None):
+    """The gold rows (of one split, when given) as a `datasets.Dataset` with the export's features."""
+    from datasets import Dataset
+
+    feats = features(codebook)
+    chosen = [r for r in rows if split is None or r["split"] == split]
+    return Dataset.from_dict({k: [r[k] for r in chosen] for k in feats}, features=feats)
+
+
+def gold_records(
+    store: Store, settings: Settings, codebook: Codebook, *, keep_annotator_ids: bool = False
+) -> tuple[list[dict[str, Any]], Ratings, dict[str, str]]:
+    """The gold dataset's rows, one per gold segment, as `export` writes them; with the ratings they were read
+    from and the split of each document."""
+    if count_gold(store) == 0:
+        raise CultureCodeError(f"no gold labels in {store.workspace}: run `culturecode adjudicate` first")
+    ratings = load_ratings(store, codebook)
+    names = pseudonyms(ratings.annotators, keep_annotator_ids)
+    cfg = settings.agreement
+    splits = split_documents(gold_documents(store), cfg.export_validation_fraction, cfg.export_test_fraction, cfg.seed)
+    return gold_rows(store, codebook, ratings, names, splits), ratings, splits
+
+
 def write_files(rows: list[dict[str, Any]], codebook: Codebook, formats: list[str], out: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     if "hf" in formats:
-        from datasets import Dataset, DatasetDict, disable_progress_bars, enable_progress_bars
+        from datasets import DatasetDict, disable_progress_bars, enable_progress_bars
 
-        feats = features(codebook)
-        dd = DatasetDict(
-            {
-                name: Dataset.from_dict({k: [r[k] for r in rows if r["split"] == name] for k in feats}, features=feats)
-                for name in SPLITS
-            }
-        )
+        dd = DatasetDict({name: to_dataset(rows, codebook, split=name) for name in SPLITS})
         disable_progress_bars()
         try:
             dd.save_to_disk(str(out / "hf"))
@@ -222,12 +239,8 @@ def export(
         raise CultureCodeError(f"no gold labels in {store.workspace}: run `culturecode adjudicate` first")
     stamp = datetime.now(UTC).date().isoformat()
     out = writable_folder(Path(out_dir) if out_dir else store.workspace / "exports" / f"gold-{stamp}", "gold dataset")
-    ratings = load_ratings(store, codebook)
-    names = pseudonyms(ratings.annotators, keep_annotator_ids)
-    docs = gold_documents(store)
+    rows, ratings, splits = gold_records(store, settings, codebook, keep_annotator_ids=keep_annotator_ids)
     cfg = settings.agreement
-    splits = split_documents(docs, cfg.export_validation_fraction, cfg.export_test_fraction, cfg.seed)
-    rows = gold_rows(store, codebook, ratings, names, splits)
     agreement = compute_agreement(ratings, bootstrap=cfg.bootstrap, seed=cfg.seed)
     with store.transaction(), store.run("export", {"formats": formats, "out": str(out)}) as summary:
         with staged_folder(out, "gold dataset") as stage:  # all files or none: a failed write leaves no half

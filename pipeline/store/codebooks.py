@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.store.annotations import LIVE
+from pipeline.errors import CultureCodeError
+from pipeline.store.annotations import LIVE, count_annotations
 from pipeline.store.db import ACTIVE, Store, now
+from pipeline.store.predictions import count_predictions
 
 
 @dataclass(frozen=True)
@@ -55,3 +57,18 @@ def annotation_codebook_hashes(store: Store) -> dict[str, int]:
         f"WHERE s.{ACTIVE} AND {LIVE} GROUP BY a.codebook_hash ORDER BY a.codebook_hash"
     )
     return {r[0]: r[1] for r in rows}
+
+
+def adopt_codebook(store: Store, codebook: Any) -> None:
+    """Make `codebook` the workspace's (recorded in its own transaction); a different one is refused once anything
+    has been labelled with the old (annotations or predictions): that is `culturecode recode`'s work."""
+    stored = store.codebook_hash
+    if stored == codebook.content_hash:
+        return
+    if stored is not None and count_annotations(store) + count_predictions(store) > 0:
+        raise CultureCodeError(
+            f"the codebook differs from the one this workspace was labelled with ({stored}); "
+            f"use the original codebook or a new workspace"
+        )
+    with store.transaction():
+        store.record_codebook(codebook)
