@@ -39,7 +39,7 @@ from pipeline.classifier import prelabel, train
 from pipeline.config import Codebook, Settings, load_codebook
 from pipeline.gold import adjudicate
 from pipeline.loop.service import start_loop
-from pipeline.loop.trigger import workspace_retrain
+from pipeline.loop.trigger import retrain_job, workspace_retrain
 from pipeline.store import Document, Segment, Store
 from pipeline.store.annotations import record_tasks, task_ledger
 from pipeline.studio import connect, labeling, pull, push
@@ -198,9 +198,9 @@ def run(settings: Settings, args, tmp: Path) -> None:
         flush=True,
     )
     done: queue.Queue = queue.Queue()
-    retrain = workspace_retrain(settings, book)
-    if args.profile:
-        retrain = profiled(retrain, Path(args.profile))
+    retrain = workspace_retrain(settings, book)  # in a child process, as `serve` runs it
+    if args.profile:  # in this process, so that the profile sees the retrain's own calls
+        retrain = profiled(lambda: retrain_job(settings, book), Path(args.profile))
     running = start_loop(settings, book, port=0, retrain=retrain, on_retrain=done.put)
     try:
         sdk = connect(settings).sdk

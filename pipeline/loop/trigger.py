@@ -3,7 +3,8 @@
 The count lives in the workspace database (`pipeline/store/loop.py`), so a server killed with -9 and started
 again resumes it; the annotations a killed retrain had taken count again. The retrain runs in a background
 thread, so the webhook that crossed the threshold returns at once; annotations that arrive meanwhile count
-toward the next retrain, which starts when this one ends if enough came.
+toward the next retrain, which starts when this one ends if enough came. The retrain itself runs in a child
+process (`pipeline.loop.isolated`), so the server's memory is the same after it as before.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ MAX_WAIT_FACTOR = 6
 
 OpenStore = Callable[[], Store]
 RetrainFn = Callable[[], dict[str, Any]]
+RetrainJob = Callable[[Settings, Codebook], dict[str, Any]]  # run in a child process: importable by name
 
 
 class RetrainTrigger:
@@ -142,43 +144,49 @@ class RetrainTrigger:
             self._idle.set()
 
 
-def workspace_retrain(settings: Settings, codebook: Codebook) -> RetrainFn:
-    """The loop's retrain: `flows.retrain` (pull -> adjudicate -> train with `loop.method` -> evaluate -> promote
-    only if better -> pre-label the unannotated segments -> push their new predictions), holding the workspace
-    lock while it runs. Returns what the loop records."""
+def workspace_retrain(settings: Settings, codebook: Codebook, job: RetrainJob | None = None) -> RetrainFn:
+    """The loop's retrain: `retrain_job` (or `job`, a module-level function of the same shape) in a child process
+    (`pipeline.loop.isolated`), so that the encoder, the training and the pre-labelling leave nothing in the
+    server's memory when it ends. Returns what the loop records."""
+    from pipeline.loop.isolated import run_isolated
+
+    chosen = job or retrain_job
+    return lambda: run_isolated(chosen, settings, codebook)
+
+
+def retrain_job(settings: Settings, codebook: Codebook) -> dict[str, Any]:
+    """One retrain: `flows.retrain` (pull -> adjudicate -> train with `loop.method` -> evaluate -> promote only if
+    better -> pre-label the unannotated segments -> push their new predictions), holding the workspace lock while
+    it runs. Returns what the loop records."""
+    from pipeline.flows import retrain
+    from pipeline.store.gold import count_gold
+    from pipeline.store.models import set_model_metric
+
     loop_settings = settings.model_copy(
         update={"classifier": settings.classifier.model_copy(update={"method": settings.loop.method})}
     )
-
-    def run() -> dict[str, Any]:
-        from pipeline.flows import retrain
-        from pipeline.store.gold import count_gold
-        from pipeline.store.models import set_model_metric
-
-        with Store(
-            Path(settings.workspace),
-            create=False,
-            backups=settings.backups,
-            lock_as="serve retrain",
-            busy_wait=settings.busy_wait,
-        ) as store:
-            result = retrain(store, loop_settings, codebook, show_progress=False)
-            labels = count_gold(store)
-            new = result.new["model_version"]
-            summary = {
-                "model_version": new,
-                "method": settings.loop.method,
-                "labels": labels,
-                "macro_f1": result.new["macro_f1"],
-                "previous": (result.current or {}).get("model_version"),
-                "previous_macro_f1": (result.current or {}).get("macro_f1"),
-                "promoted": result.promoted,
-                "current_model": result.current_model,
-                "rescored": result.prelabel.scored,
-                "message": result.message,
-            }
-            with store.transaction():
-                set_model_metric(store, new, "loop", {k: summary[k] for k in ("labels", "method", "promoted")})
-        return summary
-
-    return run
+    with Store(
+        Path(settings.workspace),
+        create=False,
+        backups=settings.backups,
+        lock_as="serve retrain",
+        busy_wait=settings.busy_wait,
+    ) as store:
+        result = retrain(store, loop_settings, codebook, show_progress=False)
+        labels = count_gold(store)
+        new = result.new["model_version"]
+        summary = {
+            "model_version": new,
+            "method": settings.loop.method,
+            "labels": labels,
+            "macro_f1": result.new["macro_f1"],
+            "previous": (result.current or {}).get("model_version"),
+            "previous_macro_f1": (result.current or {}).get("macro_f1"),
+            "promoted": result.promoted,
+            "current_model": result.current_model,
+            "rescored": result.prelabel.scored,
+            "message": result.message,
+        }
+        with store.transaction():
+            set_model_metric(store, new, "loop", {k: summary[k] for k in ("labels", "method", "promoted")})
+    return summary
