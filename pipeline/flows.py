@@ -319,3 +319,162 @@ def push_reliability_sample(
         store, settings, codebook, annotators=[plan.coder], segment_ids=ids, show_progress=show_progress
     )
     return plan.pushed
+
+
+# ------------------------------------------------------------------------------------------- push
+
+
+@dataclass
+class PushResult:
+    """`culturecode push`: the push's report, and what connecting the projects it created to the model server did
+    (one line to show; "" when `loop.connect` is off or no project was created)."""
+
+    push: Any  # studio.push.PushReport
+    connected: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**_plain(self.push), "connected": self.connected}
+
+
+def push_to_studio(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    *,
+    annotators: list[str] | None = None,
+    model_version: str | None = None,
+    labeller: str | None = None,
+    update_config: bool = False,
+    show_progress: bool = True,
+) -> PushResult:
+    """Send segments and pre-labels to Label Studio: admission is measured again first (the gate on pre-ticks uses
+    the latest human labels), then the push, then, with `loop.connect`, the projects it created are connected to
+    the running model server. `labeller`: pre-label with the current version of that labeller's kind (when no
+    `model_version` is given)."""
+    from pipeline import studio
+    from pipeline.agreement.admission import refresh_admission
+    from pipeline.labellers.registry import current_version
+
+    if labeller is not None:
+        model_version = model_version or current_version(store, labeller)
+    refresh_admission(store, settings, codebook, model_version)
+    report = studio.push(
+        store,
+        settings,
+        codebook,
+        annotators=annotators,
+        model_version=model_version,
+        update_config=update_config,
+        show_progress=show_progress,
+    )
+    connected = ""
+    if settings.loop.connect:
+        from pipeline.loop.service import connect_new_projects
+
+        connected = connect_new_projects(store, settings, [p.id for p in report.projects if p.created])
+    return PushResult(report, connected)
+
+
+# --------------------------------------------------------------------------------------- prelabel
+
+PRELABEL_ENGINES = ("local", "ray")
+
+
+def label_with_llm(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    *,
+    segment_ids: list[str] | None = None,
+    limit: int | None = None,
+    refresh: bool = False,
+    examples_path: str | Path | None = None,
+    show_progress: bool = True,
+) -> Any:
+    """`culturecode llm label`: label with the LLM of the settings, then measure admission again for its version
+    (which codes annotators may see pre-ticked) and attach the measured quality of the model and prompt on the
+    example gold. Returns the `LlmRunReport` with `admission` and `measured` filled in."""
+    from pipeline.agreement.admission import refresh_admission
+    from pipeline.llm import prelabel_llm
+    from pipeline.llm.measured import measured_quality
+
+    report = prelabel_llm(
+        store,
+        settings,
+        codebook,
+        segment_ids=segment_ids,
+        limit=limit,
+        refresh=refresh,
+        examples_path=examples_path,
+        show_progress=show_progress,
+    )
+    table = refresh_admission(store, settings, codebook, report.model_version) if report.labelled else None
+    report.admission = table.as_dict() if table is not None else None
+    report.measured = measured_quality(report.model_version)
+    return report
+
+
+def check_prelabel(labeller: str, engine: str) -> str:
+    """The labeller's name if it is installed and can run on `engine` (local or ray), else a one-line error."""
+    from pipeline.labellers.registry import check
+
+    if engine not in PRELABEL_ENGINES:
+        raise CultureCodeError(f"--engine {engine}: use local or ray")
+    labeller = check(labeller, "--with")
+    if labeller != "classifier" and engine == "ray":
+        raise CultureCodeError(f"--engine ray scores with the classifier only, not --with {labeller}")
+    return labeller
+
+
+@dataclass
+class PrelabelResult:
+    """`culturecode prelabel`: which labeller ran, what kind of report it gave ('classifier': a `PrelabelReport`,
+    'llm': an `LlmRunReport`, 'plugin': a labeller run's report) and the report itself."""
+
+    labeller: str
+    kind: str
+    report: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"labeller": self.labeller, "kind": self.kind, "report": _plain(self.report)}
+
+
+def prelabel(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    *,
+    labeller: str = "classifier",
+    engine: str = "local",
+    model_version: str | None = None,
+    show_progress: bool = True,
+) -> PrelabelResult:
+    """Score the segments not scored yet with an installed labeller, dispatched three ways: the classifier (in
+    this process, or its int8 ONNX copy on Ray with `engine="ray"`); an LLM labeller (`llm`: the settings' backend,
+    `llm-NAME`: backend NAME) through `label_with_llm`; any other labeller through `pipeline.labellers.prelabel`."""
+    from pipeline.labellers.registry import kind_of
+
+    labeller = check_prelabel(labeller, engine)
+    if labeller == "classifier":
+        if engine == "ray":
+            from pipeline.classifier.ray_engine import prelabel_on_ray
+
+            report = prelabel_on_ray(
+                store, settings, codebook, model_version=model_version, show_progress=show_progress
+            )
+        else:
+            from pipeline import classifier
+
+            report = classifier.prelabel(
+                store, settings, codebook, model_version=model_version, show_progress=show_progress
+            )
+        return PrelabelResult(labeller, "classifier", report)
+    if kind_of(labeller) == "llm":  # `llm`: the settings' backend; `llm-NAME`: backend NAME
+        if labeller.startswith("llm-"):
+            llm = settings.llm.model_copy(update={"backend": labeller.removeprefix("llm-")})
+            settings = settings.model_copy(update={"llm": llm})
+        return PrelabelResult(labeller, "llm", label_with_llm(store, settings, codebook, show_progress=show_progress))
+    from pipeline.labellers import prelabel as run_labeller
+
+    report = run_labeller(store, settings, codebook, labeller, model_version=model_version, show_progress=show_progress)
+    return PrelabelResult(labeller, "plugin", report)

@@ -5,6 +5,7 @@ The classifier stage (torch, transformers) is imported inside each command, neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,6 @@ from pipeline.commands.common import (
     RuntimeOpt,
     WorkspaceOpt,
     check_device,
-    check_labeller,
     handle_errors,
     open_workspace,
     out,
@@ -180,85 +180,42 @@ def prelabel_cli(
     stopped. `--with llm` labels with the LLM instead (codes, confidence and a rationale per segment;
     cached in the workspace).
     """
-    if engine not in ("local", "ray"):
-        raise CultureCodeError(f"--engine {engine}: use local or ray")
-    if check_labeller(with_) != "classifier":  # the LLM's own command, or any other installed labeller
-        if engine == "ray":
-            raise CultureCodeError(f"--engine ray scores with the classifier only, not --with {with_}")
-        return _prelabel_with(with_, model_version, workspace, config, codebook, quiet, json_out)
-    if engine == "ray":
-        return _prelabel_on_ray(
-            model_version, runtime, device, ray_address, num_cpus, workspace, config, codebook, quiet, json_out
-        )
-    from pipeline import classifier
+    from pipeline.flows import check_prelabel, prelabel
 
-    settings = settings_for(
-        config,
-        workspace,
-        codebook,
-        **{
+    labeller = check_prelabel(with_, engine)  # option errors before the workspace is opened
+    overrides: dict[str, Any] = {}
+    if engine == "ray":
+        if runtime not in (None, "onnx") or check_device(device) == "cuda":
+            raise CultureCodeError("--engine ray runs the int8 ONNX copy on CPUs: drop --runtime torch / --device cuda")
+        overrides = {"ray.address": ray_address, "ray.num_cpus": num_cpus}
+    elif labeller == "classifier":
+        overrides = {
             "classifier.inference_batch_size": batch_size,
             "classifier.runtime": runtime,
             "classifier.device": check_device(device),
-        },
-    )
+        }
+    settings = settings_for(config, workspace, codebook, **overrides)
+    book = settings.load_codebook()
     with open_workspace(settings) as store:
-        report = classifier.prelabel(
-            store, settings, settings.load_codebook(), model_version=model_version, show_progress=not quiet
+        result = prelabel(
+            store,
+            settings,
+            book,
+            labeller=labeller,
+            engine=engine,
+            model_version=model_version,
+            show_progress=not quiet,
         )
-    print_result(report, json_out, _show_prelabel)
+    print_result(result.report, json_out, _prelabel_renderer(result.kind))
 
 
-def _prelabel_on_ray(
-    model_version: str | None,
-    runtime: str | None,
-    device: str | None,
-    address: str | None,
-    num_cpus: int | None,
-    workspace: Path | None,
-    config: Path | None,
-    codebook: Path | None,
-    quiet: bool,
-    json_out: bool,
-) -> None:
-    """`prelabel --engine ray`: the int8 ONNX scorer on Ray (pipeline/classifier/ray_engine.py)."""
-    if runtime not in (None, "onnx") or check_device(device) == "cuda":
-        raise CultureCodeError("--engine ray runs the int8 ONNX copy on CPUs: drop --runtime torch / --device cuda")
-    from pipeline.classifier.ray_engine import prelabel_on_ray
+def _prelabel_renderer(kind: str) -> Callable[[dict[str, Any]], None]:
+    """How `prelabel` shows each kind of report: the classifier's, the LLM's (as `llm label`), a labeller run's."""
+    if kind == "llm":
+        from pipeline.commands.llm import _show_labels
 
-    settings = settings_for(config, workspace, codebook, **{"ray.address": address, "ray.num_cpus": num_cpus})
-    with open_workspace(settings) as store:
-        report = prelabel_on_ray(
-            store, settings, settings.load_codebook(), model_version=model_version, show_progress=not quiet
-        )
-    print_result(report, json_out, _show_prelabel)
-
-
-def _prelabel_with(
-    name: str,
-    model_version: str | None,
-    workspace: Path | None,
-    config: Path | None,
-    codebook: Path | None,
-    quiet: bool,
-    json_out: bool,
-) -> None:
-    """`prelabel --with NAME` for a labeller other than the classifier."""
-    from pipeline.labellers import kind_of, prelabel
-
-    if kind_of(name) == "llm":  # the LLM's own command: cache figures, failures (pipeline/commands/llm.py)
-        from pipeline.commands.llm import label_cli
-
-        backend = name.removeprefix("llm-") if name.startswith("llm-") else None  # `llm`: the settings' backend
-        return label_cli(
-            llm=backend, workspace=workspace, config=config, codebook=codebook, quiet=quiet, json_out=json_out
-        )
-    settings = settings_for(config, workspace, codebook)
-    with open_workspace(settings) as store:
-        report = prelabel(
-            store, settings, settings.load_codebook(), name, model_version=model_version, show_progress=not quiet
-        )
-    print_result(report, json_out, _show_label_run)
+        return lambda report: _show_labels(report, [])
+    return _show_prelabel if kind == "classifier" else _show_label_run
 
 
 def _show_label_run(report: dict[str, Any]) -> None:

@@ -139,16 +139,15 @@ def label_cli(
     model version naming the model and prompt version. Answers are cached in the workspace: a
     rerun makes no calls (--refresh forces them) and a killed run resumes where it stopped.
     """
-    from pipeline.agreement.admission import refresh_admission
-    from pipeline.llm import labels_of, prelabel_llm
-    from pipeline.llm.measured import measured_quality
+    from pipeline.flows import label_with_llm
+    from pipeline.llm import labels_of
 
     settings = _settings(config, workspace, codebook, llm, llm_model, base_url, prompt)
     if check_device(device):  # the local model's device (llm.device)
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"device": device})})
     book = settings.load_codebook()
     with open_workspace(settings) as store:
-        report = prelabel_llm(
+        report = label_with_llm(
             store,
             settings,
             book,
@@ -159,9 +158,6 @@ def label_cli(
             show_progress=not quiet,
         )
         shown = labels_of(store, report.model_version, show) if show and not json_out else []
-        table = refresh_admission(store, settings, book, report.model_version) if report.labelled else None
-        report.admission = table.as_dict() if table is not None else None
-        report.measured = measured_quality(report.model_version)
     print_result(report, json_out, lambda r: _show_labels(r, shown))
 
 

@@ -16,7 +16,6 @@ from pipeline.commands.common import (
     JsonOpt,
     QuietOpt,
     WorkspaceOpt,
-    check_labeller,
     handle_errors,
     open_workspace,
     out,
@@ -25,7 +24,6 @@ from pipeline.commands.common import (
     split_list,
 )
 from pipeline.commands.render import print_table
-from pipeline.errors import CultureCodeError
 
 studio_app = typer.Typer(help="Run the embedded Label Studio (or check a team server).", no_args_is_help=True)
 annotators_app = typer.Typer(help="Annotator accounts in Label Studio.", no_args_is_help=True)
@@ -197,20 +195,6 @@ def _show_annotators(made: list[dict[str, Any]]) -> None:
     )
 
 
-def _current_of_kind(store, kind: str) -> str:
-    from pipeline.labellers import kind_of
-    from pipeline.store.models import current_model
-
-    name, kind = kind, kind_of(check_labeller(kind))  # `--with NAME` pre-labels with NAME's current version
-    version = current_model(store, kind)
-    if version is None:
-        how = {"llm": "culturecode llm label", "classifier": "culturecode train --gold examples/gold/"}.get(
-            kind, f"culturecode prelabel --with {name}"
-        )
-        raise CultureCodeError(f"no {kind} labels in {store.workspace}: run `{how}` first")
-    return version
-
-
 @handle_errors
 def push_cli(
     workspace: WorkspaceOpt = None,
@@ -276,8 +260,7 @@ def push_cli(
     pre-ticked; the model's other suggestions appear under the choices as an unticked hint.
     With --blind-fraction, a stable random subset of segments goes to every annotator blind.
     """
-    from pipeline.agreement.admission import refresh_admission
-    from pipeline.studio import push
+    from pipeline.flows import push_to_studio
 
     overrides = {
         "studio.url": url,
@@ -288,31 +271,19 @@ def push_cli(
     settings = settings_for(config, workspace, codebook, **overrides)
     book = settings.load_codebook()
     with open_workspace(settings) as store:
-        if with_ is not None:
-            model_version = model_version or _current_of_kind(store, with_)
-        refresh_admission(store, settings, book, model_version)  # the gate on pre-ticks uses the latest labels
-        report = push(
+        result = push_to_studio(
             store,
             settings,
             book,
             annotators=split_list(annotators),
             model_version=model_version,
+            labeller=with_,
             update_config=update_config,
             show_progress=not quiet,
         )
-        connected = _connect_new_projects(store, settings, report)
-    print_result(report, json_out, _show_push)
-    if connected and not json_out:
-        out.print(connected, highlight=False)
-
-
-def _connect_new_projects(store, settings, report) -> str:
-    """With `loop.connect`, the projects this push created are connected to the running model server."""
-    if not settings.loop.connect:
-        return ""
-    from pipeline.loop.service import connect_new_projects
-
-    return connect_new_projects(store, settings, [p.id for p in report.projects if p.created])
+    print_result(result.push, json_out, _show_push)
+    if result.connected and not json_out:
+        out.print(result.connected, highlight=False)
 
 
 def _show_push(report: dict[str, Any]) -> None:

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import CultureCodeError
 from pipeline.plugins import Registry
+from pipeline.store.models import current_model
 
 if TYPE_CHECKING:
     from pipeline.labellers.base import LabelContext, Labeller
+    from pipeline.store import Store
 
 GROUP = "culturecode.labellers"
 REGISTRY = Registry(GROUP, "labeller", "docs/labellers.md")
@@ -52,6 +54,20 @@ def load(name: str) -> Callable[..., Any]:
 def kind_of(name: str) -> str:
     """The `models.kind` the labeller's versions are registered under (default: its name)."""
     return str(getattr(load(name), "kind", name))
+
+
+def current_version(store: Store, name: str, what: str = "--with") -> str:
+    """The current model version of labeller `name`'s kind (`push --with NAME` pre-labels with it); a one-line
+    error naming the command that makes one when there is none."""
+    name = check(name, what)
+    kind = kind_of(name)
+    version = current_model(store, kind)
+    if version is None:
+        how = {"llm": "culturecode llm label", "classifier": "culturecode train --gold examples/gold/"}.get(
+            kind, f"culturecode prelabel --with {name}"
+        )
+        raise CultureCodeError(f"no {kind} labels in {store.workspace}: run `{how}` first")
+    return version
 
 
 def create(name: str, context: LabelContext) -> Labeller:
