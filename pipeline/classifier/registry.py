@@ -108,16 +108,24 @@ def list_models(store: Store) -> list[dict]:
 
 
 def model_row(store: Store, version: str | None) -> dict:
-    version = version or current_version(store)
+    """The row of `version`, or of the current classifier when `version` is None (an empty name is no version)."""
+    if version is not None and not version.strip():
+        raise CultureCodeError(
+            f"an empty model version names no classifier; pick one of: {_known(store)} (`culturecode models list`)"
+        )
+    version = current_version(store) if version is None else version
     if version is None:
         raise CultureCodeError(
             f"no classifier in {store.workspace}: train one with `culturecode train --gold examples/gold/`"
         )
     row = get_model(store, version, KIND)
     if row is None:
-        known = ", ".join(m["version"] for m in list_models(store)) or "none"
-        raise CultureCodeError(f"no classifier version '{version}' in {store.workspace} (versions: {known})")
+        raise CultureCodeError(f"no classifier version '{version}' in {store.workspace} (versions: {_known(store)})")
     return row
+
+
+def _known(store: Store) -> str:
+    return ", ".join(m["version"] for m in list_models(store)) or "none"
 
 
 def show_model(store: Store, version: str | None = None) -> dict:
@@ -128,11 +136,12 @@ def show_model(store: Store, version: str | None = None) -> dict:
 
 
 def promote(store: Store, version: str) -> dict:
+    """Make `version` current; every check comes first, so a refused promotion leaves the current one current."""
     row = model_row(store, version)
-    _check_dir(Path(row["path"]), version)
+    _check_dir(Path(row["path"]), row["version"])
     with store.transaction():
-        promote_model(store, version, KIND)
-    return model_row(store, version)
+        promote_model(store, row["version"], KIND)
+    return model_row(store, row["version"])
 
 
 def _read_json(path: Path) -> dict:

@@ -85,9 +85,16 @@ def register_model(
 
 
 def promote_model(store: Store, version: str, kind: str) -> None:
-    """Make `version` the current model of `kind` (and no other of that kind)."""
+    """Make `version` the current model of `kind` (and no other of that kind), and note when (`promoted_at`: a
+    version once promoted is never pruned). A version that is not a model of `kind` changes nothing: ValueError."""
+    found = store.conn.execute("SELECT 1 FROM models WHERE version = ? AND kind = ?", (version, kind)).fetchone()
+    if found is None:
+        raise ValueError(f"no {kind} version {version!r}: nothing was promoted")
     store.conn.execute("UPDATE models SET is_current = 0 WHERE kind = ?", (kind,))
-    store.conn.execute("UPDATE models SET is_current = 1 WHERE version = ?", (version,))
+    store.conn.execute(
+        "UPDATE models SET is_current = 1, metrics = json_set(metrics, '$.promoted_at', ?) WHERE version = ?",
+        (now(), version),
+    )
 
 
 def forget_model(store: Store, version: str) -> str | None:

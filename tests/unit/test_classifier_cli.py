@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pipeline.store import Store
-from tests.unit.test_classifier_helpers import CODEBOOK, add_segments, examples, write_jsonl
+from pipeline.store.models import current_model, promote_model
+from tests.factory import add_model
+from tests.unit.test_classifier_helpers import CODEBOOK, add_segments, codebook, examples, write_jsonl
 
 
 def _common(ws):
@@ -69,3 +73,23 @@ def test_unknown_model_version_is_refused(cli, tmp_path):
     assert result.exit_code == 2 and "no classifier version 'clf-999'" in result.stderr
     result = cli("prelabel", *_common(ws))
     assert result.exit_code == 2 and "culturecode train" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_promoting_an_empty_version_is_refused_and_the_current_one_stays(cli, tmp_path, name):
+    """Issue 26 #3: `models promote --model-version ''` demoted the current classifier, then failed."""
+    ws = tmp_path / "ws"
+    with Store(ws) as store:
+        add_model(store, "clf-001", codebook(), {})
+    result = cli("models", "promote", "--model-version", name, "--workspace", ws)
+    assert result.exit_code == 2 and "empty model version" in result.stderr and "clf-001" in result.stderr
+    with Store(ws, create=False) as store:
+        assert current_model(store) == "clf-001"
+
+
+def test_promote_model_refuses_a_version_that_is_not_there_and_changes_nothing(tmp_path):
+    with Store(tmp_path / "ws") as store:
+        add_model(store, "clf-001", codebook(), {})
+        with pytest.raises(ValueError, match="nothing was promoted"), store.transaction():
+            promote_model(store, "clf-404", "classifier")
+        assert current_model(store) == "clf-001"
