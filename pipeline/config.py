@@ -335,6 +335,9 @@ class LoopSettings(Strict):
     connect: bool = False  # `push`: connect the model server to each project it creates
     secret_file: str | None = None  # the webhook's shared secret (null: <workspace>/loop-secret, made once)
     start_with_studio: bool = False  # `studio start` starts `culturecode serve` in the background too
+    # retrains (serve's and `culturecode retrain`) keep this many of the newest unpromoted versions nothing uses;
+    # older ones are pruned (never the current, a once-promoted, a pushed or an annotated-against version)
+    keep_unpromoted: int = Field(2, ge=0, le=10_000)
 
 
 class Settings(Strict):

@@ -56,6 +56,8 @@ class RetrainResult:
     message: str
     prior: str | None = None  # the example gold the project's labels were added to (weighted less)
     calibration: Any | None = None  # the project calibration of the current model after training
+    trained: bool = True  # False: nothing new to learn from since `new`'s version was trained; no version made
+    pruned: Any | None = None  # the unused versions removed (loop.keep_unpromoted), classifier.versions.PruneReport
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -106,9 +108,8 @@ def retrain(
     from pipeline.classifier.data import read_gold
     from pipeline.classifier.predict import prelabel
     from pipeline.classifier.registry import current_version, promote
-    from pipeline.classifier.training import train
+    from pipeline.classifier.versions import prune_versions
     from pipeline.store.annotations import unannotated_segment_ids
-    from pipeline.store.models import set_model_metric
 
     extra = read_gold(extra_gold, codebook) if extra_gold else None  # a bad file fails before anything changes
     prior = str(Path(extra_gold).resolve()) if extra_gold else None
@@ -117,18 +118,15 @@ def retrain(
     pulled = studio.pull(store, settings, codebook, show_progress=show_progress)
     adjudicated = gold.adjudicate(store, codebook, method="majority")
     before = current_version(store)
-    new = train(store, settings, codebook, promote=False, extra=extra, show_progress=show_progress)
-    with store.transaction():
-        set_model_metric(store, new.version, "prior", prior)
-    prior_examples = {id(e) for e in extra or []}  # the model compared with was trained on these
-    kept = [i for i, e in enumerate(new.test_examples) if id(e) not in prior_examples]
-    kept = kept or list(range(len(new.test_examples)))
-    held_out = [new.test_examples[i] for i in kept]
-    new_figures = _new_version_figures(store, settings, codebook, new, kept)
-    old_figures = None if before is None else _held_out_figures(store, settings, codebook, before, held_out)
-    promoted = old_figures is None or new_figures["macro_f1"] > old_figures["macro_f1"] or force
+    trained = _train_or_reuse(store, settings, codebook, extra, prior, before, show_progress)
+    new_figures, old_figures, held_out = trained["new"], trained["current"], trained["held_out"]
+    if trained["trained"]:
+        promoted = old_figures is None or new_figures["macro_f1"] > old_figures["macro_f1"] or force
+    else:  # the same input again: no version is made; --force makes the one trained on it current
+        promoted = force
     if promoted:
-        promote(store, new.version)
+        promote(store, new_figures["model_version"])
+    pruned = prune_versions(store, settings.loop.keep_unpromoted)
     model = current_version(store)
     todo = unannotated_segment_ids(store)
     labelled = prelabel(store, settings, codebook, model_version=model, show_progress=show_progress, segment_ids=todo)
@@ -140,12 +138,59 @@ def retrain(
         if push
         else None
     )
-    message = _message(new_figures, old_figures, promoted, force, labelled.scored)
+    if trained["trained"]:
+        message = _message(new_figures, old_figures, promoted, force, labelled.scored)
+    else:
+        same = new_figures["model_version"]
+        kept_as = f"{same} is current (forced)." if promoted else f"{model} stays current."
+        message = f"nothing new to learn from since {same} was trained: no new version; {kept_as}"
+    message = " ".join(m for m in (message, pruned.message()) if m)
     result = RetrainResult(
-        pulled, adjudicated, new_figures, old_figures, promoted, labelled, pushed, len(held_out), model, message
+        pulled, adjudicated, new_figures, old_figures, promoted, labelled, pushed, held_out, model, message
     )
-    result.prior, result.calibration = prior, calibrated
+    result.prior, result.calibration, result.trained, result.pruned = prior, calibrated, trained["trained"], pruned
     return result
+
+
+def _train_or_reuse(
+    store: Store,
+    settings: Settings,
+    codebook: Codebook,
+    extra: list | None,
+    prior: str | None,
+    before: str | None,
+    show_progress: bool,
+) -> dict[str, Any]:
+    """Train a version and measure it and the current one on its held-out segments, unless a version was already
+    trained on exactly this input (the same gold, example gold, settings and codebook): then no new version, and
+    that version's recorded figures. {"trained", "new", "current", "held_out"}."""
+    from pipeline.classifier.data import gold_from_store
+    from pipeline.classifier.training import train
+    from pipeline.classifier.versions import FINGERPRINT, same_training, training_fingerprint
+    from pipeline.store.models import get_model, set_model_metric
+
+    fingerprint = training_fingerprint(gold_from_store(store, codebook), extra, settings.classifier, codebook)
+    same = same_training(store, fingerprint)
+    if same is not None:
+        recorded = (get_model(store, same) or {})["metrics"].get("retrain") or {}
+        new_figures = recorded.get("new") or {"model_version": same, "macro_f1": None, "micro_f1": None}
+        old_figures = recorded.get("current")
+        if old_figures is not None and old_figures.get("model_version") != before:
+            old_figures = None  # compared with a version that is no longer current
+        return {"trained": False, "new": new_figures, "current": old_figures, "held_out": recorded.get("held_out", 0)}
+    new = train(store, settings, codebook, promote=False, extra=extra, show_progress=show_progress)
+    prior_examples = {id(e) for e in extra or []}  # the model compared with was trained on these
+    kept = [i for i, e in enumerate(new.test_examples) if id(e) not in prior_examples]
+    kept = kept or list(range(len(new.test_examples)))
+    held_out = [new.test_examples[i] for i in kept]
+    new_figures = _new_version_figures(store, settings, codebook, new, kept)
+    old_figures = None if before is None else _held_out_figures(store, settings, codebook, before, held_out)
+    recorded = {"new": new_figures, "current": old_figures, "held_out": len(held_out)}
+    with store.transaction():
+        set_model_metric(store, new.version, "prior", prior)
+        set_model_metric(store, new.version, FINGERPRINT, fingerprint)
+        set_model_metric(store, new.version, "retrain", recorded)
+    return {"trained": True, **recorded}
 
 
 def prior_gold(store: Store, codebook: Codebook) -> tuple[str | None, list | None]:

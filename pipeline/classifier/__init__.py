@@ -1,7 +1,7 @@
 """The classifier stage: train, pre-label (torch or ONNX int8), evaluate, manage versions.
 
 Library entry points (each CLI command calls one of these):
-`train`, `prelabel`, `evaluate`, `list_models`, `show_model`, `promote`. The classifier registers
+`train`, `prelabel`, `evaluate`, `list_models`, `show_model`, `promote`, `prune_versions`. The classifier registers
 as the labeller `classifier` (pipeline/classifier/labeller.py); retraining is a flow
 (`pipeline.flows.retrain`). Names load on first use: importing this package loads no torch.
 """
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pipeline.classifier.predict import ClassifierLabeller, PrelabelReport, prelabel
     from pipeline.classifier.registry import current_version, list_models, load_model, promote, show_model
     from pipeline.classifier.training import TrainReport, train
+    from pipeline.classifier.versions import PruneReport, prune_versions
 
 _WHERE = {
     "EvaluationResult": "evaluation",
@@ -31,12 +32,15 @@ _WHERE = {
     "show_model": "registry",
     "TrainReport": "training",
     "train": "training",
+    "PruneReport": "versions",
+    "prune_versions": "versions",
 }
 
 __all__ = [
     "ClassifierLabeller",
     "EvaluationResult",
     "PrelabelReport",
+    "PruneReport",
     "TrainReport",
     "current_version",
     "evaluate",
@@ -44,6 +48,7 @@ __all__ = [
     "load_model",
     "prelabel",
     "promote",
+    "prune_versions",
     "show_model",
     "train",
 ]

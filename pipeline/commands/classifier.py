@@ -1,4 +1,4 @@
-"""Classifier commands: train, prelabel, evaluate, models list|show|promote, retrain.
+"""Classifier commands: train, prelabel, evaluate, models list|show|promote|prune, retrain.
 
 The classifier stage (torch, transformers) is imported inside each command, never at start-up.
 """
@@ -30,7 +30,7 @@ from pipeline.commands.common import (
 from pipeline.commands.render import Column, print_json, print_metrics, print_table
 from pipeline.errors import CultureCodeError
 
-models_app = typer.Typer(help="List, inspect and promote classifier versions.", no_args_is_help=True)
+models_app = typer.Typer(help="List, inspect, promote and prune classifier versions.", no_args_is_help=True)
 
 MethodOpt = Annotated[
     str | None,
@@ -398,6 +398,44 @@ def models_promote_cli(
     with open_workspace(settings) as store:
         row = classifier.promote(store, model_version)
     print_result(row, json_out, lambda r: out.print(f"{r['version']} is now the current classifier."))
+
+
+@models_app.command("prune")
+@handle_errors
+def models_prune_cli(
+    keep: Annotated[
+        int | None,
+        typer.Option("--keep", min=0, help="Unused versions to keep, newest first (default: loop.keep_unpromoted)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove classifier versions nothing uses, but the newest few.
+
+    Never removed: the current version, one ever promoted, one a Label Studio task names, one annotations were
+    made against, one with stored predictions. Each kept version is listed with why.
+    """
+    from pipeline import classifier
+
+    settings = settings_for(config, workspace)
+    with open_workspace(settings) as store:
+        report = classifier.prune_versions(
+            store, settings.loop.keep_unpromoted if keep is None else keep, dry_run=dry_run
+        )
+    print_result(report, json_out, _show_prune)
+
+
+def _show_prune(report: dict[str, Any]) -> None:
+    print_table(
+        [*({**r, "why": ", ".join(r["reasons"])} for r in report["kept"])],
+        ["version", Column("kept because", "why")],
+        title="Kept",
+    )
+    verb = "Would remove" if report["dry_run"] else "Removed"
+    names = ", ".join(r["version"] for r in report["removed"]) or "none"
+    out.print(f"{verb}: {names} ({report['freed_bytes'] / 2**20:.0f} MB).", highlight=False)
 
 
 @handle_errors

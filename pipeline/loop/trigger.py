@@ -185,6 +185,8 @@ def retrain_job(settings: Settings, codebook: Codebook) -> dict[str, Any]:
             "promoted": result.promoted,
             "current_model": result.current_model,
             "rescored": result.prelabel.scored,
+            "trained": result.trained,  # False: nothing new since that version; none made
+            "pruned": [r["version"] for r in result.pruned.removed] if result.pruned else [],
             "message": result.message,
         }
         with store.transaction():

@@ -97,6 +97,35 @@ def promote_model(store: Store, version: str, kind: str) -> None:
     )
 
 
+def version_uses(store: Store, kind: str) -> dict[str, list[str]]:
+    """Each version of `kind` that something still uses, with what: current, once promoted, named by Label Studio
+    tasks (their prediction), annotated against, or with stored predictions. A version absent here is used by
+    nothing the workspace records."""
+    uses: dict[str, list[str]] = {}
+    for row in store.conn.execute(
+        "SELECT version, is_current, json_extract(metrics, '$.promoted_at') AS promoted FROM models WHERE kind = ?",
+        (kind,),
+    ):
+        if row["is_current"]:
+            uses.setdefault(row["version"], []).append("current")
+        elif row["promoted"]:
+            uses.setdefault(row["version"], []).append(f"promoted at {row['promoted']}")
+    queries = (
+        ("named by {} Label Studio task(s)", "SELECT model_version, COUNT(*) FROM tasks GROUP BY model_version"),
+        (
+            "{} annotation(s) made against it",
+            "SELECT prediction_version, COUNT(*) FROM annotations GROUP BY prediction_version",
+        ),
+        ("{} stored prediction(s)", "SELECT model_version, predictions FROM prediction_counts WHERE predictions > 0"),
+    )
+    versions = set(model_versions(store, kind))
+    for template, sql in queries:
+        for version, count in store.conn.execute(sql):
+            if version in versions:
+                uses.setdefault(version, []).append(template.format(count))
+    return uses
+
+
 def forget_model(store: Store, version: str) -> str | None:
     """Drop a model that is not current, with its predictions: a dry run's trial, which nobody saw. Returns where
     its directory is (the caller removes it after the commit), None when there was no such model. The caller holds

@@ -71,10 +71,13 @@ def test_train_prelabel_push_annotate_pull_retrain(studio_server, tmp_path, code
     assert report["promoted"] == (report["new"]["macro_f1"] > report["current"]["macro_f1"])
     assert current_version(store) == (new if report["promoted"] else first.version)
 
+    # nothing new since clf-002 (issue 26 #2): no version is made, and --force makes clf-002 current
     forced = retrain(store, settings, codebook, force=True, show_progress=False).as_dict()
-    assert forced["promoted"] and current_version(store) == "clf-003"
-    assert [m["version"] for m in list_models(store) if m["is_current"]] == ["clf-003"]
-    assert forced["prelabel"]["scored"] == len(unannotated)  # only segments nobody annotated
+    assert not forced["trained"] and forced["promoted"] and current_version(store) == "clf-002"
+    assert [m["version"] for m in list_models(store)] == [first.version, "clf-002"]
+    assert [m["version"] for m in list_models(store) if m["is_current"]] == ["clf-002"]
+    # only segments nobody annotated, and only if clf-002 had not scored them as the current model already
+    assert forced["prelabel"]["scored"] == (0 if report["promoted"] else len(unannotated))
     on_server = _server_predictions(settings, projects[people[0].email])
-    assert all("clf-003" in on_server[s] for s in unannotated)
+    assert all("clf-002" in on_server[s] for s in unannotated)
     store.close()

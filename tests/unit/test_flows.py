@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.classifier import list_models
 from pipeline.flows import DistillResult, RetrainResult, distill, retrain
 from pipeline.store.models import get_model
 from pipeline.store.predictions import PredictionRow, count_predictions, write_predictions
@@ -27,6 +28,8 @@ RETRAIN_KEYS = [
     "message",
     "prior",
     "calibration",
+    "trained",
+    "pruned",
 ]
 
 
@@ -85,7 +88,24 @@ def test_retrain_promotes_only_a_better_version(labelled, monkeypatch):
     assert list(data) == RETRAIN_KEYS and data["prelabel"]["scored"] == len(truth) and data["push"] == {"segments": 48}
     assert json.loads(json.dumps(data))["new"]["model_version"] == "clf-001"
 
-    second = retrain(store, cfg, book, push=False, show_progress=False)  # same data and seed: no better
-    assert not second.promoted and second.current_model == "clf-001" and second.push is None
-    assert second.new["macro_f1"] == second.current["macro_f1"] and second.message.startswith("kept clf-001")
+    # issue 26 #2: the same labels, example gold and settings again train nothing and store no version
+    second = retrain(store, cfg, book, push=False, show_progress=False)
+    assert not second.trained and not second.promoted and second.current_model == "clf-001" and second.push is None
+    assert second.new == first.new and second.message.startswith("nothing new to learn from since clf-001")
     assert second.prelabel.scored == 0 and count_predictions(store, "clf-001") == len(truth)
+    assert [m["version"] for m in list_models(store)] == ["clf-001"] and _model_dirs(store) == ["clf-001"]
+
+    # a changed label trains a version; with loop.keep_unpromoted 0 an unpromoted one is removed, and said so
+    seg = next(iter(truth))
+    add_gold(store, {**truth, seg: [] if truth[seg] else ["carrot"]}, book)
+    lean = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"keep_unpromoted": 0})})
+    third = retrain(store, lean, book, push=False, show_progress=False)
+    assert third.trained and third.new["model_version"] == "clf-002"
+    kept = ["clf-001", "clf-002"] if third.promoted else ["clf-001"]
+    assert [m["version"] for m in list_models(store)] == kept and _model_dirs(store) == kept
+    assert [r["version"] for r in third.pruned.removed] == ([] if third.promoted else ["clf-002"])
+    assert third.promoted or "removed 1 unpromoted version(s) nothing uses (clf-002" in third.message
+
+
+def _model_dirs(store) -> list[str]:
+    return sorted(p.name for p in (store.workspace / "models").iterdir() if not p.name.startswith("."))
