@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.classifier.provenance import data_note
 from pipeline.config import Codebook
 
 
@@ -42,7 +43,16 @@ def write_model_card(path: Path, manifest: dict, training: dict, metrics: dict, 
         "",
         "## Held-out results",
         f"Micro F1 **{test['micro_f1']:.3f}**, macro F1 **{test['macro_f1']:.3f}** "
-        f"over {test['segments']} test segments.",
+        f"over {test['segments']} test segments of `{training['source']}`"
+        + (f" ({note})." if (note := data_note(training["source"])) else "."),
+        *(
+            [
+                "These are the figures of the model fitted without the test documents; the saved version then "
+                "learned from them too (`classifier.refit_on_all`), so they slightly understate it.",
+            ]
+            if training.get("fit", {}).get("refit_on_all")
+            else []
+        ),
         "",
         "| code | threshold | train positives | test support | precision | recall | F1 | kappa |",
         "|---|---|---|---|---|---|---|---|",

@@ -59,6 +59,7 @@ class TrainReport:
     test_examples: list[Example] = field(default_factory=list)  # the held-out split, for comparisons
     # the decisions on `test_examples` of the model fitted without them (before a refit on all examples)
     test_decisions: np.ndarray | None = None
+    source: str = ""  # the labelled data it learned from and was measured on (a gold file, or the gold table)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("test_examples", "test_decisions")}
@@ -121,6 +122,7 @@ def train(
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         report.promoted, report.seconds = promote, round(time.monotonic() - started, 1)
+        report.source = source
         summary.update(
             {
                 "version": version,

@@ -111,9 +111,16 @@ def _device(report: dict[str, Any]) -> str:
 
 
 def _show_train(report: dict[str, Any]) -> None:
+    from pipeline.classifier.provenance import data_note
+
+    source = report.get("source") or "the training data"
     print_metrics(
-        report["test"], f"{report['version']} ({report['method']}) on held-out documents", report["thresholds"]
+        report["test"],
+        f"{report['version']} ({report['method']}) on held-out documents of {source}",
+        report["thresholds"],
     )
+    if note := data_note(report.get("source")):
+        out.print(f"[yellow]Measured on {note}.[/]", highlight=False)
     if report["too_few_positives"]:
         few = ", ".join(f"{c} ({n})" for c, n in report["too_few_positives"].items())
         out.print(f"[yellow]too few training positives to learn reliably:[/] {few}")

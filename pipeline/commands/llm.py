@@ -198,6 +198,10 @@ def _measured_line(measured: dict[str, Any], admission: dict[str, Any] | None) -
         f"micro-F1 {measured['micro_f1']:.2f}, macro-F1 {measured['macro_f1']:.2f}, "
         f"mean kappa {measured['mean_kappa']:.2f}"
     )
+    from pipeline.classifier.provenance import data_note
+
+    if note := data_note(measured["gold"]):
+        line += f" ({note})"
     if admission and admission.get("enabled") and measured["mean_kappa"] < admission["min_kappa"]:
         line += (
             f". That is below admission (kappa >= {admission['min_kappa']:.2f}): treat these labels as a demonstration"
