@@ -105,11 +105,40 @@ class Codebook(Strict):
         return [c for c in self.code_ids if c in set(codes)]
 
 
+MAX_YAML_DEPTH = 100  # nesting a settings file or codebook may have; the deepest shipped one has 4
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses nesting deeper than MAX_YAML_DEPTH: PyYAML composes nodes recursively, so
+    `a: [[[[...` 100,000 deep was a RecursionError traceback instead of a message (issue 26 #4)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load with a bound on nesting (a yaml.YAMLError beyond MAX_YAML_DEPTH levels)."""
+    loader = _DepthLimitedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(path: Path, what: str) -> Any:
     if not path.exists():
         raise CultureCodeError(f"{path}: {what} file not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

@@ -18,6 +18,7 @@ import numpy as np
 from pipeline.config import Codebook
 from pipeline.errors import CultureCodeError, shorten
 from pipeline.ingest.text import read_lines
+from pipeline.jsontext import loads
 from pipeline.store import Store
 from pipeline.store.annotations import Annotation, live_annotations
 from pipeline.store.codebooks import annotation_codebook_hashes, codebook_versions
@@ -200,7 +201,7 @@ def _split_codes(value: object, where: str) -> list[str]:
     text = value.strip()
     if text.startswith("["):
         try:
-            return _split_codes(json.loads(text), where)
+            return _split_codes(loads(text), where)
         except json.JSONDecodeError:
             raise CultureCodeError(f"{where}: 'codes' looks like a JSON list but is not valid JSON") from None
     return [c.strip() for c in text.split(";") if c.strip()]
@@ -223,7 +224,7 @@ def _jsonl_rows(path: Path) -> Iterable[tuple[str, object]]:
     for n, line in read_lines(path, "annotation file"):
         if line.strip():
             try:
-                yield f"{path}:{n}", json.loads(line)
+                yield f"{path}:{n}", loads(line)
             except json.JSONDecodeError as exc:
                 raise CultureCodeError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
 

@@ -59,9 +59,9 @@ def codebook_diff(old: Codebook, new: Codebook) -> CodebookDiff:
 
 def parse_codebook(text: str) -> Codebook:
     """A stored version's text (YAML, or the JSON older workspaces kept, which YAML reads too)."""
-    import yaml
+    from pipeline.config import load_yaml
 
-    return Codebook.model_validate(yaml.safe_load(text))
+    return Codebook.model_validate(load_yaml(text))
 
 
 def codebook_history(store: Store) -> list[dict[str, Any]]:

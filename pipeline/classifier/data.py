@@ -14,6 +14,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from pipeline.config import ClassifierSettings, Codebook
 from pipeline.errors import CultureCodeError
 from pipeline.ingest.text import read_lines
+from pipeline.jsontext import loads
 from pipeline.store import Store
 from pipeline.store.gold import gold_segments
 
@@ -72,7 +73,7 @@ def read_gold(path: str | Path, codebook: Codebook, need_document: bool = True) 
 def _example(file: Path, lineno: int, line: str, codebook: Codebook, need_document: bool) -> Example:
     where = f"{file}:{lineno}"
     try:
-        row = json.loads(line)
+        row = loads(line)
     except json.JSONDecodeError as exc:
         raise CultureCodeError(f"{where}: not valid JSON ({exc.msg})") from None
     if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():

@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.config import Codebook
 from pipeline.errors import CultureCodeError, shorten
 from pipeline.ingest.segmenter import segment_id
+from pipeline.jsontext import loads
 from pipeline.store import Document, Segment, Store, dumps, now
 from pipeline.store.annotations import upsert_annotations
 from pipeline.store.codebooks import adopt_codebook
@@ -73,7 +74,7 @@ def read_labelled(path: str | Path) -> list[LabelledRow]:
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
+            raw = loads(line)
         except json.JSONDecodeError as exc:
             raise CultureCodeError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
         if not isinstance(raw, dict):

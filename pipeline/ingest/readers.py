@@ -19,6 +19,7 @@ from typing import Any
 from pipeline.config import CsvColumns
 from pipeline.errors import CultureCodeError
 from pipeline.ingest.text import iter_lines
+from pipeline.jsontext import loads
 
 
 @dataclass
@@ -279,7 +280,7 @@ def read_jsonl(ctx: ReadContext) -> Iterator[Turn]:
         if not line.strip():
             continue
         try:
-            turn = _jsonl_turn(json.loads(line), ctx, number)
+            turn = _jsonl_turn(loads(line), ctx, number)
         except (json.JSONDecodeError, CultureCodeError) as exc:
             reason = (
                 f"not valid JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else str(exc).split(": ", 1)[-1]

@@ -16,6 +16,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pipeline.jsontext import loads
 from pipeline.llm.backends.base import Backend
 
 
@@ -59,7 +60,7 @@ def _handler(backend: Backend, api_key: str | None):
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return
             try:
-                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                request = loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 messages = request["messages"]
             except (ValueError, KeyError):
                 self._send(400, {"error": {"message": "body must be JSON with 'messages'"}})

@@ -34,6 +34,7 @@ from typing import Any
 
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
+from pipeline.jsontext import loads
 from pipeline.loop.trigger import OpenStore, RetrainTrigger
 from pipeline.store import Store
 from pipeline.store.blind import pushed_blind_subset
@@ -250,7 +251,7 @@ def _handler(backend: ModelBackend) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True  # the rest of the body is never read
                 return None
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = loads(self.rfile.read(length) or b"{}")
             except ValueError:
                 return None
             return body if isinstance(body, dict) else None

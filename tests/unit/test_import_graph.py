@@ -1,7 +1,7 @@
 """The import graph between stage packages: no circle, no arrow from an earlier stage to a later one.
 
 Stages, in the order of the flow: ingest < labellers, classifier, llm, learning < studio < agreement < gold.
-A stage may import the base modules (store, config, errors, outputs, progress, status, lazy, the package
+A stage may import the base modules (store, config, errors, jsontext, outputs, progress, status, lazy, the package
 root) and earlier stages; base modules import only base modules. `flows`, `loop`, `commands`, `cli` and `api`
 (the notebook's surface) compose stages and may import anything. Every import counts, including those inside functions.
 """
@@ -24,7 +24,20 @@ STAGE_ORDER = {
     "gold": 5,
 }
 # "": the package root (pipeline/__init__.py)
-BASE = {"store", "config", "errors", "integrity", "outputs", "progress", "status", "lazy", "plugins", "device", ""}
+BASE = {
+    "store",
+    "config",
+    "errors",
+    "integrity",
+    "outputs",
+    "progress",
+    "status",
+    "lazy",
+    "plugins",
+    "device",
+    "jsontext",
+    "",
+}
 EXEMPT = {"flows", "commands", "cli", "loop", "api"}  # loop: the live model server runs flows.retrain
 
 
