@@ -224,6 +224,9 @@ class StudioSettings(Strict):
     # share of segments every annotator codes with no pre-labels (the anchoring check, pipeline/store/blind.py);
     # None: the fraction the workspace was last pushed with (0 at first), so a later push keeps the subset blind
     blind_fraction: float | None = Field(None, ge=0, le=1)
+    # share of segments in the audit stream: a stable uniformly random sample coded with pre-labels at random places
+    # in the label stream (pipeline/studio/stream.py); None: the fraction last pushed (0 at first)
+    audit_fraction: float | None = Field(None, ge=0, le=1)
     # the order Label Studio serves tasks in ("Label All Tasks"): uncertainty = least certain pre-label first
     # or any active-learning strategy (`culturecode next --strategy`): rare, diversity, hybrid, random, ...
     sampling: str = Field("uncertainty", pattern="^[a-z][a-z0-9_-]*$")

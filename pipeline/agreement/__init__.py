@@ -22,6 +22,7 @@ from pipeline.agreement.versions import agreement_by_version
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.store import Store, now
+from pipeline.store.annotations import stream_segments
 from pipeline.store.blind import pushed_blind_subset
 from pipeline.store.segments import segment_texts
 
@@ -90,7 +91,8 @@ def agreement_report(
     report["admission"] = {v: t.as_dict() for v, t in current_tables(store, settings, codebook).items()}
     blind = pushed_blind_subset(store)
     if blind is not None:  # only workspaces pushed with --blind-fraction have the section
-        report["anchoring"] = anchoring_check(ratings, blind, models, codes, boot, seed)
+        audit = stream_segments(store, "audit")
+        report["anchoring"] = anchoring_check(ratings, blind, models, codes, boot, seed, audit=audit)
     report["drift"] = coder_drift(store, codes or ratings.codes)
     by_version = agreement_by_version(
         store, codebook, codes, {"annotators": annotators, "since": since, "documents": documents}, boot, seed

@@ -9,10 +9,18 @@ group: `coefficients.bootstrap_weights`), and the interval of the difference bli
 (replicate by replicate). Annotations of blind segments that were made while pre-labels showed (a task
 pushed before the segment became blind) and annotations of other segments made without pre-labels
 are left out of both groups and counted.
+
+The assisted group is the audit stream's segments (`push --audit-fraction`: uniformly random, like the blind ones)
+when annotators coded any; otherwise every assisted segment, which the model's order chose (not random), and the
+note says so. Each difference has a two-sided p-value from its bootstrap standard error;
+the p-values of all codes and figures are adjusted together for multiple comparisons (Holm's step-down method,
+statsmodels' `multipletests`), and a figure counts as shifted only when its adjusted p-value is below 0.05. Each
+shift says its direction.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -20,24 +28,38 @@ import numpy as np
 
 from pipeline.agreement import coefficients as co
 from pipeline.agreement.ratings import NO_ROUND, Ratings
-from pipeline.store.blind import BLIND_LAST, BlindSubset
+from pipeline.store.blind import BlindSubset
 
 LEVEL = 0.95
+MULTIPLICITY = "holm"  # statsmodels.stats.multitest.multipletests method over every code x figure
+MULTIPLICITY_TEXT = "Holm's step-down adjustment over all codes and figures (family-wise error 5%)"
+NEVER_TICKED = "the model never ticked this code on these segments"
 BINARY = ["absent", "present"]
 STATISTICS = {
     "positive_rate": "share of the annotations that tick the code",
     "krippendorff_alpha": "Krippendorff's alpha among the annotators",
     "model_kappa": "Cohen's kappa between the model's decision and each annotator's, pooled over annotators",
 }
-NOTE = (
-    "Blind segments were coded with no pre-labels; assisted segments with the model's pre-labels in view. "
-    "Both are random parts of the same data, so without anchoring their figures differ only by chance "
-    "(the difference's 95% interval contains 0). A higher positive rate on assisted segments for a code the "
-    "model ticks often, or a higher model-human kappa there, means the suggestions moved the annotators "
-    "towards the model: the assisted figures then overstate both the model's quality and the annotators' "
-    "agreement (Schroeder et al., ACL 2025, found LLM suggestions shift annotators' labels and inflate "
-    "measured model quality). Report the blind figures as the model's quality in that case."
+CONSEQUENCE = (
+    "A higher positive rate on assisted segments for a code the model ticks often, or a higher model-human kappa "
+    "there, means the suggestions moved the annotators towards the model: the assisted figures then overstate both "
+    "the model's quality and the annotators' agreement (Schroeder et al., ACL 2025, found LLM suggestions shift "
+    "annotators' labels and inflate measured model quality). Report the blind figures as the model's quality in "
+    "that case. A figure counts as shifted when its difference survives " + MULTIPLICITY_TEXT + "."
 )
+NOTE_RANDOM = (
+    "Blind segments were coded with no pre-labels; assisted segments, from the audit stream, with the model's "
+    "pre-labels in view. Both are uniformly random samples of the same segments, so without anchoring their "
+    "figures differ only by chance. " + CONSEQUENCE
+)
+NOTE_MODEL_CHOSEN = (
+    "Blind segments (a uniformly random sample) were coded with no pre-labels; assisted segments with the model's "
+    "pre-labels in view. The assisted segments are not a random sample: the label stream's order (studio.sampling) "
+    "chose them, e.g. the model's least certain ones, so a difference mixes anchoring with how the segments were "
+    "chosen. Push with --audit-fraction for a random assisted sample. " + CONSEQUENCE
+)
+# kept for readers of older reports: the note when both groups are random
+NOTE = NOTE_RANDOM
 
 
 def _interval(values: np.ndarray) -> tuple[list[float] | None, str | None]:
@@ -90,6 +112,8 @@ class _Group:
         items, raters = np.nonzero(cells)
         human = self.sub.labels[items, raters, c].astype(np.float64)
         machine = labels[items, c].astype(np.float64)
+        if len(items) and not machine.any():
+            return co.Coef.undefined(NEVER_TICKED), np.full(len(weights), np.nan)
         value = co.cohen_kappa(machine, human, 2, BINARY) if len(items) else co.Coef.undefined("no shared segments")
         if value.value is None:
             return value, np.full(len(weights), np.nan)
@@ -114,12 +138,52 @@ def _compare(blind: tuple[co.Coef, np.ndarray], assisted: tuple[co.Coef, np.ndar
     else:
         ci, reason = _interval(b_reps - a_reps)
         excludes = ci is not None and (ci[0] > 0 or ci[1] < 0)
-        diff = {"value": round(b.value - a.value, 4), "ci": ci, "reason": reason, "excludes_zero": excludes}
+        value = round(b.value - a.value, 4)
+        direction = "blind higher" if value > 0 else "assisted higher" if value < 0 else "equal"
+        diff = {
+            "value": value,
+            "ci": ci,
+            "reason": reason,
+            "excludes_zero": excludes,
+            "direction": direction,
+            "p": None if ci is None else _p_value(b.value - a.value, b_reps - a_reps),
+        }
     return {**out, "difference": diff}
 
 
-def _groups(ratings: Ratings, blind: BlindSubset) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """(blind cells, assisted cells, what was left out) over the (item, annotator) grid."""
+def _p_value(value: float, reps: np.ndarray) -> float:
+    """Two-sided p-value of a difference of 0 from the bootstrap standard error (Wald): unlike the share of
+    replicates across 0, it has no floor of 2 / (replicates + 1), which a multiplicity adjustment would inflate."""
+    finite = reps[np.isfinite(reps)]
+    se = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+    if se == 0.0:
+        return 1.0 if value == 0 else 0.0
+    return round(math.erfc(abs(value) / se / math.sqrt(2)), 6)
+
+
+def _adjust(codes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adjust every difference's p-value together (MULTIPLICITY); mark the shifted ones; the shifts, with direction."""
+    from statsmodels.stats.multitest import multipletests
+
+    diffs = [(code, stat, s["difference"]) for code, stats in codes.items() for stat, s in stats.items()]
+    tested = [(code, stat, d) for code, stat, d in diffs if d.get("p") is not None]
+    adjusted = multipletests([d["p"] for _, _, d in tested], alpha=1 - LEVEL, method=MULTIPLICITY)[1] if tested else []
+    for _, _, d in diffs:
+        d["p_adjusted"], d["shifted"] = None, False
+    shifts = []
+    for (code, stat, d), p_adj in zip(tested, adjusted, strict=True):
+        d["p_adjusted"] = round(float(p_adj), 4)
+        d["shifted"] = bool(p_adj < 1 - LEVEL)
+        if d["shifted"]:
+            shifts.append({"code": code, "figure": stat, "direction": d["direction"], "p_adjusted": d["p_adjusted"]})
+    return shifts
+
+
+def _groups(
+    ratings: Ratings, blind: BlindSubset, audit: set[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, int], bool]:
+    """(blind cells, assisted cells, what was left out, whether the assisted cells are the random audit stream's)
+    over the (item, annotator) grid."""
     assert ratings.rounds is not None
     in_subset = np.array([item in blind for item in ratings.items], dtype=bool)[:, None]
     assisted_view = ratings.rated & (ratings.rounds != NO_ROUND)
@@ -129,7 +193,12 @@ def _groups(ratings: Ratings, blind: BlindSubset) -> tuple[np.ndarray, np.ndarra
         "blind_with_prelabels": int((assisted_view & in_subset).sum()),
         "unassisted_outside_blind": int((ratings.rated & ~in_subset & ~assisted_view).sum()),
     }
-    return blind_cells, assisted_cells, left_out
+    in_audit = np.array([item in (audit or ()) for item in ratings.items], dtype=bool)[:, None]
+    random_assisted = bool((assisted_cells & in_audit).any())
+    if random_assisted:
+        left_out["assisted_outside_audit"] = int((assisted_cells & ~in_audit).sum())
+        assisted_cells = assisted_cells & in_audit
+    return blind_cells, assisted_cells, left_out, random_assisted
 
 
 def _model_version(ratings: Ratings, assisted: np.ndarray) -> str | None:
@@ -146,12 +215,14 @@ def anchoring_check(
     codes: list[str] | None = None,
     bootstrap: int = 1000,
     seed: int = 7,
+    audit: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Blind against assisted annotations per code (the report's `anchoring` section)."""
+    """Blind against assisted annotations per code (the report's `anchoring` section); `audit`: the audit stream's
+    segments (`task_streams`), whose assisted annotations are then the comparison group."""
     codes = codes or ratings.codes
     if ratings.rounds is None:
         raise ValueError("the anchoring check needs each annotation's pre-label version (workspace ratings)")
-    blind_cells, assisted_cells, left_out = _groups(ratings, blind)
+    blind_cells, assisted_cells, left_out, random_assisted = _groups(ratings, blind, audit)
     version = _model_version(ratings, assisted_cells)
     model = models.get(version) if version else None
     sides = {
@@ -164,14 +235,14 @@ def anchoring_check(
         "groups": {name: g.describe() for name, g in sides.items()},
         "left_out": left_out,
         "statistics": STATISTICS,
-        "note": NOTE,
+        "assisted_sample": "audit stream (random)" if random_assisted else "model-ordered stream (not random)",
+        "note": NOTE_RANDOM if random_assisted else NOTE_MODEL_CHOSEN,
+        "multiplicity": MULTIPLICITY_TEXT,
         "codes": {},
     }
     empty = [name for name, g in sides.items() if g.sub.n_items == 0]
     if empty:
         out["reason"] = f"no {' and no '.join(empty)} annotations yet: pull after annotators code both kinds"
-        if "blind" in empty:
-            out["reason"] += f" ({BLIND_LAST})"
         return out
     weights = {name: g.weights(bootstrap) for name, g in sides.items()}
     for code in codes:
@@ -180,7 +251,6 @@ def anchoring_check(
             stat: _compare(*(getattr(sides[n], stat)(c, weights[n]) for n in ("blind", "assisted")))
             for stat in STATISTICS
         }
-    out["shifted"] = [
-        code for code, stats in out["codes"].items() if any(s["difference"]["excludes_zero"] for s in stats.values())
-    ]
+    out["shifts"] = _adjust(out["codes"])
+    out["shifted"] = list(dict.fromkeys(s["code"] for s in out["shifts"]))
     return out

@@ -221,6 +221,27 @@ def fmt_side(side: dict[str, Any]) -> str:
     return f"{side['value']:.3f} {fmt_ci(side['ci'])}"
 
 
+def fmt_shift(diff: dict[str, Any]) -> str:
+    """'0.012: shifted, assisted higher', '0.40: no', or '-' when the difference is undefined."""
+    if diff.get("p_adjusted") is None:
+        return "-"
+    verdict = f"shifted, {diff['direction']}" if diff.get("shifted") else "no"
+    return f"{diff['p_adjusted']:.3g}: {verdict}"
+
+
+def shift_summary(check: dict[str, Any]) -> str:
+    """One sentence: the figures shifted beyond chance after the multiplicity adjustment, with their direction."""
+    shifts = check.get("shifts")
+    if shifts is None:  # a report written before the adjustment
+        shifted = ", ".join(check.get("shifted") or []) or "none"
+        return f"Codes whose blind and assisted figures differ beyond chance: {shifted}."
+    method = check.get("multiplicity", "adjusted for multiple comparisons")
+    if not shifts:
+        return f"No figure differs between blind and assisted segments beyond chance ({method})."
+    listed = "; ".join(f"{s['code']} {s['figure'].replace('_', ' ')}: {s['direction']}" for s in shifts)
+    return f"Shifted beyond chance ({method}): {listed}."
+
+
 def anchoring_markdown(check: dict[str, Any] | None) -> list[str]:
     """The anchoring section: blind against assisted segments, per code (pipeline/agreement/anchoring.py)."""
     if not check:
@@ -234,21 +255,21 @@ def anchoring_markdown(check: dict[str, Any] | None) -> list[str]:
         f"{groups['blind']['n_items']} blind and {groups['assisted']['n_items']} assisted segment(s) coded "
         f"(pre-labels from {check['model_version'] or 'no model'}); left out: "
         f"{check['left_out']['blind_with_prelabels']} blind annotation(s) made with pre-labels, "
-        f"{check['left_out']['unassisted_outside_blind']} other annotation(s) made without. {check['note']}",
+        f"{check['left_out']['unassisted_outside_blind']} other annotation(s) made without. Assisted sample: "
+        f"{check.get('assisted_sample', 'every assisted segment')}. {check['note']}",
     ]
     if check.get("reason"):
         return [*lines, "", f"Not computed: {check['reason']}."]
-    header = "| code | figure | blind [95% CI] | assisted [95% CI] | blind - assisted [95% CI] |"
-    lines += ["", header, "|---" * 5 + "|"]
+    header = "| code | figure | blind [95% CI] | assisted [95% CI] | blind - assisted [95% CI] | adjusted p |"
+    lines += ["", header, "|---" * 6 + "|"]
     for code, stats in check["codes"].items():
         for key, label in ANCHORING_STATS:
             s, diff = stats[key], stats[key]["difference"]
-            shift = " **shifted**" if diff["excludes_zero"] else ""
             lines.append(
-                f"| {code} | {label} | {fmt_side(s['blind'])} | {fmt_side(s['assisted'])} | {fmt_side(diff)}{shift} |"
+                f"| {code} | {label} | {fmt_side(s['blind'])} | {fmt_side(s['assisted'])} | {fmt_side(diff)} "
+                f"| {fmt_shift(diff)} |"
             )
-    shifted = ", ".join(check.get("shifted") or []) or "none"
-    return [*lines, "", f"Codes whose blind and assisted figures differ beyond chance: {shifted}."]
+    return [*lines, "", shift_summary(check)]
 
 
 TEMPLATE = """<!doctype html>
@@ -314,16 +335,18 @@ blockquote{border-left:3px solid #ccc;margin:.3em 0;padding-left:.6em}
 <p id="anchoring-groups">{{ "%.0f"|format(a.blind_fraction * 100) }}% of segments were pushed blind (no pre-labels):
 {{ a.groups.blind.n_items }} blind and {{ a.groups.assisted.n_items }} assisted segment(s) coded (pre-labels from
 {{ a.model_version or "no model" }}); left out: {{ a.left_out.blind_with_prelabels }} blind annotation(s) made with
-pre-labels, {{ a.left_out.unassisted_outside_blind }} other annotation(s) made without.</p>
+pre-labels, {{ a.left_out.unassisted_outside_blind }} other annotation(s) made without. Assisted sample:
+{{ a.get("assisted_sample", "every assisted segment") }}.</p>
 <p class="band">{{ a.note }}</p>
 {% if a.get("reason") %}<p class="undefined">Not computed: {{ a.reason }}.</p>{% else %}
 <table id="anchoring"><tr><th>code</th><th>figure</th><th>blind [95% CI]</th><th>assisted [95% CI]</th>
-<th>blind − assisted [95% CI]</th></tr>
+<th>blind − assisted [95% CI]</th><th>adjusted p</th></tr>
 {% for code, stats in a.codes.items() %}{% for key, label in anchoring_stats %}{% set s = stats[key] %}
-<tr class="{{ 'unreliable' if s.difference.excludes_zero else '' }}"><td>{{ code }}</td><td>{{ label }}</td>
-<td>{{ fmt_side(s.blind) }}</td><td>{{ fmt_side(s.assisted) }}</td><td>{{ fmt_side(s.difference) }}</td></tr>
+<tr class="{{ 'unreliable' if s.difference.get('shifted') else '' }}"><td>{{ code }}</td><td>{{ label }}</td>
+<td>{{ fmt_side(s.blind) }}</td><td>{{ fmt_side(s.assisted) }}</td><td>{{ fmt_side(s.difference) }}</td>
+<td>{{ fmt_shift(s.difference) }}</td></tr>
 {% endfor %}{% endfor %}</table>
-<p>Codes whose blind and assisted figures differ beyond chance: {{ a.shifted|join(", ") or "none" }}.</p>{% endif %}
+<p>{{ shift_summary(a) }}</p>{% endif %}
 {% endif %}
 {% if r.get("drift") and r.drift.annotators %}<h2>Coder drift (batches of {{ r.drift.batch_size }} segments)</h2>
 <p class="band">{{ drift_method }}</p>
@@ -370,6 +393,8 @@ def to_html(report: dict[str, Any]) -> str:
         fmt_ci=fmt_ci,
         admission_note=ADMISSION_NOTE,
         anchoring_stats=ANCHORING_STATS,
+        fmt_shift=fmt_shift,
+        shift_summary=shift_summary,
         drift_method=METHOD,
         drift_header=HEADER,
         drift_rows=drift_rows,

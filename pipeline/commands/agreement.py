@@ -82,10 +82,11 @@ def _show_anchoring(check: dict[str, Any]) -> None:
     if check.get("reason"):
         out.print(f"Anchoring check ({groups}): not computed: {check['reason']}.", highlight=False)
         return
-    shifted = ", ".join(check["shifted"]) or "none"
+    from pipeline.agreement.render import shift_summary
+
     out.print(
-        f"Anchoring check ({groups}): codes whose blind and assisted figures differ beyond chance: {shifted} "
-        "(section 'Anchoring check' of the report).",
+        f"Anchoring check ({groups}, assisted: {check.get('assisted_sample', 'every assisted segment')}): "
+        f"{shift_summary(check)} Details in section 'Anchoring check' of the report.",
         highlight=False,
     )
 

@@ -248,6 +248,18 @@ def push_cli(
             "last pushed (setting studio.blind_fraction), 0 at first.",
         ),
     ] = None,
+    audit_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--audit-fraction",
+            min=0.0,
+            max=1.0,
+            help="Share of segments in the audit stream: a stable uniformly random sample coded with pre-labels, "
+            "spread through the label stream at random places, so model figures need not rest on the model's own "
+            "choice. Independent of the blind subset (a segment drawn for both goes blind). Default: the fraction "
+            "last pushed (setting studio.audit_fraction), 0 at first.",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -258,7 +270,8 @@ def push_cli(
 
     Only the codes that pass admission (`culturecode admission`, measured again first) are
     pre-ticked; the model's other suggestions appear under the choices as an unticked hint.
-    With --blind-fraction, a stable random subset of segments goes to every annotator blind.
+    With --blind-fraction, a stable random subset of segments goes to every annotator blind; with
+    --audit-fraction another goes pre-labelled; both sit at random places through each annotator's stream.
     """
     from pipeline.flows import push_to_studio
 
@@ -267,6 +280,7 @@ def push_cli(
         "studio.port": port,
         "studio.batch_size": batch_size,
         "studio.blind_fraction": blind_fraction,
+        "studio.audit_fraction": audit_fraction,
     }
     settings = settings_for(config, workspace, codebook, **overrides)
     book = settings.load_codebook()
@@ -287,8 +301,6 @@ def push_cli(
 
 
 def _show_push(report: dict[str, Any]) -> None:
-    from pipeline.store.blind import BLIND_LAST
-
     version = report["model_version"] or "none (no predictions: run `culturecode prelabel` for pre-labels)"
     url = report["url"]
     out.print(f"Pushed {report['segments']} segment(s) to {url}, pre-labels from model {version}.", highlight=False)
@@ -306,10 +318,15 @@ def _show_push(report: dict[str, Any]) -> None:
             "segment(s) go to every annotator with no pre-labels (the anchoring check in `culturecode agreement`).",
             highlight=False,
         )
-    if report.get("blind_last"):
+    if report.get("audit_fraction"):
         out.print(
-            f"  Note: {BLIND_LAST}; for the anchoring check annotators must reach them (`studio.sampling: "
-            "sequential` interleaves them in import order).",
+            f"  Audit stream ({report['audit_fraction']:.0%} drawn, blind ones excepted): {report['audit_segments']} "
+            "pushed segment(s) chosen at random, with pre-labels.",
+            highlight=False,
+        )
+    if report.get("order_rule"):
+        out.print(
+            f"  Order: {report['order_rule']}; the rest follow studio.sampling ({report.get('sampling')}).",
             highlight=False,
         )
     for p in report["projects"]:
@@ -320,6 +337,8 @@ def _show_push(report: dict[str, Any]) -> None:
                 ("re-created: it was deleted on the server", p["recreated"]),
                 ("labeling config updated", p["config_updated"]),
                 (f"{p.get('blind')} blind task(s)", p.get("blind")),
+                (f"{p.get('audit')} audit task(s)", p.get("audit")),
+                (f"{p.get('reordered')} unannotated task(s) given a new place in the stream", p.get("reordered")),
                 (f"pre-labels removed from {p.get('blind_stripped')} blind task(s)", p.get("blind_stripped")),
                 (
                     f"WARNING: {p.get('blind_exposed')} blind task(s) were annotated while showing pre-labels; "

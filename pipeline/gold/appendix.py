@@ -21,12 +21,13 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.agreement.drift import DEFAULT_BATCH
-from pipeline.agreement.render import ANCHORING_STATS, fmt, fmt_ci, fmt_side
+from pipeline.agreement.render import ANCHORING_STATS, fmt, fmt_ci, fmt_shift, fmt_side, shift_summary
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.gold.export import pseudonyms
 from pipeline.store import Store
 from pipeline.store import appendix as facts
+from pipeline.store.annotations import stream_segments
 from pipeline.store.blind import blind_fractions, pushed_blind_subset
 from pipeline.store.models import list_models
 
@@ -115,7 +116,8 @@ def _agreement(store: Store, settings: Settings, codebook: Codebook) -> tuple[di
     report = compute_agreement(ratings, None, boot, seed, models=models)
     blind = pushed_blind_subset(store)
     if blind is not None:
-        report["anchoring"] = anchoring_check(ratings, blind, models, None, boot, seed)
+        audit = stream_segments(store, "audit")
+        report["anchoring"] = anchoring_check(ratings, blind, models, None, boot, seed, audit=audit)
     by_version = agreement_by_version(store, codebook, None, {}, boot, seed)
     if by_version is not None:
         report["codebook_versions"] = by_version
@@ -279,9 +281,59 @@ def procedure_section(ctx: Context) -> Section:
         blocks.append(table(header, rows, caption))
     else:
         blocks.append(text("No model pre-labelled this workspace: annotators coded without suggestions."))
+    blocks += [heading("Sampling design and task order"), *_design(ctx)]
     blocks += [heading("Blind subset"), text(_blind_text(ctx))]
     blocks += [heading("Adjudication"), *_adjudication(ctx)]
     return Section("procedure", "Procedure", blocks)
+
+
+STREAM_HOW = {
+    "blind": "uniformly random (stable hash of a per-workspace salt and the segment id); no pre-labels",
+    "audit": "uniformly random (an independent stable hash); pre-labelled; a segment drawn for both went blind",
+    "review": "segments sent to adjudicators for review",
+    "uncertainty": "chosen and ordered by the model: least certain pre-label first",
+    "sequential": "the rest, in import (document) order",
+}
+
+
+def _design(ctx: Context) -> list[dict[str, Any]]:
+    """The streams the pushed tasks belong to, with their inclusion probabilities, and the order rule."""
+    from pipeline.store.annotations import task_streams
+    from pipeline.store.blind import ORDER_RULE
+
+    tasks = task_streams(ctx.store)
+    if not tasks:
+        return [text("No task was pushed to Label Studio.")]
+    groups: dict[tuple[str, float | None], tuple[int, set[str]]] = {}
+    for t in tasks:
+        key = (t["stream"] or "(not recorded)", t["inclusion_probability"])
+        n, segs = groups.get(key, (0, set()))
+        groups[key] = (n + 1, segs | {t["segment_id"]})
+    rows = [
+        [
+            stream,
+            n,
+            len(segs),
+            "-" if p is None else f"{p:.4g}",
+            STREAM_HOW.get(stream, f"chosen and ordered by the active-learning strategy {stream}")
+            if stream != "(not recorded)"
+            else "pushed before streams were recorded (culturecode < issue 27): chosen by the label stream's order",
+        ]
+        for (stream, p), (n, segs) in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
+    ]
+    header = ["stream", "tasks", "segments", "inclusion probability", "how chosen"]
+    random_streams = any(stream in ("blind", "audit") for stream, _ in groups)
+    order = (
+        f"Task order in each annotator's label stream: {ORDER_RULE}. The model-ordered tasks follow studio.sampling "
+        f"({ctx.settings.studio.sampling}); a new model version re-orders the tasks nobody has annotated yet."
+    )
+    if not random_streams:
+        order = (
+            f"Task order in each annotator's label stream: studio.sampling ({ctx.settings.studio.sampling}); no "
+            "random stream (blind or audit) was pushed, so every coded segment was chosen by that order and no "
+            "figure rests on a random sample."
+        )
+    return [table(header, rows, "Per pushed task (one per segment and project)."), text(order)]
 
 
 def _admitted(model: dict[str, Any]) -> str:
@@ -483,14 +535,11 @@ def anchoring_section(ctx: Context) -> Section:
     for code, stats in check["codes"].items():
         for key, label in ANCHORING_STATS:
             s = stats[key]
-            shifted = "yes" if s["difference"]["excludes_zero"] else "no"
-            rows.append(
-                [code, label, fmt_side(s["blind"]), fmt_side(s["assisted"]), fmt_side(s["difference"]), shifted]
-            )
-    header = ["code", "figure", "blind [95% CI]", "assisted [95% CI]", "difference [95% CI]", "shifted"]
+            diff = s["difference"]
+            rows.append([code, label, fmt_side(s["blind"]), fmt_side(s["assisted"]), fmt_side(diff), fmt_shift(diff)])
+    header = ["code", "figure", "blind [95% CI]", "assisted [95% CI]", "difference [95% CI]", "adjusted p: shifted"]
     blocks.append(table(header, rows))
-    shifted_codes = ", ".join(check.get("shifted") or []) or "none"
-    blocks.append(text(f"Codes whose blind and assisted figures differ beyond chance: {shifted_codes}."))
+    blocks.append(text(shift_summary(check)))
     return Section("anchoring", "Anchoring check", blocks)
 
 

@@ -96,13 +96,58 @@ def task_ledger(store: Store, url: str, project_id: int) -> list[dict[str, Any]]
 
 
 def record_tasks(store: Store, url: str, project_id: int, tasks: Iterable[tuple[int, str, str | None]]) -> None:
-    """Remember (task id, segment id, model version shown) rows of a project, replacing older ones."""
+    """Remember (task id, segment id, model version shown) rows of a project, replacing older ones. A row keeps its
+    recorded stream (`set_task_streams`) while its task stays the same; a new task for the segment starts without."""
     stamp = now()
+    rows = [(url, project_id, tid, seg, version, stamp) for tid, seg, version in tasks]
     store.conn.executemany(
-        "INSERT OR REPLACE INTO tasks(server_url, project_id, task_id, segment_id, model_version, pushed_at) "
-        "VALUES(?, ?, ?, ?, ?, ?)",
-        [(url, project_id, tid, seg, version, stamp) for tid, seg, version in tasks],
+        "DELETE FROM tasks WHERE server_url = ? AND project_id = ? AND task_id = ? AND segment_id != ?",
+        [(url, project_id, tid, seg) for url, project_id, tid, seg, _, _ in rows],
     )
+    store.conn.executemany(
+        "INSERT INTO tasks(server_url, project_id, task_id, segment_id, model_version, pushed_at) "
+        "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(server_url, project_id, segment_id) DO UPDATE SET "
+        "stream = CASE WHEN task_id = excluded.task_id THEN stream END, "
+        "inclusion_probability = CASE WHEN task_id = excluded.task_id THEN inclusion_probability END, "
+        "stream_order = CASE WHEN task_id = excluded.task_id THEN stream_order END, "
+        "task_id = excluded.task_id, model_version = excluded.model_version, pushed_at = excluded.pushed_at",
+        rows,
+    )
+
+
+def set_task_streams(
+    store: Store, url: str, project_id: int, streams: Iterable[tuple[int, str, float | None, str]]
+) -> None:
+    """Record (task id, stream, inclusion probability, sort key) of a project's tasks: the sampling design as pushed
+    (pipeline/studio/stream.py)."""
+    store.conn.executemany(
+        "UPDATE tasks SET stream = ?, inclusion_probability = ?, stream_order = ? "
+        "WHERE server_url = ? AND project_id = ? AND task_id = ?",
+        [(stream, p, order, url, project_id, tid) for tid, stream, p, order in streams],
+    )
+
+
+def annotated_task_ids(store: Store, url: str, project_id: int) -> set[int]:
+    """Tasks of the project with a pulled annotation (cancelled ones too): their stream is settled."""
+    rows = store.conn.execute(
+        "SELECT DISTINCT task_id FROM annotations WHERE server_url = ? AND project_id = ? AND carried_from IS NULL",
+        (url, project_id),
+    )
+    return {r[0] for r in rows}
+
+
+def task_streams(store: Store) -> list[dict[str, Any]]:
+    """Every recorded task's (segment, project, stream, inclusion probability, model version shown)."""
+    rows = store.conn.execute(
+        "SELECT server_url, project_id, task_id, segment_id, model_version, stream, inclusion_probability, "
+        "stream_order FROM tasks ORDER BY server_url, project_id, task_id"
+    )
+    return [dict(r) for r in rows]
+
+
+def stream_segments(store: Store, stream: str) -> set[str]:
+    """Segments with a task recorded in `stream` (e.g. 'audit', 'blind')."""
+    return {r[0] for r in store.conn.execute("SELECT DISTINCT segment_id FROM tasks WHERE stream = ?", (stream,))}
 
 
 def drop_task(store: Store, url: str, project_id: int, segment_id: str) -> None:

@@ -297,6 +297,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX embeddings_by_use ON embeddings(used_at);
     """,
+    # 8: the sampling design per Label Studio task (pipeline/studio/stream.py): the stream a task belongs to (blind,
+    # audit, or the model-ordered stream's mode), the inclusion probability of a random stream (NULL for the model's
+    # choice) and the task's sort key in the label stream (`data.stream_order`); NULL for tasks pushed before (DESIGN)
+    """
+    ALTER TABLE tasks ADD COLUMN stream TEXT;
+    ALTER TABLE tasks ADD COLUMN inclusion_probability REAL;
+    ALTER TABLE tasks ADD COLUMN stream_order TEXT;
+    """,
 ]
 
 

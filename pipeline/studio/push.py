@@ -9,11 +9,14 @@ interrupted push resumes where it stopped.
 Segments of the blind subset (`studio.blind_fraction`, pipeline/store/blind.py) go to every project
 with no predictions and no model text; a blind segment's task that still shows an earlier push's
 pre-labels loses them while nobody has annotated it, and is counted as exposed once someone has.
+
+Each task records its stream (blind, audit or the model-ordered stream), inclusion probability and sort key in the
+label stream (pipeline/studio/stream.py); tasks nobody has annotated get their new key and stream on every push.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,16 +25,25 @@ from pipeline.errors import CultureCodeError
 from pipeline.progress import progress_bar
 from pipeline.store import Segment, Store
 from pipeline.store.annotations import (
+    annotated_task_ids,
     count_tasks,
     count_tasks_to_update,
     drop_task,
     project_annotators,
     record_tasks,
+    set_task_streams,
     set_task_versions,
     task_ledger,
     tasks_shown_other_version,
 )
-from pipeline.store.blind import BlindSubset, blind_subset, record_blind_fraction
+from pipeline.store.blind import (
+    AUDIT_FRACTIONS_KEY,
+    ORDER_RULE,
+    BlindSubset,
+    audit_subset,
+    blind_subset,
+    record_blind_fraction,
+)
 from pipeline.store.models import current_model, set_model_metric
 from pipeline.store.predictions import PredictionRow, count_predictions, predictions_of
 from pipeline.store.segments import segment_ids as all_segment_ids
@@ -39,7 +51,15 @@ from pipeline.studio import labeling
 from pipeline.studio.client import Studio, connect
 from pipeline.studio.gate import Gate, admission_gate, gate_changed, pushed_gate
 from pipeline.studio.projects import ROLES, ProjectRef, ensure_project
-from pipeline.studio.stream import order_label_stream, ordered_by_model, stream_rank, stream_ranks
+from pipeline.studio.stream import (
+    ORDER_FIELD,
+    Place,
+    model_keys,
+    order_label_stream,
+    plan_stream,
+    stream_rank,
+    stream_ranks,
+)
 from pipeline.studio.users import annotator_email
 
 
@@ -57,6 +77,8 @@ class ProjectPush(ProjectRef):
     blind_stripped: int = 0  # blind tasks whose earlier pre-labels this push removed (nobody had annotated them)
     blind_exposed: int = 0  # blind tasks annotated while they showed pre-labels: assisted, left out of the check
     tabs_kept: list[int] = field(default_factory=list)  # Data Manager tabs ordered by hand: not re-ordered
+    audit: int = 0  # tasks of the audit stream
+    reordered: int = 0  # tasks nobody had annotated whose place in the stream this push changed
 
 
 @dataclass
@@ -68,7 +90,10 @@ class PushReport:
     admission: dict[str, Any] = field(default_factory=dict)  # the gate: which codes were pre-ticked
     blind_fraction: float = 0.0
     blind_segments: int = 0  # of the pushed segments, those sent with no pre-labels
-    blind_last: bool = False  # the label stream follows the model, so the blind tasks (no score) come last
+    audit_fraction: float = 0.0
+    audit_segments: int = 0  # of the pushed segments, those of the audit stream (random, pre-labelled)
+    sampling: str = "uncertainty"  # the model-ordered stream's mode (studio.sampling)
+    order_rule: str = ""  # where the random streams' tasks sit in the label stream, when there are any
 
     @property
     def imported(self) -> int:
@@ -161,13 +186,16 @@ def task_payload(
     model_version: str | None,
     gate: Gate,
     ranks: dict[str, float] | None = None,
+    place: Place | None = None,
 ) -> dict[str, Any]:
-    """One task to import: the segment with its context, and the prediction with only admitted codes ticked."""
+    """One task to import: the segment with its context and its place in the label stream, and the prediction with
+    only admitted codes ticked."""
     before, after = context(seg)
+    order = {ORDER_FIELD: place.order} if place else {}
     if pred is None:
-        return {"data": labeling.task_data(seg, before, after, None, None)}
+        return {"data": {**labeling.task_data(seg, before, after, None, None), **order}}
     ticked, _ = gate.split(pred)
-    data = labeling.task_data(seg, before, after, pred.rationale, model_version, gate.hint(pred))
+    data = {**labeling.task_data(seg, before, after, pred.rationale, model_version, gate.hint(pred)), **order}
     rank = stream_rank(ranks, seg.id)
     return {"data": data, "predictions": [labeling.prediction(ticked, pred.scores, pred.model_version, rank)]}
 
@@ -183,11 +211,14 @@ def _import(
     gate: Gate,
     bar: Any,
     ranks: dict[str, float] | None = None,
+    places: dict[str, Place] | None = None,
 ) -> None:
-    size, context = settings.studio.batch_size, _Context(store)
+    size, context, places = settings.studio.batch_size, _Context(store), places or {}
     for start in range(0, len(todo), size):
         batch = todo[start : start + size]
-        payload = [task_payload(context, s, preds.get(s.id), model_version, gate, ranks) for s in batch]
+        payload = [
+            task_payload(context, s, preds.get(s.id), model_version, gate, ranks, places.get(s.id)) for s in batch
+        ]
         resp = studio.call(studio.sdk.projects.import_tasks, ref.id, request=payload, return_task_ids=True)
         ids = list(getattr(resp, "task_ids", None) or [])  # present when return_task_ids=True
         if len(ids) != len(batch):
@@ -198,6 +229,12 @@ def _import(
         with store.transaction():
             shown = [(tid, s.id, model_version if s.id in preds else None) for tid, s in zip(ids, batch, strict=True)]
             record_tasks(store, studio.url, ref.id, shown)
+            streams = [
+                (tid, p.stream, p.inclusion_probability, p.order)
+                for tid, s in zip(ids, batch, strict=True)
+                if (p := places.get(s.id))
+            ]
+            set_task_streams(store, studio.url, ref.id, streams)
         ref.imported += len(batch)
         bar.advance(len(batch))
 
@@ -251,15 +288,47 @@ def _update_predictions(
             data = keep[row["segment_id"]].data
             shown = labeling.shown_rationale(pred.rationale, gate.hint(pred))
             if data.get("rationale", "") != shown:
-                studio.call(
-                    studio.sdk.tasks.update,
-                    row["task_id"],
-                    data={**data, "rationale": shown, "prediction_version": model_version},
-                )
+                _patch(studio, row["task_id"], data, rationale=shown, prediction_version=model_version)
         studio.call(studio.sdk.projects.import_predictions, ref.id, request=payload)
         with store.transaction():
             set_task_versions(store, studio.url, ref.id, [r["task_id"] for r in batch], model_version)
         ref.predictions_updated += len(batch)
+
+
+def _patch(studio: Studio, task_id: int, data: dict[str, Any], **changes: Any) -> None:
+    """Change fields of a task's data on the server, and in `data` (the listed task's), so later patches keep them."""
+    data.update(changes)
+    studio.call(studio.sdk.tasks.update, task_id, data=dict(data))
+
+
+def _unsettled(store: Store, url: str, ref: ProjectPush, places: dict[str, Place]) -> list[dict[str, Any]]:
+    """Ledger rows with no pulled annotation whose recorded stream or place differs from this push's plan."""
+    done = annotated_task_ids(store, url, ref.id)
+    return [
+        r
+        for r in task_ledger(store, url, ref.id)
+        if r["task_id"] not in done
+        and (p := places.get(r["segment_id"])) is not None
+        and (r["stream"], r["inclusion_probability"], r["stream_order"]) != (p.stream, p.inclusion_probability, p.order)
+    ]
+
+
+def _reorder(studio: Studio, store: Store, ref: ProjectPush, keep: dict[str, Any], places: dict[str, Place]) -> None:
+    """Tasks nobody has annotated take this push's stream and place (their sort key in the data, rewritten when it
+    moved); annotated ones keep what they were coded under."""
+    rows = [r for r in _unsettled(store, studio.url, ref, places) if _unannotated(keep, r["segment_id"])]
+    for row in rows:
+        data, order = keep[row["segment_id"]].data, places[row["segment_id"]].order
+        if data.get(ORDER_FIELD) != order:
+            _patch(studio, row["task_id"], data, **{ORDER_FIELD: order})
+            ref.reordered += 1
+    with store.transaction():
+        streams = [(r["task_id"], *_stream_row(places[r["segment_id"]])) for r in rows]
+        set_task_streams(store, studio.url, ref.id, streams)
+
+
+def _stream_row(place: Place) -> tuple[str, float | None, str]:
+    return place.stream, place.inclusion_probability, place.order
 
 
 def _stale(
@@ -284,13 +353,14 @@ def _out_of_step(
     regated: bool,
     preds: dict[str, PredictionRow],
     blind: BlindSubset,
+    places: dict[str, Place],
 ) -> bool:
     """Whether listing the project's tasks is needed: the server's task count differs from the
-    ledger (a killed push, a deleted task, a duplicate), some tasks may need new predictions or
-    blind segments' tasks still show pre-labels."""
+    ledger (a killed push, a deleted task, a duplicate), some tasks may need new predictions or a new place in the
+    stream, or blind segments' tasks still show pre-labels."""
     if ref.created:
         return False
-    if regated or _blind_shown(store, studio.url, ref, blind):
+    if regated or _blind_shown(store, studio.url, ref, blind) or _unsettled(store, studio.url, ref, places):
         return True
     ledger = count_tasks(store, studio.url, ref.id)
     stale = _stale(store, studio.url, ref, model_version, preds, blind) if model_version else 0
@@ -317,9 +387,7 @@ def _blind_again(
         for row in batch:
             data = keep[row["segment_id"]].data
             if data.get("rationale") or data.get("prediction_version"):
-                studio.call(
-                    studio.sdk.tasks.update, row["task_id"], data={**data, "rationale": "", "prediction_version": ""}
-                )
+                _patch(studio, row["task_id"], data, rationale="", prediction_version="")
         with store.transaction():
             record_tasks(store, studio.url, ref.id, [(r["task_id"], r["segment_id"], None) for r in batch])
         ref.blind_stripped += len(batch)
@@ -337,28 +405,55 @@ def _push_project(
     regated: bool,
     show_progress: bool,
     blind: BlindSubset,
+    audit: BlindSubset,
     ranks: dict[str, float] | None = None,
+    places: dict[str, Place] | None = None,
 ) -> None:
     """`preds` holds no blind segment's prediction, so blind tasks are imported and kept without any. `ranks`: each
-    segment's place in the label stream's strategy (`studio.sampling`), None: the least certain first."""
-    out_of_step = _out_of_step(studio, store, ref, model_version, regated, preds, blind)
+    segment's place in the label stream's strategy (`studio.sampling`), None: the least certain first. `places`:
+    each segment's stream and sort key (`stream.plan_stream`)."""
+    places = places or {}
+    out_of_step = _out_of_step(studio, store, ref, model_version, regated, preds, blind, places)
     keep = _reconcile(studio, store, ref) if out_of_step else {}
     have = {r["segment_id"] for r in task_ledger(store, studio.url, ref.id)}
     todo = [s for s in segments if s.id not in have]
     before = studio.retried
     with progress_bar(f"push to project {ref.id}", len(todo), show_progress) as bar:
-        _import(studio, store, settings, ref, todo, preds, model_version, gate, bar, ranks)
+        _import(studio, store, settings, ref, todo, preds, model_version, gate, bar, ranks, places)
     if studio.retried > before:  # a request may have landed twice while the server was flaky
         keep = _reconcile(studio, store, ref)
     _update_predictions(studio, store, settings, ref, keep, preds, model_version, gate, regated, ranks)
     _blind_again(studio, store, settings, ref, keep, blind)
+    _reorder(studio, store, ref, keep, places)
     if model_version:
         studio.call(studio.sdk.projects.update, ref.id, model_version=model_version, show_collab_predictions=True)
+    if model_version or places:
         ref.tabs_kept = order_label_stream(studio, ref.id, settings.studio.sampling)
     ledger = task_ledger(store, studio.url, ref.id)
     ref.tasks, ref.blind = len(ledger), sum(r["segment_id"] in blind for r in ledger)
+    ref.audit = sum(r["stream"] == "audit" for r in ledger)
     with store.transaction():
         record_blind_fraction(store, studio.url, ref.id, blind.fraction)
+        record_blind_fraction(store, studio.url, ref.id, audit.fraction, AUDIT_FRACTIONS_KEY)
+
+
+def _plan(
+    store: Store,
+    settings: Settings,
+    segments: list[Segment],
+    role: str,
+    blind: BlindSubset,
+    audit: BlindSubset,
+    preds: dict[str, PredictionRow],
+    ranks: dict[str, float] | None,
+) -> dict[str, Place]:
+    """The pushed segments' streams and places: review projects hold one `review` stream in import order."""
+    ids = [s.id for s in segments]
+    if role == "review":
+        return {s: Place("review", None, f"{(i + 0.5) / len(ids):.6f}") for i, s in enumerate(ids)}
+    mode = settings.studio.sampling
+    keys = model_keys(mode, {s: p.scores for s, p in preds.items()}, ranks) if preds else None
+    return plan_stream(ids, mode, blind, audit, keys)
 
 
 def _targets(
@@ -408,16 +503,40 @@ def push(
     regated = shown is not None and gate_changed(gate, pushed_gate(store, shown))
     ranks = stream_ranks(store, settings.studio.sampling, shown) if shown else None
     report = PushReport(studio.url, shown, len(segments), admission=gate.as_dict(), blind_fraction=blind.fraction)
-    report.blind_segments = len(blind.pick(s.id for s in segments))
-    report.blind_last = bool(report.blind_segments and shown and ordered_by_model(settings.studio.sampling))
-    args = {"annotators": annotators, "model_version": version, "role": role, "blind_fraction": blind.fraction}
+    audit = audit_subset(store, settings.studio.audit_fraction)
+    places = _plan(store, settings, segments, role, blind, audit, preds, ranks)
+    report.blind_segments = sum(p.stream == "blind" for p in places.values())
+    report.audit_fraction, report.sampling = audit.fraction, settings.studio.sampling
+    report.audit_segments = sum(p.stream == "audit" for p in places.values())
+    report.order_rule = ORDER_RULE if report.blind_segments or report.audit_segments else ""
+    args = {
+        "annotators": annotators,
+        "model_version": version,
+        "role": role,
+        "blind_fraction": blind.fraction,
+        "audit_fraction": audit.fraction,
+        "sampling": settings.studio.sampling,
+    }
     with store.run("push", args) as summary:
         for who in _targets(store, studio, settings, annotators, role):
             found: ProjectRef = ensure_project(studio, store, settings, codebook, role, who, version, update_config)
             ref = ProjectPush(found.id, found.title, role, who, found.created, found.recreated, found.config_updated)
             to_import = [] if update_only else segments
             _push_project(
-                studio, store, settings, ref, to_import, preds, shown, gate, regated, show_progress, blind, ranks
+                studio,
+                store,
+                settings,
+                ref,
+                to_import,
+                preds,
+                shown,
+                gate,
+                regated,
+                show_progress,
+                blind,
+                audit,
+                ranks,
+                places,
             )
             report.projects.append(ref)
         summary.update(
@@ -425,6 +544,8 @@ def push(
             projects=[p.id for p in report.projects],
             admission=gate.as_dict(),
             blind={"fraction": blind.fraction, "segments": report.blind_segments},
+            audit={"fraction": audit.fraction, "segments": report.audit_segments},
+            streams=dict(Counter(p.stream for p in places.values())),
             blind_exposed=sum(p.blind_exposed for p in report.projects),
         )
         if shown is not None:

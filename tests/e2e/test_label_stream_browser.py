@@ -1,9 +1,10 @@
 """The annotator's label stream in the real Label Studio UI follows the model: "Label All Tasks" serves the least
 certain pre-label first, a new model version's predictions re-order what comes next, another chosen strategy's order
-is followed, and blind tasks (no prediction, so no score) come after every pre-labelled one (issue 14).
+is followed, and blind tasks (no prediction, so no score) are met early and throughout (issues 14, 27).
 
-In the Community edition the stream is the Data Manager tab's order; culturecode orders the tabs by prediction score
-(`studio.sampling`, pipeline/studio/stream.py)."""
+In the Community edition the stream is the Data Manager tab's order; culturecode orders the tabs by each task's
+`stream_order` (the model's order, `studio.sampling`, with the random streams interleaved;
+pipeline/studio/stream.py)."""
 
 from __future__ import annotations
 
@@ -74,27 +75,32 @@ def test_the_stream_follows_another_chosen_strategy(studio_server, tmp_path, cod
         assert task_segment[_submit_for_next(page)] == order[1]
 
 
-def test_a_blind_task_is_served_after_every_pre_labelled_one(studio_server, tmp_path, codebook):
-    """The blind segment would be the least certain, yet with no prediction (no score) the stream serves it last."""
+def test_blind_tasks_are_served_early_and_throughout_the_model_ordered_stream(studio_server, tmp_path, codebook):
+    """Issue 27: blind segments have no prediction (no score), yet under `uncertainty` sampling the stream serves one
+    in each half of the stream at a random place (their `stream_order`), the others least certain first."""
     ws = tmp_path / "ws"
-    store = make_workspace(ws, n_docs=1, turns=4, model_version=None)
+    store = make_workspace(ws, n_docs=1, turns=8, model_version=None)
     ids = [seg.id for seg in store.segments()]
     with store.transaction():
         store.set_meta(SALT_KEY, "stream-test")
-    blind_id = min(ids, key=lambda i: draw("stream-test", i))
-    fraction = draw("stream-test", blind_id) + 1e-9  # exactly this one segment is blind
-    certainty = dict(zip([i for i in ids if i != blind_id], [0.62, 0.88, 0.75], strict=True)) | {blind_id: 0.51}
+    first_two = sorted(ids, key=lambda i: draw("stream-test", i))[:2]
+    fraction = draw("stream-test", first_two[1]) + 1e-9  # exactly these two segments are blind
+    certainty = dict(zip(ids, [0.62, 0.88, 0.75, 0.51, 0.97, 0.66, 0.58, 0.93], strict=True))
     factory.add_scores(store, "v1", codebook, _scores(store, [certainty[i] for i in ids]))
     settings = studio_server.workspace_settings(ws, **{"studio.blind_fraction": fraction})
     (person,) = add_annotators(connect(settings), settings, [f"blind-{uuid.uuid4().hex[:8]}"])
     report = push(store, settings, codebook, annotators=[person.email], show_progress=False)
-    assert report.blind_segments == 1 and report.blind_last
+    assert report.blind_segments == 2 and "random positions" in report.order_rule
     task_segment = _task_segments(store)
+    planned = [r["segment_id"] for r in rows(store, "SELECT segment_id FROM tasks ORDER BY stream_order")]
 
     with _label_stream(studio_server.url, person, report.projects[0].id) as (page, first):
         served = [task_segment[first]] + [task_segment[_submit_for_next(page)] for _ in ids[1:]]
-    labelled = sorted((i for i in ids if i != blind_id), key=certainty.get)
-    assert served == [*labelled, blind_id]
+    assert served == planned
+    blind_at = [served.index(i) for i in first_two]
+    assert min(blind_at) < 4 and max(blind_at) >= 4  # one in each half: met early, and again later
+    labelled = [i for i in served if i not in first_two]
+    assert labelled == sorted(labelled, key=certainty.get)  # the rest: least certain first
 
 
 def _task_segments(store) -> dict[int, str]:

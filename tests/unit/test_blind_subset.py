@@ -10,8 +10,12 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.agreement import agreement_report
+from pipeline.agreement import anchoring as anchoring_module
+from pipeline.agreement.anchoring import NEVER_TICKED, anchoring_check
+from pipeline.agreement.ratings import load_ratings, model_labels
 from pipeline.config import load_codebook, load_settings
 from pipeline.errors import CultureCodeError
+from pipeline.store.annotations import task_streams
 from pipeline.store.blind import (
     BlindSubset,
     blind_subset,
@@ -21,7 +25,7 @@ from pipeline.store.blind import (
     workspace_salt,
 )
 from pipeline.studio.projects import ProjectRef
-from tests.factory import SERVER, add_annotation, add_model, add_project, make_workspace
+from tests.factory import SERVER, add_annotation, add_model, add_project, add_scores, make_workspace
 
 push_module = importlib.import_module("pipeline.studio.push")  # `pipeline.studio.push` is also the function
 IDS = [f"doc{d}-{p}" for d in range(20) for p in range(100)]
@@ -123,10 +127,54 @@ def test_blind_tasks_carry_no_predictions_and_no_model_text(tmp_path, small_code
     run = store.last_runs(1)[0]
     assert run["summary"]["blind"] == {"fraction": 0.3, "segments": len(expected)}
     assert pushed_blind_subset(store) == blind
-    assert report.blind_last  # uncertainty sampling (the default): unscored blind tasks come last in the stream
+    # every task carries its place in the label stream; the ledger records its stream and inclusion probability
+    assert all(task["data"]["stream_order"] for task in studio.imported)
+    streams = {t["segment_id"]: t for t in task_streams(store)}
+    for seg in segments:
+        row = streams[seg]
+        if seg in blind:
+            assert (row["stream"], row["inclusion_probability"]) == ("blind", 0.3)
+        else:
+            assert (row["stream"], row["inclusion_probability"]) == ("uncertainty", None)
 
 
-def test_push_says_when_blind_tasks_come_last_in_the_stream(tmp_path, small_codebook, monkeypatch, capsys):
+def test_blind_and_audit_tasks_are_met_early_and_throughout_a_model_ordered_stream(
+    tmp_path, small_codebook, monkeypatch
+):
+    """Issue 27: under `uncertainty` sampling (the default) blind tasks have no score, yet the stream's sort key puts
+    one blind or audit task in each equal stretch of the stream, so an annotator who codes a few meets some."""
+    book = load_codebook(small_codebook)
+    docs = {f"doc{d}": [f"Turn {t} of {d}." for t in range(50)] for d in range(6)}
+    store = make_workspace(tmp_path / "ws", book, docs)
+    rng = random.Random(5)
+    segments = [s.id for s in store.segments()]
+    scores = {s: {"carrot": rng.random(), "stick": 0.02} for s in segments}
+    add_scores(store, "v1", book, scores)
+    studio = _FakeStudio()
+    monkeypatch.setattr(push_module, "connect", lambda settings: studio)
+    monkeypatch.setattr(
+        push_module, "ensure_project", lambda *a: ProjectRef(7, "p", "annotation", None, True, False, False)
+    )
+    overrides = {"studio.blind_fraction": 0.1, "studio.audit_fraction": 0.1, "admission.enabled": False}
+    settings = load_settings(overrides={"workspace": str(tmp_path / "ws"), **overrides})
+    report = push_module.push(store, settings, book, show_progress=False)
+    assert report.blind_segments > 0 and report.audit_segments > 0 and "random positions" in report.order_rule
+
+    streams = {t["segment_id"]: t for t in task_streams(store)}
+    served = [t["data"]["segment_id"] for t in sorted(studio.imported, key=lambda t: t["data"]["stream_order"])]
+    random_at = [i for i, seg in enumerate(served) if streams[seg]["stream"] in ("blind", "audit")]
+    stretch = len(served) / len(random_at)
+    assert random_at[0] < stretch + 1  # met within the first stretch, not after every pre-labelled task
+    for j, position in enumerate(random_at):  # one in each equal stretch of the stream
+        assert j * stretch - 1 <= position <= (j + 1) * stretch + 1
+    modelled = [seg for seg in served if streams[seg]["stream"] == "uncertainty"]
+    certainty = {s: min(max(p, 1 - p) for p in scores[s].values()) for s in segments}
+    assert modelled == sorted(modelled, key=certainty.get)  # the rest: least certain first
+    probabilities = {streams[seg]["stream"]: streams[seg]["inclusion_probability"] for seg in served}
+    assert probabilities == {"blind": 0.1, "audit": pytest.approx(0.09), "uncertainty": None}
+
+
+def test_push_states_the_order_rule_whatever_the_sampling(tmp_path, small_codebook, monkeypatch, capsys):
     from pipeline.commands.studio import _show_push
 
     book = load_codebook(small_codebook)
@@ -144,9 +192,11 @@ def test_push_says_when_blind_tasks_come_last_in_the_stream(tmp_path, small_code
         report = push_module.push(store, settings, book, show_progress=False)
         assert report.blind_segments > 0
         _show_push(report.as_dict())
-        shown[sampling] = (report.blind_last, capsys.readouterr().out)
-    assert shown["uncertainty"][0] and "blind tasks, which have no score, come after" in shown["uncertainty"][1]
-    assert not shown["sequential"][0] and "come after" not in shown["sequential"][1]
+        shown[sampling] = capsys.readouterr().out
+    for sampling, out in shown.items():
+        assert "spread through each annotator's label stream at random positions" in out
+        assert f"studio.sampling ({sampling})" in out
+        assert "come after" not in out
 
 
 # --------------------------------------------------------------------------- the report
@@ -204,12 +254,21 @@ def test_the_report_shows_that_assisted_annotators_follow_the_model(tmp_path, sm
         b_low, b_high = stat["blind"]["ci"]
         assert b_low <= stat["blind"]["value"] <= b_high
     assert "carrot" in check["shifted"]
+    assert {"code": "carrot", "figure": "model_kappa", "direction": "assisted higher"}.items() <= next(
+        s for s in check["shifts"] if s["code"] == "carrot" and s["figure"] == "model_kappa"
+    ).items()
+    assert carrot["model_kappa"]["difference"]["p_adjusted"] < 0.05 and "Holm" in check["multiplicity"]
+    # no audit stream: the assisted segments were the model's choice, and the note says so (not "random parts")
+    assert check["assisted_sample"] == "model-ordered stream (not random)" and "not a random sample" in check["note"]
     # nobody ticks stick: its rates agree (0 = 0) and alpha and kappa are undefined, with reasons
     stick = check["codes"]["stick"]
     assert stick["positive_rate"]["difference"]["value"] == 0
     assert stick["krippendorff_alpha"]["blind"]["value"] is None and stick["krippendorff_alpha"]["blind"]["reason"]
+    # the model never ticked stick: said in words, not as 0.000 [0.000, 0.000]
+    assert stick["model_kappa"]["assisted"] == {"value": None, "ci": None, "reason": NEVER_TICKED}
     md = result.paths["md"].read_text(encoding="utf-8")
     assert "## Anchoring check" in md and "Schroeder et al." in md
+    assert "carrot model kappa: assisted higher" in md and "never ticked" in md
     html = result.paths["html"].read_text(encoding="utf-8")
     assert 'id="anchoring"' in html
 
@@ -238,7 +297,7 @@ def test_no_section_without_a_blind_push_and_a_reason_while_a_group_is_empty(tmp
     assert check["codes"] == {} and "no assisted" in check["reason"]
 
 
-def test_with_no_blind_annotations_the_reason_says_where_blind_tasks_sit_in_the_stream(tmp_path, small_codebook):
+def test_with_no_blind_annotations_yet_the_check_says_so(tmp_path, small_codebook):
     book = load_codebook(small_codebook)
     store = make_workspace(tmp_path / "ws", book, {"doc": [f"Turn {t}." for t in range(20)]})
     segments = [s.id for s in store.segments()]
@@ -253,7 +312,35 @@ def test_with_no_blind_annotations_the_reason_says_where_blind_tasks_sit_in_the_
     settings = load_settings(overrides={"workspace": str(tmp_path / "ws"), "agreement.bootstrap": 20})
     check = agreement_report(store, settings, book, out_dir=None).report["anchoring"]
     assert check["codes"] == {} and check["reason"].startswith("no blind annotations yet")
-    assert "come after every pre-labelled one" in check["reason"]
+
+
+def test_the_assisted_group_is_the_random_audit_stream_when_annotators_coded_it(tmp_path, small_codebook):
+    store, book, blind = _anchored_workspace(tmp_path, small_codebook)
+    ratings = load_ratings(store, book)
+    assisted = [s.id for s in store.segments() if s.id not in blind]
+    audit = set(assisted[::3])
+    check = anchoring_check(ratings, blind, model_labels(store, ratings), bootstrap=50, audit=audit)
+    assert check["assisted_sample"] == "audit stream (random)" and check["note"].startswith(
+        "Blind segments were coded with no pre-labels; assisted segments, from the audit stream"
+    )
+    assert "uniformly random samples of the same segments" in check["note"]
+    assert check["groups"]["assisted"]["n_items"] == len(audit)
+    assert check["left_out"]["assisted_outside_audit"] == 2 * (len(assisted) - len(audit))
+
+
+def test_anchoring_verdicts_are_adjusted_for_multiple_comparisons_with_a_direction():
+    """Holm over every code x figure: 0.01 survives (x4 = 0.04), 0.02 and 0.03 do not (0.06)."""
+    diff = lambda p, value: {"p": p, "value": value, "direction": "blind higher" if value > 0 else "assisted higher"}  # noqa: E731
+    codes = {
+        "a": {"positive_rate": {"difference": diff(0.01, -0.3)}, "model_kappa": {"difference": diff(0.02, 0.2)}},
+        "b": {"positive_rate": {"difference": diff(0.03, -0.1)}, "model_kappa": {"difference": diff(0.5, 0.0)}},
+        "c": {"positive_rate": {"difference": {"p": None, "value": None}}},
+    }
+    shifts = anchoring_module._adjust(codes)
+    assert shifts == [{"code": "a", "figure": "positive_rate", "direction": "assisted higher", "p_adjusted": 0.04}]
+    assert codes["a"]["model_kappa"]["difference"]["p_adjusted"] == pytest.approx(0.06)
+    assert not codes["b"]["positive_rate"]["difference"]["shifted"]
+    assert codes["c"]["positive_rate"]["difference"]["p_adjusted"] is None
 
 
 @pytest.mark.parametrize("value", ["-0.1", "1.5"])
@@ -267,7 +354,11 @@ def test_the_agreement_command_names_the_shifted_codes(cli, tmp_path, small_code
     store.close()
     result = cli("agreement", "-w", tmp_path / "ws", "--codebook", small_codebook, "--bootstrap", "100")
     assert result.exit_code == 0, result.output
-    assert "differ beyond chance: carrot (" in " ".join(result.output.split())
+    shown = " ".join(result.output.split())
+    assert (
+        "Shifted beyond chance (Holm's step-down adjustment" in shown
+        and "carrot positive rate: assisted higher" in shown
+    )
 
 
 def test_an_unknown_label_stream_strategy_is_refused_naming_the_installed_ones(tmp_path, small_codebook):
@@ -278,3 +369,18 @@ def test_an_unknown_label_stream_strategy_is_refused_naming_the_installed_ones(t
         stream_ranks(store, "rarest", "v1")
     assert stream_ranks(store, "uncertainty", "v1") is None and stream_rank(None, "s") is None
     assert stream_rank({"a": 0.0}, "a") == 0.0 and stream_rank({"a": 0.0}, "b") == 1.0  # unranked: after the ranked
+
+
+def test_random_stream_places_are_stable_within_a_workspace_and_differ_between_workspaces():
+    from pipeline.studio.stream import plan_stream
+
+    keys = {i: n / len(IDS) for n, i in enumerate(IDS)}
+
+    def random_positions(salt: str) -> list[int]:
+        places = plan_stream(IDS, "uncertainty", BlindSubset(salt, 0.05), BlindSubset(salt, 0.05, "audit\x00"), keys)
+        served = sorted(IDS, key=lambda i: places[i].order)
+        return [n for n, i in enumerate(served) if places[i].stream in ("blind", "audit")]
+
+    assert random_positions("ws-1") == random_positions("ws-1")
+    assert random_positions("ws-1") != random_positions("ws-2")
+    assert max(random_positions("ws-1")[0], random_positions("ws-2")[0]) < 20  # both met within the first 20
