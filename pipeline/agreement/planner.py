@@ -22,7 +22,9 @@ report's own functions). "There" means the one-sided lower bound at `p` (the p-q
 bootstrap, the test the formula is sized for) is at or above `a` on at least the N planned for
 the observed share. How many more segments get there is simulated: the current double-coded
 segments are resampled at larger sizes until the bound reaches `a` (next segments assumed drawn
-like the current ones). A code whose alpha is below `a` cannot get there by more coding.
+like the current ones). The verdict follows the 95% interval: a code is out of reach by more coding only when
+the interval's upper end lies below `a`; one whose alpha is below `a` while its interval covers `a` continues,
+with no projected number (a projection from a point estimate below `a` never gets there), as more coding decides.
 
 Rare codes are oversampled: for codes whose share is below `min_share`, the segments the model
 scores highest for them are chosen first, until the model's scores expect `min_share` of the
@@ -232,13 +234,20 @@ def code_progress(
     if gap == 0 and bound is not None and bound >= target.alpha_min:
         return CodeProgress(code, n, share, alpha.value, ci, bound, planned, 0, REACHED)
     if alpha.value < target.alpha_min:
-        why = f"alpha {alpha.value:.3f} is below {target.alpha_min:.3f}: more segments only narrow the interval "
-        why += "around it; revise the code's definition and retrain the coders"
-        return CodeProgress(code, n, share, alpha.value, ci, bound, planned, None, OUT_OF_REACH, why)
+        if ci is None or ci[1] < target.alpha_min:
+            why = f"alpha {alpha.value:.3f} and its 95% interval lie below {target.alpha_min:.3f}: more segments only "
+            why += "narrow the interval around it; revise the code's definition and retrain the coders"
+            return CodeProgress(code, n, share, alpha.value, ci, bound, planned, None, OUT_OF_REACH, why)
+        why = (
+            f"alpha {alpha.value:.3f} is below {target.alpha_min:.3f} but its 95% interval [{ci[0]:.3f}, "
+            f"{ci[1]:.3f}] covers it: more double-coding decides (no number can be projected from an alpha below "
+            "the target)"
+        )
+        return CodeProgress(code, n, share, alpha.value, ci, bound, planned, None, CONTINUE, why)
     reach = units_to_reach(counts.astype(np.float64), target, replicates, seed)
     if reach is None:
         why = f"the simulated bound stays below {target.alpha_min:.3f} up to {SIMULATION_LIMIT} segments"
-        return CodeProgress(code, n, share, alpha.value, ci, bound, planned, None, OUT_OF_REACH, why)
+        return CodeProgress(code, n, share, alpha.value, ci, bound, planned, None, CONTINUE, why)
     # at least one more: the measured bound is short even where the simulation's draw at n passed
     more = max(gap, reach - n, 1)
     return CodeProgress(code, n, share, alpha.value, ci, bound, planned, more, CONTINUE)
@@ -255,8 +264,17 @@ def stop_rule(progress: list[CodeProgress], target: Target) -> tuple[bool, str]:
         return True, f"stop: every code is there ({bar}, on at least its planned number of segments)"
     if not waiting:
         return True, f"stop double-coding: more segments will not help {', '.join(stuck)}; revise those codes"
-    most = max((p.more_needed or 0) for p in waiting)
-    text = f"continue: {most} more double-coded segment(s) (for {', '.join(p.code for p in waiting)}) to reach {bar}"
+    projected = [p for p in waiting if p.more_needed is not None]
+    open_ended = [p.code for p in waiting if p.more_needed is None]
+    if projected:
+        most = max(p.more_needed or 0 for p in projected)
+        text = (
+            f"continue: {most} more double-coded segment(s) (for {', '.join(p.code for p in projected)}) to reach {bar}"
+        )
+        if open_ended:
+            text += f"; no projected number for {', '.join(open_ended)} (see each code's reason): keep double-coding"
+    else:
+        text = f"continue: keep double-coding for {', '.join(open_ended)} (no projected number: see each code's reason)"
     if stuck:
         text += f"; out of reach by more coding: {', '.join(stuck)}"
     return False, text
@@ -427,14 +445,22 @@ def _select(
     plan.selection = selection
 
 
-def record_plan(store: Store, plan: ReliabilityPlan) -> None:
-    """Keep the latest plan in the workspace (meta `reliability_plan`, and a `plan` run) for the appendix."""
-    from pipeline.store import dumps
+PRECODING_KEY = "reliability_plan_precoding"  # the first plan recorded before any segment was double-coded: frozen
 
-    data = plan.as_dict()
+
+def record_plan(store: Store, plan: ReliabilityPlan) -> None:
+    """Keep the latest plan in the workspace (meta `reliability_plan`, and a `plan` run) for the appendix; the first
+    plan made before any segment was double-coded is also kept, once and for all (meta PRECODING_KEY), so the
+    appendix shows the plan the study started from beside the latest."""
+    from pipeline.store import dumps
+    from pipeline.store.db import now
+
+    data = {**plan.as_dict(), "recorded_at": now()}
     args = {**asdict(plan.target), "min_share": plan.min_share, "coder": plan.coder}
     with store.transaction(), store.run("plan", args) as summary:
         store.set_meta("reliability_plan", dumps(data))
+        if store.get_meta(PRECODING_KEY) is None and not any(p.double_coded for p in plan.progress):
+            store.set_meta(PRECODING_KEY, dumps(data))
         chosen = len(plan.selection.segment_ids) if plan.selection else 0
         summary.update(units=plan.units, stop=plan.stop, stop_reason=plan.stop_reason, chosen=chosen)
         summary.update(pushed=bool(plan.pushed))

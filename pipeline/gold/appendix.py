@@ -479,29 +479,62 @@ def plan_section(ctx: Context) -> Section:
         ]
         return Section("plan", "Reliability plan", blocks)
     plan = json.loads(raw)
+    first_raw = ctx.store.get_meta("reliability_plan_precoding")
+    first = json.loads(first_raw) if first_raw else None
     t = plan["target"]
     goal = f"alpha >= {t['alpha_min']:.3f} at p = {t['significance']:g} with {t['coders']} coders"
     source = f"expected shares from {plan['model_version']}" if plan.get("model_version") else "given expected shares"
     units = plan["units"] if plan["units"] is not None else "unknown"
-    blocks = [
-        text(
-            f"Target: {goal} (Bloch and Kraemer's formula as Krippendorff 2019 applies it; {source}). "
-            f"Planned double coding for the whole codebook: {units} segment(s)."
-        )
+    blocks = [text(f"Target: {goal} (Bloch and Kraemer's formula as Krippendorff 2019 applies it; {source}).")]
+    blocks.append(text(_plans_text(first, plan, units)))
+    before = {c["code"]: c for c in (first or {}).get("codes", [])}
+    rows = [
+        [
+            c["code"],
+            fmt(before[c["code"]]["share"]) if c["code"] in before else "-",
+            (before[c["code"]]["units"] or "-") if c["code"] in before else "-",
+            fmt(c["share"]),
+            c["units"] or "-",
+            c["units_oversampled"] or "-",
+        ]
+        for c in plan["codes"]
     ]
-    rows = [[c["code"], fmt(c["share"]), c["units"] or "-", c["units_oversampled"] or "-"] for c in plan["codes"]]
-    blocks.append(table(["code", "expected share", "units", "units (oversampled)"], rows))
+    header = ["code", "share (pre-coding)", "units (pre-coding)", "share (latest)", "units (latest)", "oversampled"]
+    blocks.append(table(header, rows))
     if plan.get("progress"):
         rows = [
-            [p["code"], p["double_coded"], fmt(p["alpha"]), fmt(p["lower_bound"]), p["more_needed"] or 0, p["status"]]
+            [
+                p["code"],
+                p["double_coded"],
+                fmt(p["alpha"]),
+                fmt_ci(p.get("ci")),
+                fmt(p["lower_bound"]),
+                "-" if p["more_needed"] is None else p["more_needed"],
+                p["status"],
+            ]
             for p in plan["progress"]
         ]
-        header = ["code", "double-coded", "alpha", "lower bound", "more needed", "status"]
+        header = ["code", "double-coded", "alpha", "95% CI", "lower bound", "more needed", "status"]
         blocks.append(table(header, rows, "Progress when the plan was last run."))
     verdict = "met" if plan.get("stop") else "not met"
     blocks.append(text(f"Stop rule when the plan was last run: {verdict} ({plan.get('stop_reason') or '-'})."))
     blocks.append(text(_met_now(ctx, t["alpha_min"])))
     return Section("plan", "Reliability plan", blocks)
+
+
+def _plans_text(first: dict[str, Any] | None, latest: dict[str, Any], units: Any) -> str:
+    """The plan made before coding (frozen, with its date) beside the latest."""
+    when = (latest.get("recorded_at") or "date not recorded")[:10]
+    if first is None:
+        return (
+            f"No plan was recorded before double-coding began. Latest plan ({when}): {units} segment(s) "
+            "double-coded for the whole codebook."
+        )
+    first_units = first["units"] if first["units"] is not None else "unknown"
+    return (
+        f"Planned before coding ({(first.get('recorded_at') or '')[:10]}, frozen): {first_units} double-coded "
+        f"segment(s) for the whole codebook. Latest plan ({when}): {units}."
+    )
 
 
 def _met_now(ctx: Context, alpha_min: float) -> str:

@@ -110,6 +110,9 @@ def test_plan_blind_subset_and_admission_are_reported(workspace: Path) -> None:
     a = _appendix(workspace)
     plan = _blocks(a, "Reliability plan")
     assert "alpha >= 0.800 at p = 0.05 with 2 coders" in plan and "Now: " in plan
+    # the workspace was coded before this first plan: the appendix says no plan predates coding (issue 27)
+    assert "No plan was recorded before double-coding began" in plan and "units (pre-coding)" in plan
+    assert "Sampling design and task order" in _blocks(a, "Procedure")
     assert "50%" in _blocks(a, "Procedure") and "blind" in _blocks(a, "Anchoring check")
     (pre_labels,) = [
         b for b in json.loads(_blocks(a, "Procedure")) if b["kind"] == "table" and "model version" in b["header"]

@@ -235,3 +235,43 @@ def test_plan_command_json_on_a_workspace_records_the_plan(tmp_path, small_codeb
 def test_push_without_a_coder_is_refused(tmp_path, small_codebook, cli):
     result = cli("plan", "--workspace", tmp_path / "ws", "--codebook", small_codebook, "--push")
     assert result.exit_code == 2 and "--coder" in result.stderr
+
+
+# --------------------------------------------------------------------------- verdicts from the interval (issue 27)
+
+
+def test_a_code_whose_interval_covers_the_target_continues_rather_than_out_of_reach():
+    x = _matrix([(1, 1)] * 6 + [(1, 0)] * 1 + [(0, 1)] * 1 + [(0, 0)] * 12)  # alpha below .8 on 20 segments
+    row = pl.code_progress(x, "c", pl.Target(), 300, 7, None)
+    assert row.alpha is not None and row.alpha < 0.8 and row.ci is not None and row.ci[1] >= 0.8
+    assert row.status == pl.CONTINUE and row.more_needed is None
+    assert "covers it" in row.reason and "revise" not in row.reason
+
+
+def test_out_of_reach_only_when_the_interval_lies_below_the_target():
+    x = _matrix([(1, 1)] * 10 + [(1, 0)] * 10 + [(0, 1)] * 10 + [(0, 0)] * 70)
+    row = pl.code_progress(x, "c", pl.Target(), 300, 7, None)
+    assert row.status == pl.OUT_OF_REACH and row.ci[1] < 0.8
+
+
+def test_stop_rule_keeps_coding_for_codes_with_no_projected_number():
+    target = pl.Target()
+    stop, text = pl.stop_rule([_row(pl.CONTINUE, 40), _row(pl.CONTINUE, None)], target)
+    assert not stop and "40 more" in text and "no projected number for ccoNone" in text
+    stop, text = pl.stop_rule([_row(pl.REACHED, 0), _row(pl.CONTINUE, None)], target)
+    assert not stop and text.startswith("continue: keep double-coding for ccoNone")
+
+
+def test_the_plan_made_before_coding_is_frozen_beside_the_latest(tmp_path, small_codebook):
+    store, book, ids, model = _workspace(tmp_path, small_codebook)
+    first = pl.reliability_plan(store, book, pl.Target(), {"carrot": 0.25, "stick": 0.05})
+    pl.record_plan(store, first)
+    frozen = json.loads(store.get_meta(pl.PRECODING_KEY))
+    assert frozen["units"] == first.units and frozen["recorded_at"]
+    for n, seg in enumerate(ids[:40]):  # coding starts; a later plan does not replace the pre-coding one
+        add_annotation(store, 1000 + 2 * n, 1, seg, ANA, model[seg], book)
+        add_annotation(store, 1001 + 2 * n, 2, seg, BO, model[seg], book)
+    later = pl.reliability_plan(store, book, pl.Target(), {"carrot": 0.4, "stick": 0.4})
+    pl.record_plan(store, later)
+    assert json.loads(store.get_meta(pl.PRECODING_KEY)) == frozen
+    assert json.loads(store.get_meta("reliability_plan"))["units"] == later.units != first.units
