@@ -282,6 +282,7 @@ def procedure_section(ctx: Context) -> Section:
     else:
         blocks.append(text("No model pre-labelled this workspace: annotators coded without suggestions."))
     blocks += [heading("Sampling design and task order"), *_design(ctx)]
+    blocks += [heading("Threshold changes during coding"), *_calibration_events(ctx)]
     blocks += [heading("Blind subset"), text(_blind_text(ctx))]
     blocks += [heading("Adjudication"), *_adjudication(ctx)]
     return Section("procedure", "Procedure", blocks)
@@ -334,6 +335,33 @@ def _design(ctx: Context) -> list[dict[str, Any]]:
             "figure rests on a random sample."
         )
     return [table(header, rows, "Per pushed task (one per segment and project)."), text(order)]
+
+
+def _calibration_events(ctx: Context) -> list[dict[str, Any]]:
+    """Each re-tuning of a model's thresholds on the project's labels (`calibrate`, run by `pull` and `retrain`):
+    when, which model, on how many labels, and the thresholds that moved (before -> after)."""
+    from pipeline.store.calibration import calibration_history
+
+    history = calibration_history(ctx.store)
+    if not history:
+        return [text("No threshold was re-tuned during coding: pre-ticks followed each model's own thresholds.")]
+    rows: list[list[Any]] = []
+    previous: dict[str, dict[str, float]] = {}
+    for cal in history:
+        before = previous.get(cal.model_version)
+        moved = [
+            f"{code} {before[code]:.3f} -> {value:.3f}" if before and code in before else f"{code} -> {value:.3f}"
+            for code, value in sorted(cal.thresholds.items())
+            if cal.sources.get(code) == "project" and (not before or before.get(code) != value)
+        ]
+        rows.append([cal.created_at[:19], cal.model_version, cal.labels, "; ".join(moved) or "none moved"])
+        previous[cal.model_version] = cal.thresholds
+    caption = (
+        "Thresholds re-tuned on the project's own labels while coding went on; each change re-decided the pre-labels "
+        "of segments nobody had annotated and updated their Label Studio tasks, so later annotators saw different "
+        "pre-ticks than earlier ones. 'code -> t' without a before: first re-tuning (before: the model's own)."
+    )
+    return [table(["when (UTC)", "model version", "labels", "thresholds moved (before -> after)"], rows, caption)]
 
 
 def _admitted(model: dict[str, Any]) -> str:

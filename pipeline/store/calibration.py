@@ -71,3 +71,11 @@ def count_calibrations(store: Store, model_version: str | None = None) -> int:
     return store.conn.execute("SELECT COUNT(*) FROM calibrations WHERE model_version = ?", (model_version,)).fetchone()[
         0
     ]
+
+
+def calibration_history(store: Store) -> list[Calibration]:
+    """Every calibration, oldest first: the threshold changes made during coding (listed in the appendix)."""
+    rows = store.conn.execute(
+        "SELECT id, model_version, labels, labels_hash, thresholds, sources, created_at FROM calibrations ORDER BY id"
+    )
+    return [Calibration(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6]) for r in rows]

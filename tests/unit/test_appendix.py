@@ -193,3 +193,19 @@ def test_latex_compiles(workspace: Path, tmp_path: Path) -> None:
         run = subprocess.run([*command, paths["tex"].name], cwd=paths["tex"].parent, capture_output=True, timeout=300)
     assert run.returncode == 0, run.stdout.decode(errors="replace")[-3000:]
     assert (paths["tex"].parent / "appendix.pdf").stat().st_size > 1000
+
+
+def test_threshold_changes_during_coding_are_listed_in_the_procedure(workspace: Path) -> None:
+    """Issue 27 #2: a re-tuning of thresholds mid-study is an event in the appendix, with before and after."""
+    from pipeline.store.calibration import save_calibration
+
+    with Store(workspace) as store, store.transaction():
+        save_calibration(store, "v1", 40, "h1", {"carrot": 0.41, "stick": 0.5}, {"carrot": "project", "stick": "model"})
+        save_calibration(store, "v1", 60, "h2", {"carrot": 0.35, "stick": 0.5}, {"carrot": "project", "stick": "model"})
+    procedure = _blocks(_appendix(workspace), "Procedure")
+    assert "Threshold changes during coding" in procedure
+    assert (
+        "carrot -> 0.410" in procedure
+        and "carrot 0.410 -> 0.350" in procedure
+        and "stick" not in procedure.split("Threshold changes during coding")[1].split("Blind subset")[0]
+    )
