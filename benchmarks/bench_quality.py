@@ -210,7 +210,7 @@ def prelabel_speed(name: str, texts: list[str], cfg: ClassifierSettings, n: int)
         return round(n / (time.perf_counter() - started), 1)
 
 
-def finetune_row(gold: list[Example], dev: list[Example], codes, cfg) -> dict:
+def finetune_row(gold: list[Example], dev: list[Example], codes, cfg, real: list[Example] | None = None) -> dict:
     """The fine-tuned MiniLM (`--method finetune`, the configured default before): dev only (CV is 5x slower)."""
     from pipeline.classifier.encoder import predict_proba
 
@@ -226,6 +226,8 @@ def finetune_row(gold: list[Example], dev: list[Example], codes, cfg) -> dict:
     thresholds = tune_thresholds(label_matrix(split.validation, codes), val, s.default_threshold)
     seconds = time.perf_counter() - started
     pred = predict_proba(model, tokenizer, [e.text for e in dev], 64, s.max_length) >= thresholds
+    if real:
+        FINETUNED["real"] = predict_proba(model, tokenizer, [e.text for e in real], 64, s.max_length) >= thresholds
     return {
         "encoder": "minilm",
         "method": "finetune (split-thr)",
@@ -328,6 +330,13 @@ def main() -> None:
         help="real quotes (JSONL: id, document, text, codes) to measure on; skipped with a line when absent",
     )
     parser.add_argument("--no-loop", action="store_true", help="skip the loop on the real quotes")
+    parser.add_argument(
+        "--without",
+        type=Path,
+        action="append",
+        default=[],
+        help="add a row: the default trained on the example gold minus this file (an ablation; repeatable)",
+    )
     args = parser.parse_args()
     settings = load_settings(ROOT / "configs" / "pipeline.yaml")
     codebook = load_codebook(ROOT / "configs" / "codebooks" / "police_culture.yaml")
@@ -351,6 +360,8 @@ def main() -> None:
             if real:
                 decisions[(name, m.name)] = fit_predict(enc, m, gold, real, codes, cfg)
             print_table(rows[-1:])
+        for left_out in args.without:
+            rows.append(ablation_row(enc, left_out, gold, dev, real, codebook, cfg, decisions))
         if real and name == cfg.base_model:
             shipped_row(enc, gold, dev, real, codebook, cfg, rows, decisions)
             if not args.no_loop:
@@ -358,7 +369,9 @@ def main() -> None:
                 rs.print_loop(loop, f"the loop on real speech ({name}, configs/pipeline.yaml): {LOOP_NOTE}")
                 rows.append({"encoder": name, "method": "loop on real speech", "loop": loop})
     if args.finetune:
-        rows.append(finetune_row(gold, dev, codes, cfg))
+        rows.append(finetune_row(gold, dev, codes, cfg, real))
+        if "real" in FINETUNED:
+            decisions[("minilm", "finetune (split-thr)")] = FINETUNED["real"]
     print(
         f"\nexample gold: {len(gold)} segments, {len({e.document for e in gold})} documents; dev: {len(dev)} segments"
     )
@@ -374,10 +387,24 @@ def main() -> None:
 
 
 SHIPPED = "as `train` ships it"
+FINETUNED: dict[str, np.ndarray] = {}  # the fine-tuned row's decisions on the real quotes
 LOOP_NOTE = (
     "k pseudo-documents of real quotes fed as project labels next to the example gold (retrain's weighting, "
     "split and thresholds), scored on the other documents' quotes, mean over every choice of k"
 )
+
+
+def ablation_row(enc, left_out: Path, gold, dev, real, codebook, cfg, decisions) -> dict:
+    """The configured default trained on the example gold without the texts of `left_out`."""
+    codes = codebook.code_ids
+    dropped = {e.text for e in read_gold(left_out, codebook)}
+    kept = [e for e in gold if e.text not in dropped]
+    m = default_method(cfg)
+    name = f"without {left_out.stem}"[:24]
+    if real:
+        decisions[(enc.name, name)] = fit_predict(enc, m, kept, real, codes, cfg)
+    row = evaluate_row(enc, m, kept, dev, codes, cfg)
+    return {**row, "method": name, "cv": None}
 
 
 def shipped_row(enc, gold, dev, real, codebook, cfg, rows, decisions) -> None:
