@@ -31,7 +31,6 @@ from pipeline.agreement.drift import (  # noqa: E402
     week_rows,
 )
 from pipeline.agreement.plots import alpha_figure  # noqa: E402
-from pipeline.agreement.versions import versions_markdown  # noqa: E402
 
 COLUMNS = [
     ("percent_agreement", "% agr."),
@@ -185,6 +184,25 @@ ADMISSION_NOTE = (
     "on, with a 95% bootstrap CI; only admitted codes are pre-ticked in Label Studio, the others appear "
     "as an unticked hint."
 )
+
+
+def versions_markdown(rows: list[dict[str, Any]] | None) -> list[str]:
+    """The per-version table for the Markdown report (nothing when there is one version)."""
+    if not rows:
+        return []
+    lines = ["", "## Agreement per codebook version", "", "| codebook | version | code | alpha | 95% CI | units |"]
+    lines.append("|---|---|---|---|---|---|")
+    for row in rows:
+        for code, c in row["codes"].items():
+            cells = [
+                row["hash"],
+                row["version"],
+                code,
+                fmt(c["krippendorff_alpha"]),
+                fmt_ci(c["krippendorff_alpha_ci"]),
+            ]
+            lines.append("| " + " | ".join([*cells, str(c["n_pairable_units"])]) + " |")
+    return lines
 
 
 def admission_markdown(tables: dict[str, Any]) -> list[str]:

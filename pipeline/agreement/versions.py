@@ -128,24 +128,3 @@ def _brief(stats: dict[str, Any]) -> dict[str, Any]:
         "n_pairable_units": stats["n_pairable_units"],
         "prevalence": stats["prevalence"],
     }
-
-
-def versions_markdown(rows: list[dict[str, Any]] | None) -> list[str]:
-    """The per-version table for the Markdown report (nothing when there is one version)."""
-    if not rows:
-        return []
-    from pipeline.agreement.render import fmt, fmt_ci
-
-    lines = ["", "## Agreement per codebook version", "", "| codebook | version | code | alpha | 95% CI | units |"]
-    lines.append("|---|---|---|---|---|---|")
-    for row in rows:
-        for code, c in row["codes"].items():
-            cells = [
-                row["hash"],
-                row["version"],
-                code,
-                fmt(c["krippendorff_alpha"]),
-                fmt_ci(c["krippendorff_alpha_ci"]),
-            ]
-            lines.append("| " + " | ".join([*cells, str(c["n_pairable_units"])]) + " |")
-    return lines

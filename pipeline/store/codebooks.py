@@ -8,8 +8,18 @@ from typing import Any
 
 from pipeline.errors import CultureCodeError
 from pipeline.store.annotations import LIVE, count_annotations
-from pipeline.store.db import ACTIVE, Store, now
+from pipeline.store.db import ACTIVE, Store, codebook_yaml, record_codebook_version
 from pipeline.store.predictions import count_predictions
+
+__all__ = [
+    "CodebookVersion",
+    "adopt_codebook",
+    "annotation_codebook_hashes",
+    "codebook_version",
+    "codebook_versions",
+    "codebook_yaml",
+    "record_codebook_version",
+]
 
 
 @dataclass(frozen=True)
@@ -18,23 +28,6 @@ class CodebookVersion:
     version: str
     yaml: str
     first_seen: str
-
-
-def codebook_yaml(codebook: Any) -> str:
-    """The codebook as YAML text, in its own field order (what the history stores)."""
-    import yaml
-
-    return yaml.safe_dump(codebook.model_dump(), sort_keys=False, allow_unicode=True, width=100)
-
-
-def record_codebook_version(store: Store, codebook: Any, seen: str | None = None) -> bool:
-    """Remember `codebook` (caller holds the transaction); an already known hash keeps its first-seen time.
-    Returns True when the version is new."""
-    cur = store.conn.execute(
-        "INSERT OR IGNORE INTO codebook_versions(hash, version, yaml, first_seen) VALUES(?, ?, ?, ?)",
-        (codebook.content_hash, codebook.version, codebook_yaml(codebook), seen or now()),
-    )
-    return cur.rowcount > 0
 
 
 def codebook_versions(store: Store) -> list[CodebookVersion]:

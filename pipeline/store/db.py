@@ -49,6 +49,7 @@ TABLES = (
     "llm_cache",
     "prediction_counts",
     "prediction_codes",
+    "fields",
 )
 
 # the trigger bodies of migration 4: count a prediction (NEW) in, or out (OLD), of the tallies
@@ -305,6 +306,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tasks ADD COLUMN inclusion_probability REAL;
     ALTER TABLE tasks ADD COLUMN stream_order TEXT;
     """,
+    # 9: metadata fields on speakers and documents (role, site, wave, ...) set from a file by `meta set`
+    # (pipeline/store/fields.py); a transcript's own header fields stay in documents.metadata (FINDINGS)
+    """
+    CREATE TABLE fields (
+        kind TEXT NOT NULL CHECK (kind IN ('speaker', 'document')),
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        source TEXT NOT NULL,
+        set_at TEXT NOT NULL,
+        PRIMARY KEY (kind, key, name)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -510,8 +524,6 @@ class Store:
 
     def record_codebook(self, codebook: Any) -> None:
         """Remember which codebook the workspace labels with (its hash and content), and keep it in the history."""
-        from pipeline.store.codebooks import record_codebook_version
-
         self.set_meta("codebook_hash", codebook.content_hash)
         self.set_meta("codebook", dumps(codebook.model_dump()))
         record_codebook_version(self, codebook)
@@ -700,6 +712,24 @@ def tally_codes(store: Store, table: str, where: str = "", params: tuple = (), a
         + " GROUP BY j.value"
     )
     return {row[0]: row[1] for row in store.conn.execute(sql, params)}
+
+
+def codebook_yaml(codebook: Any) -> str:
+    """The codebook as YAML text, in its own field order (what the codebook history stores)."""
+    import yaml
+
+    return yaml.safe_dump(codebook.model_dump(), sort_keys=False, allow_unicode=True, width=100)
+
+
+def record_codebook_version(store: Store, codebook: Any, seen: str | None = None) -> bool:
+    """Remember `codebook` in the codebook history (caller holds the transaction); an already known hash keeps its
+    first-seen time. Returns True when the version is new. Here rather than in store.codebooks (which reads the
+    history) so that `Store.record_codebook` needs no import back from it."""
+    cur = store.conn.execute(
+        "INSERT OR IGNORE INTO codebook_versions(hash, version, yaml, first_seen) VALUES(?, ?, ?, ?)",
+        (codebook.content_hash, codebook.version, codebook_yaml(codebook), seen or now()),
+    )
+    return cur.rowcount > 0
 
 
 def _connect(path: Path) -> sqlite3.Connection:

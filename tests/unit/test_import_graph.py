@@ -4,6 +4,8 @@ Stages, in the order of the flow: ingest < labellers, classifier, llm, learning 
 A stage may import the base modules (store, config, errors, jsontext, outputs, progress, status, lazy, the package
 root) and earlier stages; base modules import only base modules. `flows`, `loop`, `commands`, `cli` and `api`
 (the notebook's surface) compose stages and may import anything. Every import counts, including those inside functions.
+Inside a unit, modules import each other without a circle too (a function-level import does not hide one; only an
+`if TYPE_CHECKING:` import, which never runs, is left out).
 """
 
 from __future__ import annotations
@@ -64,6 +66,67 @@ def imported_modules(source: str, module: str, is_package: bool) -> set[str]:
                 found |= {f"pipeline.{a.name}" for a in node.names}
             else:
                 found.add(base)
+    return found
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement in `tree`, at any depth, except those under `if TYPE_CHECKING:` (they never run)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and ast.unparse(child.test) in {"TYPE_CHECKING", "typing.TYPE_CHECKING"}:
+                for other in child.orelse:
+                    visit(other)
+                continue
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                found.append(child)
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def module_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """{module: modules it imports at run time}; `from pipeline.x import y` names the module pipeline.x.y where there is
+    one, else the package pipeline.x."""
+    graph: dict[str, set[str]] = {}
+    for module, (source, is_package) in sources.items():
+        targets: set[str] = set()
+        for node in _runtime_imports(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    parts = module.split(".")
+                    anchor = parts[: len(parts) - node.level + (1 if is_package else 0)]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in sources else base for a in node.names]
+            for name in names:
+                while name and name not in sources:
+                    name = name.rpartition(".")[0]
+                if name.split(".")[0] == "pipeline" and name != module:
+                    targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def module_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Import circles between modules outside the exempt units (each found once, from its smallest module)."""
+    nodes = {m for m in graph if unit_of(m) not in EXEMPT}
+    found: list[list[str]] = []
+
+    def walk(path: list[str], seen: set[str]) -> None:
+        for target in sorted(graph.get(path[-1], set()) & nodes):
+            if target == path[0]:
+                found.append([*path, target])
+            elif target not in seen and target > path[0]:
+                seen.add(target)
+                walk([*path, target], seen)
+
+    for start in sorted(nodes):
+        walk([start], set())
     return found
 
 
@@ -139,6 +202,13 @@ def test_no_import_circle_between_stages() -> None:
     assert not found, "import circles: " + "; ".join(" -> ".join(c) for c in found)
 
 
+def test_no_import_circle_between_modules() -> None:
+    found = module_circles(module_graph(pipeline_sources()))
+    assert not found, "import circles between modules (function-level imports included): " + "; ".join(
+        " -> ".join(c) for c in found
+    )
+
+
 def test_the_checks_find_backward_arrows_and_circles() -> None:
     sources = {
         "pipeline.classifier.loop": ("from pipeline import studio\nfrom pipeline.store import Store\n", False),
@@ -157,3 +227,23 @@ def test_the_checks_find_backward_arrows_and_circles() -> None:
     assert graph["gold"] == {""}  # the package root
     assert backward_arrows(graph) == ["classifier -> studio", "config -> labellers"]
     assert circles(graph) == [["classifier", "llm", "classifier"]]
+
+
+def test_the_module_check_sees_circles_behind_function_level_imports() -> None:
+    sources = {
+        "pipeline.agreement": ("from pipeline.agreement.render import write\n", True),
+        "pipeline.agreement.render": ("from pipeline.agreement.versions import table\n", False),
+        "pipeline.agreement.versions": ("def table():\n    from pipeline.agreement.render import fmt\n", False),
+        "pipeline.agreement.coefficients": ("", False),
+        "pipeline.agreement.report": ("from pipeline.agreement import coefficients as co\n", False),
+        "pipeline.store.db": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .runs import x\n", False),
+        "pipeline.store.runs": ("from pipeline.store.db import Store\n", False),
+        "pipeline.flows": ("def f():\n    from pipeline.loop import g\n", False),
+        "pipeline.loop": ("def g():\n    from pipeline.flows import f\n", True),
+    }
+    graph = module_graph(sources)
+    assert graph["pipeline.agreement.report"] == {"pipeline.agreement.coefficients"}  # not the package
+    assert graph["pipeline.store.db"] == set()  # a TYPE_CHECKING import never runs
+    assert module_circles(graph) == [
+        ["pipeline.agreement.render", "pipeline.agreement.versions", "pipeline.agreement.render"]
+    ]
