@@ -370,6 +370,11 @@ class LoopSettings(Strict):
     # retrains (serve's and `culturecode retrain`) keep this many of the newest unpromoted versions nothing uses;
     # older ones are pruned (never the current, a once-promoted, a pushed or an annotated-against version)
     keep_unpromoted: int = Field(2, ge=0, le=10_000)
+    # limits of the HTTP server: tasks in one /predict, a request body's size, requests handled at once (the rest
+    # wait up to a few seconds, then get 503)
+    max_tasks: int = Field(200, ge=1, le=100_000)
+    max_request_mb: float = Field(8.0, gt=0, le=1024)
+    workers: int = Field(8, ge=1, le=256)
 
 
 class Settings(Strict):

@@ -95,17 +95,23 @@ def _event(http, secret, action, *ids, key="annotation"):
     return http.post("/webhook", json=body, headers={SECRET_HEADER: secret})
 
 
+def _studio(secret: str) -> dict[str, str]:
+    """The basic-auth header Label Studio sends on every call to an ML backend registered with the secret."""
+    return {"Authorization": "Basic " + base64.b64encode(f"culturecode:{secret}".encode()).decode()}
+
+
 def _pending(ws) -> int:
     with Store(ws, create=False) as store:
         return len(loop_state(store)["pending"])
 
 
 def test_health_setup_and_versions_name_the_current_model(serve):
-    _, http, _ = serve()
+    _, http, secret = serve()
     health = http.get("/health").json()
     assert health["status"] == "UP" and health["model_version"] == "v1"
-    assert http.post("/setup", json={"project": "1.1700000000", "schema": "<View/>"}).json() == {"model_version": "v1"}
-    assert http.get("/versions").json() == {"versions": ["v1"]}
+    setup = http.post("/setup", json={"project": "1.1700000000", "schema": "<View/>"}, headers=_studio(secret))
+    assert setup.json() == {"model_version": "v1"}
+    assert http.get("/versions", headers=_studio(secret)).json() == {"versions": ["v1"]}
     assert http.get("/nowhere").status_code == 404
 
 
@@ -114,13 +120,14 @@ def test_predict_answers_stored_predictions_through_the_gate_and_scores_unknown_
         admitted = {"enabled": True, "min_kappa": 0.4, "min_evidence": 20, "admitted": ["stick"], "measured_at": "x"}
         set_model_metric(store, "v1", "admission", admitted)
     scorer = FakeScorer()
-    _, http, _ = serve(scorer=scorer)
+    _, http, secret = serve(scorer=scorer)
     tasks = [
         {"id": 11, "data": {"segment_id": "doc-0", "text": "He got a bed."}},
         {"id": 12, "data": {"text": "A task culturecode never pushed."}},
         {"id": 13, "data": {"segment_id": "doc-1", "text": "He was recalled."}},
     ]
-    answer = http.post("/predict", json={"tasks": tasks, "project": "1.1", "label_config": "<View/>"}).json()
+    body = {"tasks": tasks, "project": "1.1", "label_config": "<View/>"}
+    answer = http.post("/predict", json=body, headers=_studio(secret)).json()
     assert answer["model_version"] == "v1" and len(answer["results"]) == 3
     first, second, third = answer["results"]
     # carrot is not admitted: only stick is pre-ticked; the prediction keeps Label Studio's shape
@@ -136,9 +143,11 @@ def test_predict_without_a_model_returns_no_results(tmp_path, serve):
     _, http, _ = serve()
     empty = factory.make_workspace(tmp_path / "empty", BOOK, {"doc": ["Tea."]})
     empty.close()
-    running = start_loop(_settings(tmp_path / "empty"), BOOK, port=0, connect=False, retrain=FakeRetrain())
+    settings = _settings(tmp_path / "empty")
+    running = start_loop(settings, BOOK, port=0, connect=False, retrain=FakeRetrain())
     try:
-        answer = httpx.post(f"{running.url}/predict", json={"tasks": [{"id": 1, "data": {"text": "Tea."}}]}).json()
+        body = {"tasks": [{"id": 1, "data": {"text": "Tea."}}]}
+        answer = httpx.post(f"{running.url}/predict", json=body, headers=_studio(shared_secret(settings))).json()
         assert answer == {"results": [], "model_version": ""}
     finally:
         running.close()
@@ -332,8 +341,8 @@ def test_predict_gives_blind_segments_no_suggestion(serve, workspace):
         record_blind_fraction(store, "http://ls", 1, 1.0)  # every segment blind
         assert "doc-0" in blind_subset(store)
     scorer = FakeScorer()
-    _, http, _ = serve(scorer=scorer)
+    _, http, secret = serve(scorer=scorer)
     tasks = [{"id": 11, "data": {"segment_id": "doc-0", "text": "He got a bed."}}]
-    answer = http.post("/predict", json={"tasks": tasks}).json()
+    answer = http.post("/predict", json={"tasks": tasks}, headers=_studio(secret)).json()
     assert answer["results"] == [{"model_version": "v1", "score": 0.0, "result": []}]
     assert scorer.texts == []
