@@ -9,7 +9,6 @@ with exponential backoff and turns auth failures into one-line `CultureCodeError
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from label_studio_sdk.core.api_error import ApiError
 
 from pipeline.config import Settings
 from pipeline.errors import CultureCodeError
+from pipeline.integrity import read_private
 from pipeline.studio import server
 
 T = TypeVar("T")
@@ -86,13 +86,7 @@ class Studio:
 def _key_from_file(path: Path) -> str:
     if not path.exists():
         raise CultureCodeError(f"API key file {path} not found; create it with the key on one line (chmod 600)")
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise CultureCodeError(f"API key file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")
-    key = path.read_text(encoding="utf-8").strip()
-    if not key:
-        raise CultureCodeError(f"API key file {path} is empty; put the Label Studio API key in it")
-    return key
+    return read_private(path, "API key file", "put the Label Studio API key in it")
 
 
 def resolve(settings: Settings) -> tuple[str, str, bool]:
