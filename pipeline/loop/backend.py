@@ -10,10 +10,17 @@ Routes (JSON in, JSON out):
   the admission gate admits are pre-ticked (pipeline/studio/gate.py);
 - `POST /webhook`: Label Studio's events; ANNOTATION_CREATED / ANNOTATION(S)_UPDATED / ANNOTATIONS_DELETED count
   toward the next retrain (`trigger.py`), START_TRAINING starts one now. Needs the shared secret;
-- `POST /train` (Label Studio's "Start training"): starts a retrain now. Needs the shared secret.
+- `POST /train` (Label Studio's "Start training"): starts a retrain now.
 
-The secret comes in the `X-CultureCode-Secret` header (the webhooks `serve` registers send it) or as the password
-of HTTP basic auth (the ML backend `serve` registers uses it); a wrong or missing one gets 401 and changes nothing.
+Every route but `/health` needs the shared secret (at least 32 characters): in the `X-CultureCode-Secret` header
+(the webhooks `serve` registers send it) or as the password of HTTP basic auth (the ML backend `serve` registers
+uses it, and Label Studio sends it on every call); a wrong or missing one gets 401 and changes nothing.
+
+Limits (issue 26 #5): `loop.workers` requests are handled at once (the rest wait a few seconds, then get 503), one
+request per connection, `loop.max_request_mb` per body and `loop.max_tasks` per /predict (413 beyond). Every
+malformed request gets a 4xx JSON answer: a body that is not a JSON object or has the wrong shape, text that is
+not valid Unicode, a chunked body (411: send a Content-Length), another method (405), an oversized request line
+or header (the standard library's checks, answered in JSON).
 """
 
 from __future__ import annotations
@@ -49,7 +56,18 @@ BASIC_USER = "culturecode"
 ANNOTATION_ACTIONS = frozenset(
     {"ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"}
 )
-MAX_BODY = 64 * 1024 * 1024
+MIN_SECRET = 32  # characters of the shared secret (the one made here has 43)
+BUSY_WAIT = 5.0  # seconds a request waits for a free worker before it gets 503
+READ_TIMEOUT = 15  # seconds each read of a request may take
+
+
+class RequestError(CultureCodeError):
+    """A request the server refuses: its HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
 
 # scores texts with a model version: (store, version, texts) -> one prediction per text
 TextScorer = Callable[[Store, str, list[str]], list[PredictionRow]]
@@ -75,6 +93,11 @@ def shared_secret(settings: Settings) -> str:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(secrets.token_urlsafe(32) + "\n")
     value = read_private(path, "secret file", "delete it and a new secret is made")
+    if len(value) < MIN_SECRET:
+        raise CultureCodeError(
+            f"the secret in {path} has {len(value)} characters, fewer than {MIN_SECRET}: guessable; delete the file "
+            f"and a new random one is made (or write one of at least {MIN_SECRET} characters)"
+        )
     return value
 
 
@@ -86,7 +109,7 @@ def annotation_ids(body: dict[str, Any]) -> list[str]:
         items = value if isinstance(value, list) else [value] if value is not None else []
         for item in items:
             ident = item.get("id") if isinstance(item, dict) else item
-            if isinstance(ident, (int, str)) and str(ident):
+            if isinstance(ident, (int, str)) and not isinstance(ident, bool) and str(ident):
                 found.append(str(ident))
     return found
 
@@ -127,7 +150,7 @@ class ModelBackend:
     def predict(self, body: dict[str, Any]) -> dict[str, Any]:
         from pipeline.studio.gate import admission_gate
 
-        tasks = [t for t in body.get("tasks") or [] if isinstance(t, dict)]
+        tasks = _tasks(body, self.settings.loop.max_tasks)
         with self.open_store() as store:
             version = current_model(store)
             if version is None or not tasks:
@@ -159,6 +182,8 @@ class ModelBackend:
 
     def webhook(self, body: dict[str, Any]) -> dict[str, Any]:
         action = body.get("action")
+        if action is not None and not isinstance(action, str):
+            raise RequestError(400, "'action' must be a text")
         if action == "START_TRAINING":
             return {"status": "ok", "action": action, "retrain": self.trigger.retrain_now()}
         if action not in ANNOTATION_ACTIONS:
@@ -168,6 +193,20 @@ class ModelBackend:
 
     def train(self) -> dict[str, Any]:
         return {"retrain": self.trigger.retrain_now()}
+
+
+def _tasks(body: dict[str, Any], most: int) -> list[dict[str, Any]]:
+    """The tasks of a /predict body: a list of objects, each with an object `data` (or none), at most `most`."""
+    tasks = body.get("tasks")
+    if tasks is None:
+        return []
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise RequestError(400, "'tasks' must be a list of task objects")
+    if len(tasks) > most:
+        raise RequestError(413, f"{len(tasks)} tasks in one request; at most {most} (loop.max_tasks)")
+    if not all(isinstance(t.get("data", {}), dict) for t in tasks):
+        raise RequestError(400, "each task's 'data' must be an object")
+    return tasks
 
 
 def _basic_password(header: str) -> str:
@@ -222,75 +261,146 @@ class ClassifierTexts:
 
 
 def _handler(backend: ModelBackend) -> type[BaseHTTPRequestHandler]:
+    max_body = int(backend.settings.loop.max_request_mb * 1024 * 1024)
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        timeout = 15  # seconds an idle keep-alive connection is held, so shutdown never waits long
+        timeout = READ_TIMEOUT  # each read of the request; a stalled client frees its worker
 
         def log_message(self, format: str, *args: Any) -> None:  # one line per request is noise
             return
 
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
+        def _send(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> None:
             body = json.dumps(payload).encode("utf-8")
+            self.close_connection = True  # one request per connection: a worker is never held by an idle client
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
-        def _body(self) -> dict[str, Any] | None:
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The standard library's own refusals (a bad request line, an oversized URL or header, an unknown
+            method) in JSON instead of its HTML page; an unsupported method is 405."""
+            code = 405 if code == 501 else code
+            self._send(code, {"error": message or self.responses.get(code, ("error",))[0]})
+
+        def _body(self) -> dict[str, Any]:
+            if self.headers.get("Transfer-Encoding"):
+                raise RequestError(411, "send the body with a Content-Length (a chunked body is not read)")
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
-                length = MAX_BODY + 1
-            if length > MAX_BODY or length < 0:
-                self.close_connection = True  # the rest of the body is never read
-                return None
+                raise RequestError(400, "Content-Length is not a number") from None
+            if length < 0:
+                raise RequestError(400, "Content-Length is negative")
+            if length > max_body:
+                raise RequestError(413, f"the body has {length} bytes; at most {max_body} (loop.max_request_mb)")
             try:
-                body = loads(self.rfile.read(length) or b"{}")
-            except ValueError:
-                return None
-            return body if isinstance(body, dict) else None
+                raw = self.rfile.read(length)
+            except TimeoutError:
+                raise RequestError(408, f"the body did not arrive within {READ_TIMEOUT} s") from None
+            try:
+                body = loads(raw or b"{}")
+                json.dumps(body, ensure_ascii=False).encode("utf-8")  # lone surrogates ("\\ud800") are no text
+            except (ValueError, UnicodeEncodeError):
+                raise RequestError(400, "the body must be a JSON object of valid Unicode text") from None
+            if not isinstance(body, dict):
+                raise RequestError(400, "the body must be a JSON object")
+            return body
 
         def _route(self, answer: Callable[[], dict[str, Any]], status: int = 200) -> None:
             try:
                 self._send(status, answer())
+            except RequestError as exc:
+                self._send(exc.status, {"error": str(exc)})
             except CultureCodeError as exc:
                 self._send(400, {"error": str(exc)})
             except Exception as exc:  # the server stays up; Label Studio shows the error on the project
                 log.exception("request %s failed", self.path)
                 self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
 
+        def _authorised(self) -> bool:
+            if backend.authorised(self.headers):
+                return True
+            self._send(
+                401, {"error": "wrong or missing shared secret"}, {"WWW-Authenticate": 'Basic realm="culturecode"'}
+            )
+            return False
+
         def do_GET(self) -> None:
             path = self.path.split("?")[0].rstrip("/")
             if path in ("", "/health"):
                 self._route(backend.health)
-            elif path == "/versions":
+            elif path != "/versions":
+                self._send(404, {"error": f"no route {path[:200]}"})
+            elif self._authorised():
                 self._route(backend.versions)
-            else:
-                self._send(404, {"error": f"no route {self.path}"})
 
         def do_POST(self) -> None:
             path = self.path.split("?")[0].rstrip("/")
-            routes = {"/setup": backend.setup, "/predict": backend.predict, "/webhook": backend.webhook}
-            body = self._body()  # read first: an unread body would be taken for the next request on the connection
-            if path not in (*routes, "/train"):
-                self._send(404, {"error": f"no route {self.path}"})
-            elif path in ("/webhook", "/train") and not backend.authorised(self.headers):
-                self._send(401, {"error": "wrong or missing shared secret"})
-            elif body is None:
-                self._send(400, {"error": "the body must be a JSON object"})
-            elif path == "/train":
-                self._route(backend.train, 201)
-            else:
-                self._route(lambda: routes[path](body))
+            routes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+                "/setup": backend.setup,
+                "/predict": backend.predict,
+                "/webhook": backend.webhook,
+                "/train": lambda body: backend.train(),
+            }
+            if path not in routes:  # the body is never read: the connection closes after the answer
+                self._send(404, {"error": f"no route {path[:200]}"})
+            elif self._authorised():
+                self._route(lambda: routes[path](self._body()), 201 if path == "/train" else 200)
+
+        def _not_allowed(self) -> None:
+            self._send(405, {"error": f"method {self.command} is not allowed"}, {"Allow": "GET, POST"})
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _not_allowed
 
     return Handler
 
 
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most `workers` requests handled at once: a request that finds none free within
+    BUSY_WAIT seconds gets 503 (the standard library's starts a thread for every connection)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], workers: int):
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(workers)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(timeout=BUSY_WAIT):
+            _answer_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def _answer_busy(request: Any) -> None:
+    body = json.dumps({"error": "the model server is busy; try again"}).encode()
+    head = f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    try:
+        request.sendall((head + "Connection: close\r\nRetry-After: 1\r\n\r\n").encode() + body)
+    except OSError:
+        pass
+
+
 def make_server(backend: ModelBackend, host: str = "127.0.0.1", port: int = 9090) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), _handler(backend))
-    server.daemon_threads = True
-    return server
+    return BoundedHTTPServer((host, port), _handler(backend), backend.settings.loop.workers)
 
 
 def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
