@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.classifier.provenance import data_note
+from pipeline.classifier.provenance import data_note, onnx_line
 from pipeline.config import Codebook
 
 
@@ -76,12 +76,7 @@ def write_model_card(path: Path, manifest: dict, training: dict, metrics: dict, 
         "- Trained on the texts above only; expect lower accuracy on other settings, speakers or styles.",
     ]
     if "onnx_int8" in metrics:
-        o = metrics["onnx_int8"]
-        lines.append(
-            f"- The int8 ONNX copy (`--runtime onnx`) scored macro F1 {o['macro_f1']:.3f} on the test split "
-            f"against {o['fp32_macro_f1']:.3f} for the full-precision model "
-            f"({o['same_decisions']:.1%} identical decisions)."
-        )
+        lines.append(f"- {onnx_line(metrics['onnx_int8'])}")
     lines += [
         "",
         "## Use",

@@ -32,3 +32,15 @@ def is_bundled_example(source: str | Path | None) -> bool:
 def data_note(source: str | Path | None) -> str:
     """'' for a project's own data; the caveat for figures measured on the bundled examples."""
     return OWN_WRITING if is_bundled_example(source) else ""
+
+
+def onnx_line(check: dict) -> str:
+    """The int8 ONNX copy against the full-precision model, saying what the figures are measured on."""
+    same = f"{check['same_decisions']:.1%} identical decisions"
+    scores = f"macro F1 {check['macro_f1']:.3f} vs {check['fp32_macro_f1']:.3f} full precision"
+    if check.get("segments_learned"):
+        return (
+            f"int8 ONNX copy (`--runtime onnx`): {same} on the test split, which this version has since learned from "
+            f"({scores} there: a comparison of the two runtimes, not held-out quality)."
+        )
+    return f"int8 ONNX copy (`--runtime onnx`): {scores} on the held-out test split ({same})."

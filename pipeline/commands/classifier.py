@@ -111,7 +111,7 @@ def _device(report: dict[str, Any]) -> str:
 
 
 def _show_train(report: dict[str, Any]) -> None:
-    from pipeline.classifier.provenance import data_note
+    from pipeline.classifier.provenance import data_note, onnx_line
 
     source = report.get("source") or "the training data"
     print_metrics(
@@ -125,11 +125,7 @@ def _show_train(report: dict[str, Any]) -> None:
         few = ", ".join(f"{c} ({n})" for c, n in report["too_few_positives"].items())
         out.print(f"[yellow]too few training positives to learn reliably:[/] {few}")
     if report["onnx_int8"]:
-        o = report["onnx_int8"]
-        out.print(
-            f"int8 ONNX copy: macro F1 {o['macro_f1']:.3f} vs {o['fp32_macro_f1']:.3f} full precision "
-            f"({o['same_decisions']:.1%} identical decisions)"
-        )
+        out.print(onnx_line(report["onnx_int8"]), highlight=False)
     version = report["version"]
     state = (
         "now the current model"

@@ -53,3 +53,12 @@ def test_the_model_card_names_its_data_and_labels_figures_on_our_examples(tmp_pa
     assert "synthetic example data" in examples and "refit_on_all" in examples
     own = _card(tmp_path, "gold table of /srv/project")
     assert "`gold table of /srv/project`" in own and "synthetic" not in own
+
+
+def test_the_onnx_check_after_a_refit_is_called_a_runtime_comparison_not_quality() -> None:
+    from pipeline.classifier.provenance import onnx_line
+
+    check = {"macro_f1": 0.83, "fp32_macro_f1": 0.9, "same_decisions": 0.965}
+    assert "held-out test split" in onnx_line(check)
+    learned = onnx_line({**check, "segments_learned": True})
+    assert "not held-out quality" in learned and "96.5% identical decisions" in learned
