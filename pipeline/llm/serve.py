@@ -9,14 +9,13 @@ lets the HTTP backend be tested against a real server without building llama.cpp
 from __future__ import annotations
 
 import hmac
-import json
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pipeline.jsontext import loads
+from pipeline.jsontext import loads, send_json
 from pipeline.llm.backends.base import Backend
 
 
@@ -28,13 +27,8 @@ def _handler(backend: Backend, api_key: str | None):
         def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per request is noise
             return
 
-        def _send(self, status: int, payload: dict) -> None:
-            body = json.dumps(payload).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        def _send(self, status: int, payload: dict[str, Any]) -> None:
+            send_json(self, status, payload)
 
         def _authorised(self) -> bool:
             if not api_key:

@@ -41,7 +41,7 @@ from typing import Any
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.integrity import read_private
-from pipeline.jsontext import loads
+from pipeline.jsontext import loads, send_json
 from pipeline.loop.trigger import OpenStore, RetrainTrigger
 from pipeline.store import Store
 from pipeline.store.blind import pushed_blind_subset
@@ -271,17 +271,8 @@ def _handler(backend: ModelBackend) -> type[BaseHTTPRequestHandler]:
             return
 
         def _send(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> None:
-            body = json.dumps(payload).encode("utf-8")
-            self.close_connection = True  # one request per connection: a worker is never held by an idle client
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            for name, value in (extra or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            # one request per connection: a worker is never held by an idle client
+            send_json(self, status, payload, extra, close=True)
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             """The standard library's own refusals (a bad request line, an oversized URL or header, an unknown
