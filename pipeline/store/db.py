@@ -413,6 +413,10 @@ class Store:
                 )
             self.workspace.mkdir(parents=True, mode=PRIVATE_DIR)
         self.path = self.workspace / DB_NAME
+        if not create and not self.path.exists():  # an empty or unrelated folder: left exactly as it is
+            raise CultureCodeError(
+                f"no workspace in '{self.workspace}': run `culturecode ingest PATH --workspace {self.workspace}` first"
+            )
         self.backups: BackupPolicy = backups or DefaultBackups()
         self._depth = 0
         self._unlock = acquire_lock(self.workspace, lock_as, busy_wait) if lock_as else _no_lock
