@@ -9,6 +9,7 @@ interrupted run keeps whole chunks only, and a rerun resumes with the segments s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.classifier.calibration import with_calibration
 from pipeline.classifier.onnx import ONNX_FILE, OnnxScorer, export_int8
@@ -152,14 +153,22 @@ def prelabel(
 ) -> PrelabelReport:
     """Write `predictions` rows (scores, codes by per-code thresholds) for unscored segments."""
     options = {"runtime": runtime} if runtime else {}
-    labeller = ClassifierLabeller(LabelContext(store, settings, codebook, model_version, options, show_progress))
+    context = LabelContext(store, settings, codebook, model_version, options, show_progress)
+    return score_unscored(ClassifierLabeller(context), context, segment_ids)
+
+
+def score_unscored(
+    labeller: Any, context: LabelContext, segment_ids: list[str] | None, **run_args: Any
+) -> PrelabelReport:
+    """Score with a classifier labeller (this process's `ClassifierLabeller` or the Ray engine's) the segments it has
+    not scored yet; the stored run names its runtime and device (and `run_args`). Its report."""
     run = run_labeller(
         labeller,
-        store,
-        codebook,
+        context.store,
+        context.codebook,
         segment_ids,
-        show_progress=show_progress,
-        run_args={"runtime": labeller.runtime, "device": labeller.device},
+        show_progress=context.show_progress,
+        run_args={"runtime": labeller.runtime, "device": labeller.device, **run_args},
     )
     return labeller.report(run)
 

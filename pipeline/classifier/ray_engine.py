@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.classifier.onnx import ONNX_FILE
-from pipeline.classifier.predict import ClassifierLabeller, PrelabelReport, prediction_rows
+from pipeline.classifier.predict import ClassifierLabeller, PrelabelReport, prediction_rows, score_unscored
 from pipeline.config import Codebook, RaySettings, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.labellers.base import LabelContext
-from pipeline.labellers.run import LabelRun, run_labeller
+from pipeline.labellers.run import LabelRun
 from pipeline.store import Segment, Store
 from pipeline.store.predictions import PredictionRow
 
@@ -267,15 +267,7 @@ def prelabel_on_ray(
     with ray_cluster(settings.ray) as cluster, _raylet_notices_to_log():
         context = LabelContext(store, settings, codebook, model_version, {"runtime": "onnx"}, show_progress)
         labeller = RayClassifierLabeller(context, cluster["ship"])
-        run = run_labeller(
-            labeller,
-            store,
-            codebook,
-            segment_ids,
-            show_progress=show_progress,
-            run_args={"runtime": "onnx", "device": "cpu", "engine": "ray", "ray": cluster["address"]},
-        )
-    return labeller.report(run)
+        return score_unscored(labeller, context, segment_ids, engine="ray", ray=cluster["address"])
 
 
 @contextmanager
