@@ -19,9 +19,11 @@ from pipeline.commands import appendix as appendix_commands
 from pipeline.commands import calibrate as calibrate_commands
 from pipeline.commands import classifier as classifier_commands
 from pipeline.commands import core
+from pipeline.commands import findings as findings_commands
 from pipeline.commands import learning as learning_commands
 from pipeline.commands import llm as llm_commands
 from pipeline.commands import loop as loop_commands
+from pipeline.commands import meta as meta_commands
 from pipeline.commands import plan as plan_commands
 from pipeline.commands import recode as recode_commands
 from pipeline.commands import restore as restore_commands
@@ -31,13 +33,13 @@ from pipeline.commands import studio as studio_commands
 # order too; docs/cli.md follows them (scripts/cli_docs.py). A new command goes in one of them.
 PANELS: dict[str, tuple[str, ...]] = {
     "Set up": ("config", "restore"),
-    "Ingest": ("ingest", "segments"),
+    "Ingest": ("ingest", "segments", "meta"),
     "Label": ("prelabel", "llm", "next", "recode"),
     "Studio": ("studio", "annotators", "push", "pull"),
     "Agreement and gold": ("plan", "agreement", "disagreements", "adjudicate", "export"),
     "Models": ("train", "evaluate", "models", "admission", "calibrate", "retrain", "distill"),
     "Live loop": ("serve", "loop"),
-    "Reports": ("status", "appendix"),
+    "Reports": ("status", "findings", "appendix"),
 }
 
 
@@ -90,6 +92,8 @@ studio_commands.register(app)
 loop_commands.register(app)
 llm_commands.register(app)
 restore_commands.register(app)
+meta_commands.register(app)
+findings_commands.register(app)
 
 
 def _place_in_panels(typer_app: typer.Typer) -> None:

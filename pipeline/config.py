@@ -300,6 +300,13 @@ class AgreementSettings(Strict):
     export_test_fraction: float = Field(0.2, ge=0, lt=0.5)
 
 
+class FindingsSettings(Strict):
+    # `culturecode findings`: the confidence level of every interval, and the fewest random human labels a group
+    # needs before it gets an interval ("too few audit labels (n=4; need >= 10)", never a made-up interval)
+    level: float = Field(0.95, gt=0.5, lt=1)
+    min_labels: int = Field(10, ge=2, le=100_000)
+
+
 class BackupSettings(Strict):
     keep: int = Field(7, ge=0, le=1000)  # backups kept in <workspace>/backups; 0 = no backups
     every_hours: float = Field(24.0, gt=0)  # a command that writes takes one when the newest is older
@@ -385,6 +392,7 @@ class Settings(Strict):
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     agreement: AgreementSettings = Field(default_factory=AgreementSettings)
+    findings: FindingsSettings = Field(default_factory=FindingsSettings)
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     backups: BackupSettings = Field(default_factory=BackupSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)

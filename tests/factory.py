@@ -19,7 +19,7 @@ from pathlib import Path
 from pipeline.config import Codebook
 from pipeline.store import Document, Segment, Store, dumps
 from pipeline.store.annotations import add_project as store_add_project
-from pipeline.store.annotations import upsert_annotations
+from pipeline.store.annotations import record_tasks, set_task_streams, upsert_annotations
 from pipeline.store.gold import GoldLabel, replace_gold
 from pipeline.store.models import register_model
 from pipeline.store.predictions import PredictionRow, write_predictions
@@ -168,3 +168,22 @@ def add_gold(store: Store, labels: dict[str, list[str]], codebook: Codebook | st
     """Replace the gold table with `labels` (segment id -> codes)."""
     with store.transaction():
         replace_gold(store, [GoldLabel(seg, codes, method) for seg, codes in labels.items()], _hash(codebook))
+
+
+def add_tasks(
+    store: Store,
+    project_id: int,
+    streams: dict[str, tuple[str, float | None]],
+    version: str | None = None,
+    url: str = SERVER,
+    first_task: int = 1,
+) -> dict[str, int]:
+    """Label Studio tasks of a project as `push` records them: segment id -> (stream, inclusion probability);
+    returns segment id -> task id (numbered from `first_task`)."""
+    ids = {seg: first_task + i for i, seg in enumerate(streams)}
+    with store.transaction():
+        record_tasks(store, url, project_id, [(tid, seg, version) for seg, tid in ids.items()])
+        set_task_streams(
+            store, url, project_id, [(ids[seg], stream, p, f"{ids[seg]:08d}") for seg, (stream, p) in streams.items()]
+        )
+    return ids

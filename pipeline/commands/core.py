@@ -20,7 +20,7 @@ from pipeline.commands.common import (
     print_result,
     settings_for,
 )
-from pipeline.commands.render import Column, print_pairs, print_table
+from pipeline.commands.render import Column, as_data, print_pairs, print_table
 from pipeline.errors import CultureCodeError
 
 config_app = typer.Typer(help="Show and check the settings in effect.", no_args_is_help=True)
@@ -170,6 +170,7 @@ def segments_cli(
     json_out: JsonOpt = False,
 ) -> None:
     """List segments, optionally of one document."""
+    from pipeline.ingest.metadata import segment_fields
     from pipeline.store.segments import superseded_segments
 
     settings = settings_for(config, workspace)
@@ -182,7 +183,9 @@ def segments_cli(
             print_result(kept, json_out, _show_superseded_segments)
             return
         segs = store.segments(doc, limit)
-    print_result(segs, json_out, _show_segments)
+        fields = segment_fields(store)
+    rows = [{**as_data(seg), "fields": fields.get(seg.id, {})} for seg in segs]
+    print_result(rows, json_out, _show_segments)
 
 
 def _show_superseded_segments(segs: list[dict[str, Any]]) -> None:
@@ -211,6 +214,7 @@ def _show_segments(segs: list[dict[str, Any]]) -> None:
             Column("speaker", missing=""),
             Column("time", "start_time", fmt=".1f", missing=""),
             Column("id", lambda s: s["id"][:8]),
+            Column("fields", lambda s: " ".join(f"{k}={v}" for k, v in s["fields"].items()), missing=""),
             Column("text", overflow="fold"),
         ],
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import combinations
@@ -23,6 +24,7 @@ from pipeline.agreement.report import compute_agreement
 from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.gold.card import dataset_card
+from pipeline.ingest.metadata import field_names, segment_fields
 from pipeline.outputs import staged_folder, writable_folder
 from pipeline.store import Store
 from pipeline.store.annotations import live_annotations
@@ -45,7 +47,8 @@ class ExportReport:
         return asdict(self)
 
 
-def features(codebook: Codebook):
+def features(codebook: Codebook, fields: Sequence[str] = ()):
+    """The dataset's features; `fields`: the speaker and document metadata columns (`meta set`), strings."""
     from datasets import Features, List, Value
 
     return Features(
@@ -55,6 +58,7 @@ def features(codebook: Codebook):
             "document": Value("string"),
             "position": Value("int32"),
             "speaker": Value("string"),
+            **{name: Value("string") for name in fields},
             "gold_codes": List(Value("string")),
             "gold_code_names": List(Value("string")),
             "labels": List(Value("int8")),
@@ -121,6 +125,8 @@ def gold_rows(
     index = {item: i for i, item in enumerate(ratings.items)}
     prelabels, versions = _prelabels(store), _versions(store)
     code_names = {c.id: c.name for c in codebook.codes}
+    fields = segment_fields(store)  # speaker and document metadata, one column each (`meta set`, headers)
+    field_columns = field_names(fields)
     rows = []
     for g in gold_segments(store):
         seg, codes, doc = g.segment_id, g.codes, g.document_id
@@ -149,6 +155,7 @@ def gold_rows(
                 "document": doc,
                 "position": g.position,
                 "speaker": g.speaker,
+                **{name: fields.get(seg, {}).get(name) for name in field_columns},
                 "gold_codes": codes,
                 "gold_code_names": [code_names[c] for c in codes],
                 "labels": [int(c in codes) for c in codebook.code_ids],
@@ -177,7 +184,8 @@ def to_dataset(rows: list[dict[str, Any]], codebook: Codebook, *, split: str | N
     """The gold rows (of one split, when given) as a `datasets.Dataset` with the export's features."""
     from datasets import Dataset
 
-    feats = features(codebook)
+    base = set(features(codebook))
+    feats = features(codebook, list(dict.fromkeys(k for r in rows for k in r if k not in base)))
     chosen = [r for r in rows if split is None or r["split"] == split]
     return Dataset.from_dict({k: [r[k] for r in chosen] for k in feats}, features=feats)
 

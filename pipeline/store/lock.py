@@ -48,6 +48,8 @@ READ_ONLY_COMMANDS = frozenset(
         "config check",
         "loop status",
         "next",
+        "meta show",
+        "findings",
     }
 )
 

@@ -23,6 +23,7 @@ STAGE_ORDER = {
     "learning": 2,
     "studio": 3,
     "agreement": 4,
+    "findings": 4,
     "gold": 5,
 }
 # "": the package root (pipeline/__init__.py)
