@@ -7,7 +7,7 @@ Everything loads through `from_pretrained` on a directory, from safetensors only
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,33 +122,50 @@ def length_sorted_batches(
 
 
 @torch.inference_mode()
-def predict_proba(
-    model: CodeClassifier, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128
+def _over_batches(
+    model: CodeClassifier,
+    tokenizer,
+    texts: list[str],
+    width: int,
+    *,
+    step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    finish: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+    batch_size: int = 32,
+    max_length: int = 128,
+    bar=None,
 ) -> np.ndarray:
+    """`step(input_ids, attention_mask)` on each length-sorted batch, on the model's device and in its autocast, then
+    `finish` in float32; the rows (`width` columns each) back in the order of `texts`."""
     model.eval()
-    out = np.zeros((len(texts), model.head.out_features), dtype=np.float32)
+    out = np.zeros((len(texts), width), dtype=np.float32)
     for idx, enc in length_sorted_batches(texts, tokenizer, batch_size, max_length):
         ids, mask = on_device(model, torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
         with autocast(model):
-            logits = model(ids, mask)
-        out[idx] = torch.sigmoid(logits.float()).cpu().numpy()
+            result = step(ids, mask)
+        out[idx] = finish(result.float()).cpu().numpy()
+        if bar is not None:
+            bar.advance(len(idx))
     return out
 
 
-@torch.inference_mode()
+def predict_proba(
+    model: CodeClassifier, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128
+) -> np.ndarray:
+    """Per-code probabilities of `texts`."""
+    width = model.head.out_features
+    return _over_batches(
+        model, tokenizer, texts, width, step=model, finish=torch.sigmoid, batch_size=batch_size, max_length=max_length
+    )
+
+
 def embed(
     model: CodeClassifier, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128, bar=None
 ) -> np.ndarray:
     """Mean-pooled encoder embeddings (the features of the `head` method)."""
-    model.eval()
-    out = np.zeros((len(texts), model.head.in_features), dtype=np.float32)
-    for idx, enc in length_sorted_batches(texts, tokenizer, batch_size, max_length):
-        ids, mask = on_device(model, torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
-        with autocast(model):
-            out[idx] = model.pooled(ids, mask).float().cpu().numpy()
-        if bar is not None:
-            bar.advance(len(idx))
-    return out
+    width = model.head.in_features
+    return _over_batches(
+        model, tokenizer, texts, width, step=model.pooled, batch_size=batch_size, max_length=max_length, bar=bar
+    )
 
 
 @torch.inference_mode()
