@@ -41,9 +41,22 @@ def restore_cli(
         print_result(backup_rows(ws), json_out, lambda rows: _show_backups(rows, ws))
         return
     with workspace_lock(ws, "restore", settings.busy_wait):  # no command may write while the file is swapped
+        _refuse_while_serving(ws)
         _refuse_while_running(ws)
         report = restore(ws / DB_NAME, backup)
     print_result(report, json_out, _show_restore)
+
+
+def _refuse_while_serving(ws: Path) -> None:
+    """A model server would go on serving (and retraining on) the database moved aside (issue 26 #8)."""
+    from pipeline.loop.service import serving_pid
+
+    pid = serving_pid(ws)
+    if pid is not None:
+        raise CultureCodeError(
+            f"a model server (culturecode serve{f', pid {pid}' if pid else ''}) is using workspace {ws}: stop it "
+            f"(Ctrl-C, or `culturecode studio stop` for one `studio start` started), then restore"
+        )
 
 
 def _refuse_while_running(ws: Path) -> None:

@@ -189,6 +189,26 @@ def test_restore_brings_back_the_newest_backup_and_moves_the_database_aside(cli,
     assert cli("status", "-w", ws).exit_code == 0
 
 
+def test_restore_refuses_while_a_model_server_runs_on_the_workspace(cli, tmp_path):
+    """Issue 26 #8: restore exited 0 under a running `serve`, which went on with the older database unnoticed."""
+    from pipeline.config import load_settings
+    from pipeline.loop.service import serving_pid, start_loop
+
+    ws = _backed_up_then_changed(tmp_path)
+    settings = load_settings(overrides={"workspace": str(ws), "codebook": str(CODEBOOK)})
+    running = start_loop(settings, settings.load_codebook(), port=0, connect=False, retrain=lambda: {})
+    try:
+        before = _digest(ws / DB_NAME)
+        refused = cli("restore", "-w", ws)
+        assert refused.exit_code == 2 and f"pid {os.getpid()}" in refused.stderr, refused.output
+        assert "culturecode serve" in refused.stderr and _digest(ws / DB_NAME) == before
+        assert not list(ws.glob(f"{DB_NAME}.before-restore-*"))
+    finally:
+        running.close()
+    assert serving_pid(ws) is None
+    assert cli("restore", "-w", ws).exit_code == 0
+
+
 def test_restore_a_named_backup_keeps_the_database_it_replaces_with_its_wal(tmp_path):
     ws = _backed_up_then_changed(tmp_path)
     # a process that dies after a commit leaves pages in the WAL only: they must travel with the file
