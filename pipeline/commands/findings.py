@@ -133,11 +133,41 @@ def _show(result: dict[str, Any]) -> None:
                 ],
                 title="Group differences",
             )
+        _show_errors(result)
     out.print(
         "Model only: the share the model ticks, biased by its errors (no valid interval). Human sample: the random "
         "streams' labels alone. Prediction-powered: both (docs/findings.md). 'as if labels': the human labels a "
         "human-only interval would need to be as narrow."
     )
+
+
+def _rate(figure: Any) -> str:
+    return figure if isinstance(figure, str) else f"{_ci(figure)} (n={figure['n']})"
+
+
+def _show_errors(result: dict[str, Any]) -> None:
+    """The error-bias audit: the model's error rates per group on the random human labels, and their gaps."""
+    rows = [
+        {"group": g, "code": c, "fpr": _rate(r["false_positive_rate"]), "fnr": _rate(r["false_negative_rate"])}
+        for g, per in result["errors"].items()
+        for c, r in per.items()
+    ]
+    if not rows:
+        return
+    print_table(
+        rows,
+        [Column(result["by"], "group"), Column("code"), Column("false positive rate", "fpr"),
+         Column("false negative rate", "fnr")],
+        title="Model errors by group (random human labels)",
+    )  # fmt: skip
+    flagged = [d for d in result["error_differences"] if d["excludes_zero"]]
+    for d in flagged:
+        out.print(
+            f"[bold]Error bias[/bold]: {d['code']} {d['rate'].replace('_', ' ')} differs, {d['groups'][0]} - "
+            f"{d['groups'][1]} = {_ci(d['difference'])}: the model's errors depend on the group."
+        )
+    if result["error_differences"] and not flagged:
+        out.print("No gap in the model's error rates between groups has an interval that excludes 0.")
 
 
 def register(app: typer.Typer) -> None:

@@ -105,3 +105,20 @@ def difference(a: Interval, b: Interval, level: float = 0.95) -> Interval:
     z = z_value(level)
     diff = a.estimate - b.estimate
     return Interval(diff, diff - z * se, diff + z * se, se, a.n + b.n)
+
+
+def weighted_rate(hits: object, weights: object | None = None, level: float = 0.95) -> Interval:
+    """A (weighted) proportion with a Wilson score interval at the Kish effective sample size, which stays inside
+    [0, 1] and is not zero-width at 0 or 1 (error rates on small audit cells often are)."""
+    (values,) = _as_arrays(hits)
+    w = np.ones(len(values)) if weights is None else _as_arrays(weights)[0]
+    n = len(values)
+    if n == 0:
+        return Interval(math.nan, n=0, note="no labels")
+    p = float((w * values).sum() / w.sum())
+    n_eff = float(w.sum() ** 2 / (w**2).sum())
+    z = z_value(level)
+    centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z / (1 + z * z / n_eff) * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff))
+    se = math.sqrt(max(p * (1 - p), 0.25 / n_eff) / n_eff)  # for differences: never 0 at p = 0 or 1
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), se, n, n_effective=n_eff)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import CultureCodeError
-from pipeline.findings.estimators import Interval, difference, human_mean, model_mean, ppi_mean
+from pipeline.findings.estimators import Interval, difference, human_mean, model_mean, ppi_mean, weighted_rate
 from pipeline.ingest.metadata import field_names, segment_fields
 from pipeline.store import Store
 from pipeline.store.annotations import live_annotations, task_streams
@@ -28,6 +28,8 @@ from pipeline.store.predictions import predictions_of
 
 RANDOM_STREAMS = ("blind", "audit")  # as pipeline.studio.stream.RANDOM_STREAMS: the streams drawn at random
 NO_GROUP = "(none)"
+# the fewest human positives (negatives) a group needs for its false negative (positive) rate in the error audit
+MIN_CELL = 5
 NO_AUDIT = (
     "no random human labels yet: push with --audit-fraction (or --blind-fraction), let annotators code, then pull"
 )
@@ -52,6 +54,10 @@ class Findings:
     groups: dict[str, dict[str, CodeFigures | str]] = field(default_factory=dict)  # str: why no figures
     group_sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # group -> {segments, labels}
     differences: list[dict[str, Any]] = field(default_factory=list)
+    # the error-bias audit: per group and code, the model's false positive and false negative rates on the random
+    # human-labelled segments; per pair of groups, their differences, flagged when the interval excludes 0
+    errors: dict[str, dict[str, dict[str, Interval | str]]] = field(default_factory=dict)
+    error_differences: list[dict[str, Any]] = field(default_factory=list)
     unscored_labels: int = 0  # human-labelled random segments the model has not scored (left out)
     min_labels: int = 10
 
@@ -182,6 +188,7 @@ def _by_group(store: Store, data: _Data, result: Findings, by: str, codes: list[
         result.group_sizes[group] = {"segments": len(rows), "labels": int(picked.sum())}
         result.groups[group] = {c: _figures(data, c, rows, picked, level, need) for c in codes}
     named = [g for g in result.groups if g != NO_GROUP]
+    _error_audit(data, result, labelled_group, named, codes, level)
     for a, b in combinations(named, 2):
         for code in codes:
             fa, fb = result.groups[a][code], result.groups[b][code]
@@ -195,3 +202,48 @@ def _by_group(store: Store, data: _Data, result: Findings, by: str, codes: list[
                     "ppi": asdict(difference(fa.ppi, fb.ppi, level)),
                 }
             )
+
+
+def _error_rates(data: _Data, code: str, picked: np.ndarray, level: float) -> dict[str, Interval | str]:
+    """The model's false positive rate (ticked where the humans did not) and false negative rate (not ticked
+    where they did) on the labelled segments `picked`; a human label counts as positive at >= 0.5."""
+    truth = data.human[code][picked] >= 0.5
+    ticked = data.ticked[code][data.labelled[picked]] >= 0.5
+    w = data.weights[picked]
+    out: dict[str, Interval | str] = {}
+    for name, among, miss, what in (
+        ("false_positive_rate", ~truth, ticked, "human negatives"),
+        ("false_negative_rate", truth, ~ticked, "human positives"),
+    ):
+        n = int(among.sum())
+        out[name] = (
+            weighted_rate(miss[among], w[among], level)
+            if n >= MIN_CELL
+            else f"too few {what} (n={n}; need >= {MIN_CELL})"
+        )
+    return out
+
+
+def _error_audit(
+    data: _Data, result: Findings, labelled_group: np.ndarray, groups: list[str], codes: list[str], level: float
+) -> None:
+    for group in groups:
+        picked = labelled_group == group
+        result.errors[group] = {code: _error_rates(data, code, picked, level) for code in codes}
+    for a, b in combinations(groups, 2):
+        for code in codes:
+            for rate in ("false_positive_rate", "false_negative_rate"):
+                ra, rb = result.errors[a][code][rate], result.errors[b][code][rate]
+                if isinstance(ra, str) or isinstance(rb, str):
+                    continue
+                diff = difference(ra, rb, level)
+                assert diff.ci_low is not None and diff.ci_high is not None
+                result.error_differences.append(
+                    {
+                        "code": code,
+                        "rate": rate,
+                        "groups": [a, b],
+                        "difference": asdict(diff),
+                        "excludes_zero": diff.ci_low > 0 or diff.ci_high < 0,
+                    }
+                )

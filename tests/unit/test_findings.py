@@ -237,3 +237,35 @@ def test_findings_refuses_without_random_labels_and_small_groups_get_no_interval
     # even positions are the Interviewer's: every audit label is in "(none)", the police group has none
     assert data["groups"]["police"]["carrot"] == "too few audit labels (n=0; need >= 10)"
     assert _cli("findings", "-w", ws, "--by", "wave").exit_code == 2
+
+
+def test_error_bias_audit_flags_a_model_that_errs_more_for_one_group(tmp_path: Path) -> None:
+    """The model ticks 'carrot' on most of the police's negatives and few of the researchers': the false positive
+    rate gap is flagged; the prediction-powered figure still covers the police's audit prevalence."""
+    book = load_codebook(SMALL_CODEBOOK)
+    rng = np.random.default_rng(2)
+    store = make_workspace(tmp_path / "ws", book, {"doc": [f"t{i}" for i in range(400)]})
+    truth = {f"doc-{i}": bool(rng.random() < 0.3) for i in range(400)}
+    scores = {}
+    for i, seg in enumerate(sorted(truth, key=lambda s: int(s.split("-")[1]))):
+        police = i % 2 == 1  # the factory's speakers: Officer at odd positions
+        false_positive = police and rng.random() < 0.6
+        scores[seg] = {"carrot": 0.9 if truth[seg] or false_positive else 0.1, "stick": 0.1}
+    add_scores(store, "v1", book, scores)
+    add_project(store, 1, "ana@example.org", book)
+    tasks = add_tasks(store, 1, {s: ("audit", 0.5) for s in truth})
+    for seg, tid in tasks.items():
+        add_annotation(store, tid, 1, seg, "ana@example.org", ["carrot"] if truth[seg] else [], book, task_id=tid)
+    ws = str(store.workspace)
+    store.close()
+    people = tmp_path / "people.csv"
+    people.write_text("speaker,role\nOfficer,police\nInterviewer,researcher\n", encoding="utf-8")
+    assert _cli("meta", "set", "--file", str(people), "-w", ws).exit_code == 0
+    data = json.loads(_cli("findings", "-w", ws, "--by", "role", "--codes", "carrot", "--json").stdout)
+    police = data["errors"]["police"]["carrot"]["false_positive_rate"]
+    assert 0.4 < police["estimate"] < 0.8 and police["ci_low"] > 0.3
+    assert data["errors"]["researcher"]["carrot"]["false_positive_rate"]["estimate"] == 0
+    (gap,) = [d for d in data["error_differences"] if d["rate"] == "false_positive_rate"]
+    assert gap["excludes_zero"] and gap["difference"]["ci_low"] > 0
+    table = _cli("findings", "-w", ws, "--by", "role", "--codes", "carrot")
+    assert "Error bias" in table.stdout and "false positive rate differs" in table.stdout
