@@ -123,6 +123,35 @@ def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
+def overall_markdown(o: dict[str, Any]) -> list[str]:
+    """The coefficients over the whole label set, one bullet each (with its band, or why it is undefined)."""
+    lines = ["", "## Over the whole label set", ""]
+    for key, value in o.items():
+        if isinstance(value, (float, int)) or value is None:
+            if key.startswith(("n_", "krippendorff_alpha_ci", "undefined_reason")):
+                continue
+            band = o["interpretation"].get(key)
+            lines.append(
+                f"- {key}: {fmt(value)}"
+                + (f" ({band})" if band and value is not None else "")
+                + (f" -- {o['undefined_reasons'][key]}" if value is None and key in o["undefined_reasons"] else "")
+            )
+    return lines
+
+
+def models_markdown(report: dict[str, Any]) -> list[str]:
+    """Each model version as an extra rater: its mean Cohen's kappa with each annotator per code."""
+    if not report["models"]:
+        return []
+    lines = ["", "## Models as an extra rater (mean Cohen's kappa with each annotator)", ""]
+    lines += ["| model | " + " | ".join(report["codes"]) + " |", "|" + "---|" * (len(report["codes"]) + 1)]
+    for version, m in report["models"].items():
+        lines.append(
+            f"| {version} | " + " | ".join(fmt(m["codes"][c]["cohen_kappa_mean"]) for c in report["codes"]) + " |"
+        )
+    return lines
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Inter-annotator agreement ({report.get('generated_at', '')})",
@@ -148,25 +177,8 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {code} | " + " | ".join(cells) + f" | {fmt_ci(s['krippendorff_alpha_ci'])} | "
             f"{s['n_units']} | {s['n_pairable_values']} | {s['undefined_reason'] or ''} |"
         )
-    o = report["overall"]
-    lines += ["", "## Over the whole label set", ""]
-    for key, value in o.items():
-        if isinstance(value, (float, int)) or value is None:
-            if key.startswith(("n_", "krippendorff_alpha_ci", "undefined_reason")):
-                continue
-            band = o["interpretation"].get(key)
-            lines.append(
-                f"- {key}: {fmt(value)}"
-                + (f" ({band})" if band and value is not None else "")
-                + (f" -- {o['undefined_reasons'][key]}" if value is None and key in o["undefined_reasons"] else "")
-            )
-    if report["models"]:
-        lines += ["", "## Models as an extra rater (mean Cohen's kappa with each annotator)", ""]
-        lines += ["| model | " + " | ".join(report["codes"]) + " |", "|" + "---|" * (len(report["codes"]) + 1)]
-        for version, m in report["models"].items():
-            lines.append(
-                f"| {version} | " + " | ".join(fmt(m["codes"][c]["cohen_kappa_mean"]) for c in report["codes"]) + " |"
-            )
+    lines += overall_markdown(report["overall"])
+    lines += models_markdown(report)
     lines += admission_markdown(report.get("admission") or {})
     lines += anchoring_markdown(report.get("anchoring"))
     lines += drift_markdown(report.get("drift"))
