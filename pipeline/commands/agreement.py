@@ -184,7 +184,7 @@ def agreement_cli(
 
 @handle_errors
 def disagreements_cli(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Show at most this many segments.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many segments.")] = 20,
     push: Annotated[
         bool,
         typer.Option(

@@ -156,7 +156,7 @@ def _run_summary(run: dict[str, Any]) -> str:
 @handle_errors
 def segments_cli(
     doc: Annotated[str | None, typer.Option("--doc", "-d", help="Document name (file name without extension).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Show at most this many.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show at most this many.")] = None,
     superseded: Annotated[
         bool,
         typer.Option(

@@ -44,7 +44,7 @@ NEXT_COLUMNS = [
 
 @handle_errors
 def next_cli(
-    n: Annotated[int, typer.Option("--n", "-n", help="How many segments to list.")] = 20,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many segments to list.")] = 20,
     strategy: Annotated[
         str,
         typer.Option(

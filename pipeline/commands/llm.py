@@ -48,7 +48,7 @@ BaseUrlOpt = Annotated[
     str | None, typer.Option("--base-url", help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1.")
 ]
 PromptOpt = Annotated[str | None, typer.Option("--prompt", help="Prompt template in prompts/: zero_shot or few_shot.")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", help="Only the first N segments.")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the first N segments.")]
 SegmentOpt = Annotated[list[str] | None, typer.Option("--segment", help="Only this segment id (repeatable).")]
 ExamplesOpt = Annotated[
     Path | None,
