@@ -12,6 +12,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -21,6 +22,26 @@ from pipeline.classifier.encoder import ProbabilityModel, length_sorted_batches
 from pipeline.errors import CultureCodeError
 
 ONNX_FILE = "onnx/model.int8.onnx"
+
+
+def _trace(wrapper: ProbabilityModel, sample: Any, fp32: Path) -> None:
+    """Trace `wrapper` on `sample` into the fp32 ONNX graph `fp32` (batch and token axes dynamic)."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (sample["input_ids"], sample["attention_mask"]),
+            str(fp32),
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["probabilities"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                "probabilities": {0: "batch"},
+            },
+            opset_version=17,
+        )
 
 
 def export_int8(model, tokenizer, version_dir: Path) -> Path:
@@ -37,22 +58,7 @@ def export_int8(model, tokenizer, version_dir: Path) -> Path:
     sample = tokenizer(["a short example", "a longer example sentence with padding"], padding=True, return_tensors="pt")
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         fp32 = Path(tmp) / "model.onnx"
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                (sample["input_ids"], sample["attention_mask"]),
-                str(fp32),
-                dynamo=False,
-                input_names=["input_ids", "attention_mask"],
-                output_names=["probabilities"],
-                dynamic_axes={
-                    "input_ids": {0: "batch", 1: "tokens"},
-                    "attention_mask": {0: "batch", 1: "tokens"},
-                    "probabilities": {0: "batch"},
-                },
-                opset_version=17,
-            )
+        _trace(wrapper, sample, fp32)
         _set_attention(model, previous)
         model.eval()
         fused = _fuse_transformer_ops(fp32, model.encoder.config)
