@@ -38,7 +38,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import CultureCodeError
+from pipeline.errors import CultureCodeError, shorten
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,6 +71,9 @@ def z_one_tailed(significance: float) -> float:
     from scipy.stats import norm
 
     return float(norm.ppf(1 - significance))
+
+
+MAX_UNITS = 10_000_000  # `plan --smallest-share` refuses a plan beyond this many units (1e-300 printed 300 digits)
 
 
 def required_units(target: Target, smallest_share: float) -> int:
@@ -389,12 +392,17 @@ def reliability_plan(
 ) -> ReliabilityPlan:
     """The plan before coding, the progress during it, the stop rule, and the next segments for `coder`."""
     from pipeline.store.annotations import segments_sent_to
-    from pipeline.store.models import current_model
+    from pipeline.store.models import current_model, get_model, list_models
 
     target.check()
     given = _check_given(given or {}, codebook.code_ids)
     if not 0 < min_share <= 0.5:
         raise CultureCodeError(f"--min-share {min_share}: give a share above 0 and at most 0.5, e.g. 0.1")
+    if model_version is not None and get_model(store, model_version) is None:
+        known = ", ".join(m["version"] for m in list_models(store, "classifier") + list_models(store, "llm"))
+        raise CultureCodeError(
+            f"no model version '{shorten(model_version)}' in {store.workspace} (versions: {known or 'none'})"
+        )
     version = model_version or current_model(store)
     active = [s.id for s in store.segments()]
     scores, labels = _model_view(store, version, set(active))
@@ -485,4 +493,9 @@ def _check_given(given: dict[str, float], codes: list[str]) -> dict[str, float]:
 def single_variable(target: Target, smallest_share: float) -> dict[str, Any]:
     """The scriptable form: one variable's units for the least frequent value's expected share."""
     units = required_units(target, smallest_share)
+    if units > MAX_UNITS:
+        raise CultureCodeError(
+            f"smallest share {smallest_share:g} needs {units:.3g} double-coded units, more than {MAX_UNITS:,}: a value "
+            f"this rare cannot be planned by random double-coding; oversample it (plan --min-share) or merge values"
+        )
     return {**asdict(target), "smallest_share": smallest_share, "z": z_one_tailed(target.significance), "units": units}

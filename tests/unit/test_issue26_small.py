@@ -20,3 +20,20 @@ def test_a_count_below_one_is_refused_not_read_as_all(tmp_path, command):
     factory.make_workspace(tmp_path / "ws", load_codebook(BOOK), {"doc": ["One.", "Two.", "Three."]}).close()
     result = run(*command, "--workspace", tmp_path / "ws")
     assert result.exit_code == 2 and "Invalid value for" in result.output, result.output
+
+
+def test_plan_for_a_vanishing_share_is_refused_not_a_300_digit_count():
+    result = run("plan", "--smallest-share", "1e-300")
+    assert result.exit_code == 2 and "more than 10,000,000" in result.stderr and len(result.stdout) < 200
+    assert run("plan", "--smallest-share", "0.25", "--json").exit_code == 0
+
+
+def test_plan_refuses_a_model_version_the_workspace_does_not_have(tmp_path):
+    """`plan --model-version nope` printed 'no expected share' per code and recorded an ok run."""
+    book = load_codebook(BOOK)
+    store = factory.make_workspace(tmp_path / "ws", book, {"doc": ["One.", "Two."]})
+    factory.add_model(store, "clf-001", book, {"doc-0": ["carrot"]})
+    store.close()
+    result = run("plan", "--model-version", "nope", "--workspace", tmp_path / "ws", "--codebook", BOOK)
+    assert result.exit_code == 2 and "no model version 'nope'" in result.stderr and "clf-001" in result.stderr
+    assert run("plan", "--model-version", "clf-001", "--workspace", tmp_path / "ws", "--codebook", BOOK).exit_code == 0
