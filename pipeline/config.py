@@ -451,4 +451,7 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         msg = "is not a known setting" if err["type"] == "extra_forbidden" else err["msg"]
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        if field in given:  # a flag's value, not the file's: the file is not to blame (issue 26 #9)
+            raise CultureCodeError(f"{field} = {shorten(given[field])} (given as an option): {msg}") from None
         raise CultureCodeError(f"{path}: field '{field}' {msg}") from None

@@ -37,3 +37,18 @@ def test_plan_refuses_a_model_version_the_workspace_does_not_have(tmp_path):
     result = run("plan", "--model-version", "nope", "--workspace", tmp_path / "ws", "--codebook", BOOK)
     assert result.exit_code == 2 and "no model version 'nope'" in result.stderr and "clf-001" in result.stderr
     assert run("plan", "--model-version", "clf-001", "--workspace", tmp_path / "ws", "--codebook", BOOK).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("serve", "--port", "0"), "loop.port = 0"),
+        (("serve", "--every", "0"), "loop.every = 0"),
+        (("prelabel", "--batch-size", "0"), "classifier.inference_batch_size = 0"),
+    ],
+)
+def test_a_bad_option_value_is_blamed_on_the_option_not_the_settings_file(tmp_path, args, field):
+    """Flag errors read "Error: <install dir>/configs/pipeline.yaml: field 'loop.port' ...", a file never passed."""
+    result = run(*args, "--workspace", tmp_path / "ws")
+    assert result.exit_code == 2 and f"{field} (given as an option)" in result.stderr, result.output
+    assert "pipeline.yaml" not in result.stderr
