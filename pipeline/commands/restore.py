@@ -49,10 +49,11 @@ def restore_cli(
 
 def _refuse_while_serving(ws: Path) -> None:
     """A model server would go on serving (and retraining on) the database moved aside (issue 26 #8)."""
-    from pipeline.loop.service import serving_pid
+    from pipeline.loop.marker import running_server
 
-    pid = serving_pid(ws)
-    if pid is not None:
+    server = running_server(ws)
+    if server is not None:
+        pid = server["pid"]
         raise CultureCodeError(
             f"a model server (culturecode serve{f', pid {pid}' if pid else ''}) is using workspace {ws}: stop it "
             f"(Ctrl-C, or `culturecode studio stop` for one `studio start` started), then restore"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -13,11 +12,10 @@ from pipeline.config import Codebook, Settings
 from pipeline.errors import CultureCodeError
 from pipeline.loop.backend import ModelBackend, TextScorer, make_server, serve_in_thread, shared_secret
 from pipeline.loop.connect import Connection, backend_url, connect_projects
+from pipeline.loop.marker import ServingMarker
 from pipeline.loop.status import server_up
 from pipeline.loop.trigger import RetrainFn, RetrainTrigger, workspace_retrain
 from pipeline.store import DB_NAME, Store
-
-SERVE_LOCK = ".serve.lock"  # held (shared flock) by every running `culturecode serve` of the workspace
 
 
 @dataclass
@@ -29,13 +27,14 @@ class LoopServer:
     trigger: RetrainTrigger = field(repr=False)
     connections: list[Connection]
     pending: int  # annotations counted before this start (a restarted server resumes them)
-    release: Callable[[], None] = field(default=lambda: None, repr=False)  # the serving marker (`serving_pid`)
+    marker: ServingMarker | None = field(default=None, repr=False)  # the workspace's .serve.lock, held
 
     def close(self) -> None:
         self.trigger.stop()
         self.http.shutdown()
         self.http.server_close()
-        self.release()
+        if self.marker is not None:
+            self.marker.release()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,49 +43,6 @@ class LoopServer:
             "every": self.trigger.every,
             "connections": [c.as_dict() for c in self.connections],
         }
-
-
-def hold_serving(workspace: Path) -> Callable[[], None]:
-    """Mark the workspace as served for as long as this server runs: a shared `flock` on <workspace>/SERVE_LOCK
-    holding this pid, which the kernel drops with the process (kill -9 included). Returns the release."""
-    try:
-        import fcntl
-    except ImportError:  # no flock on this platform: no marker
-        return lambda: None
-    fd = os.open(workspace / SERVE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_SH)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    held = [fd]
-
-    def release() -> None:  # once: a second close could close a descriptor reused since
-        while held:
-            os.close(held.pop())
-
-    return release
-
-
-def serving_pid(workspace: Path) -> int | None:
-    """The pid of a `culturecode serve` running on `workspace` (0 when it cannot be read), None when none is:
-    `restore` refuses while one runs (it would go on serving the database moved aside)."""
-    path = workspace / SERVE_LOCK
-    try:
-        import fcntl
-    except ImportError:
-        return None
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.read(fd, 64).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else 0
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 def store_opener(settings: Settings) -> Callable[[], Store]:
@@ -111,11 +67,11 @@ def start_loop(
     the stored count (a retrain starts at once when enough annotations were pending)."""
     open_store = store_opener(settings)
     secret = shared_secret(settings)
-    release = hold_serving(Path(settings.workspace))
+    marker = ServingMarker(Path(settings.workspace))
     try:
-        return _start(settings, codebook, open_store, secret, port, connect, retrain, score_texts, on_retrain, release)
+        return _start(settings, codebook, open_store, secret, port, connect, retrain, score_texts, on_retrain, marker)
     except BaseException:
-        release()
+        marker.release()
         raise
 
 
@@ -129,7 +85,7 @@ def _start(
     retrain: RetrainFn | None,
     score_texts: TextScorer | None,
     on_retrain: Callable[[dict[str, Any]], None] | None,
-    release: Callable[[], None],
+    marker: ServingMarker,
 ) -> LoopServer:
     cfg = settings.loop
     trigger = RetrainTrigger(
@@ -146,6 +102,7 @@ def _start(
         ) from None
     serve_in_thread(http)
     url = backend_url(settings, http.server_address[1])
+    marker.record({"url": url, "every": cfg.every})
     try:
         connections: list[Connection] = []
         if connect:
@@ -156,7 +113,7 @@ def _start(
         http.shutdown()
         http.server_close()
         raise
-    return LoopServer(url, http, trigger, connections, pending, release)
+    return LoopServer(url, http, trigger, connections, pending, marker)
 
 
 def connect_new_projects(store: Store, settings: Settings, project_ids: list[int]) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.loop.marker import running_server
 from pipeline.store import Store
 from pipeline.store.loop import loop_state
 from pipeline.store.models import list_models
@@ -56,10 +57,11 @@ def loop_status(store: Store, settings: Settings, probe: bool = True) -> dict[st
     from pipeline.loop.connect import backend_url
 
     state = loop_state(store)
-    url = backend_url(settings)
+    running = running_server(store.workspace) or {}  # the server that runs, not the port the settings name
+    url = running.get("url") or backend_url(settings)
     return {
-        "server": {"url": url, "up": server_up(url) if probe else None},
-        "every": settings.loop.every,
+        "server": {"url": url, "up": server_up(url) if probe else None, "pid": running.get("pid")},
+        "every": running.get("every") or settings.loop.every,
         "pending": len(state["pending"]),
         "in_retrain": len(state["training"]),
         "retrains": state["retrains"],

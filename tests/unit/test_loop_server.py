@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -321,7 +322,7 @@ def test_loop_status_lists_versions_and_the_counter(workspace, serve):
 
     from pipeline.cli import app
 
-    _, http, secret = serve(every=5)
+    running, http, secret = serve(every=5)
     _event(http, secret, "ANNOTATION_CREATED", 1, 2)
     result = CliRunner().invoke(
         app,
@@ -331,6 +332,8 @@ def test_loop_status_lists_versions_and_the_counter(workspace, serve):
     report = json.loads(result.output)
     assert report["pending"] == 2 and report["retrains"] == 0
     assert [v["version"] for v in report["versions"]] == ["v1"] and report["versions"][0]["current"]
+    # issue 26 #9: the server that runs (a free port, every 5), not the settings' port 9090 and every 20
+    assert report["server"] == {"url": running.url, "up": True, "pid": os.getpid()} and report["every"] == 5
 
 
 def test_predict_gives_blind_segments_no_suggestion(serve, workspace):

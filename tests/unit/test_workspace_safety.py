@@ -192,7 +192,8 @@ def test_restore_brings_back_the_newest_backup_and_moves_the_database_aside(cli,
 def test_restore_refuses_while_a_model_server_runs_on_the_workspace(cli, tmp_path):
     """Issue 26 #8: restore exited 0 under a running `serve`, which went on with the older database unnoticed."""
     from pipeline.config import load_settings
-    from pipeline.loop.service import serving_pid, start_loop
+    from pipeline.loop.marker import running_server
+    from pipeline.loop.service import start_loop
 
     ws = _backed_up_then_changed(tmp_path)
     settings = load_settings(overrides={"workspace": str(ws), "codebook": str(CODEBOOK)})
@@ -205,7 +206,7 @@ def test_restore_refuses_while_a_model_server_runs_on_the_workspace(cli, tmp_pat
         assert not list(ws.glob(f"{DB_NAME}.before-restore-*"))
     finally:
         running.close()
-    assert serving_pid(ws) is None
+    assert running_server(ws) is None
     assert cli("restore", "-w", ws).exit_code == 0
 
 
