@@ -165,6 +165,8 @@ def recode(
     if retrain and kind != "classifier":
         raise CultureCodeError(f"--retrain trains the classifier; '{labeller}' re-reads the codebook without it")
     segments = list(predictions_of(store, current))
+    if not dry_run:
+        store.back_up_now()  # the codebook switch: restore goes back to just before it (issue 26 #8)
     if retrain:
         before, after = _retrain_both(store, settings, old, codebook, segments, dry_run, show_progress)
         report.retrained = True

@@ -129,6 +129,8 @@ def ingest(
     report = IngestReport()
     pseudo = _pseudonymiser(store, settings)
     salt = f"max={settings.max_segment_chars};lang={settings.language};pseudo={settings.pseudonymise}"
+    if replace and files:
+        store.back_up_now()  # a replace rewrites documents people worked on: restore goes back to just before it
     # the run row is part of the one transaction: a bad file leaves the database byte-identical
     with store.transaction(), store.run("ingest", {"paths": [str(p) for p in paths], "replace": replace}) as summary:
         with progress_bar("ingest", total=len(files), enabled=show_progress) as bar:

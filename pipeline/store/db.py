@@ -483,6 +483,15 @@ class Store:
         self._checked = True
         self._check_and_back_up(force=False)
 
+    def back_up_now(self) -> None:
+        """A backup whatever the newest one's age (when backups are on), before a change that is hard to undo: a
+        codebook switch (`recode`), `ingest --replace`. `restore` then goes back to just before it, not to the first
+        write of the day (issue 26 #8). Outside any transaction."""
+        if self._depth:
+            raise RuntimeError("back_up_now inside a transaction: the backup would miss what it is about to protect")
+        self._checked = True
+        self._check_and_back_up(force=True)
+
     def _check_and_back_up(self, force: bool) -> None:
         if self.backups.keep > 0 and (force or backup_due(self.workspace, self.backups)):
             take_backup(self.conn, self.path, self.backups.keep)  # checks first

@@ -148,6 +148,33 @@ def test_a_schema_migration_is_preceded_by_a_backup(tmp_path, monkeypatch):
     assert len(list_backups(ws)) == 2
 
 
+def test_ingest_replace_is_preceded_by_a_backup_whatever_the_newest_ones_age(tmp_path):
+    """Issue 26 #8: with a backup under a day old, `ingest --replace` took none, so restore went back to a database
+    from before the morning's annotations."""
+    from pipeline.ingest import ingest
+
+    transcript = tmp_path / "interview.txt"
+    transcript.write_text("R: A question.\nPC: The first answer.\n", encoding="utf-8")
+    ws = tmp_path / "ws"
+    with Store(ws) as store:
+        ingest(store, [transcript], show_progress=False)
+    with Store(ws) as store:
+        _write(store)  # the day's backup
+    _age(list_backups(ws)[0], days=0.1)
+    transcript.write_text("R: A question.\nPC: A corrected answer.\n", encoding="utf-8")
+    with Store(ws) as store:
+        ingest(store, [transcript], replace=True, show_progress=False)
+    backups = list_backups(ws)
+    assert len(backups) == 2
+    copy = sqlite3.connect(backups[0])  # the newest: just before the replace
+    texts = [r[0] for r in copy.execute("SELECT text FROM segments")]
+    copy.close()
+    assert any("first answer" in t for t in texts) and not any("corrected" in t for t in texts)
+    with Store(ws) as store:
+        ingest(store, [transcript], show_progress=False)  # no replace: the day's backup is enough
+    assert len(list_backups(ws)) == 2
+
+
 def test_the_settings_name_how_many_backups(cli, tmp_path):
     ws = _workspace(tmp_path / "ws")
     transcript = tmp_path / "interview.txt"
