@@ -32,8 +32,11 @@ def _summary(command) -> str:
 
 
 def _whole_summaries(command) -> None:
-    """Give every command of the (freshly built) click tree its whole summary as short help."""
+    """Give every command of the (freshly built) click tree its whole summary as short help, and leave out the
+    hidden ones (old spellings kept as aliases for one release)."""
     command.short_help = _summary(command)
+    if hasattr(command, "commands"):
+        command.commands = {name: sub for name, sub in command.commands.items() if not sub.hidden}
     for sub in getattr(command, "commands", {}).values():
         _whole_summaries(sub)
 

@@ -13,6 +13,7 @@ from pipeline.commands.common import (
     ConfigOpt,
     JsonOpt,
     WorkspaceOpt,
+    annotator_emails,
     handle_errors,
     open_workspace,
     out,
@@ -24,7 +25,10 @@ from pipeline.commands.render import Column, print_admission, print_table
 
 AnnotatorsOpt = Annotated[
     str | None,
-    typer.Option("--annotators", help="Only these annotators (comma-separated, as stored: Label Studio e-mails)."),
+    typer.Option(
+        "--annotators",
+        help="Only these annotators (comma-separated names, as `annotators add` takes them, or e-mails).",
+    ),
 ]
 DocumentsOpt = Annotated[
     str | None, typer.Option("--documents", help="Only segments of these documents (comma-separated document names).")
@@ -173,7 +177,7 @@ def agreement_cli(
                 store,
                 settings,
                 settings.load_codebook(),
-                split_list(annotators),
+                annotator_emails(annotators, settings),
                 split_list(codes),
                 since,
                 split_list(documents),
@@ -219,7 +223,7 @@ def disagreements_cli(
     settings = settings_for(config, workspace, codebook)
     book = settings.load_codebook()
     with open_workspace(settings) as store:
-        rows = disagreements(store, book, split_list(annotators), split_list(documents), limit)
+        rows = disagreements(store, book, annotator_emails(annotators, settings), split_list(documents), limit)
         pushed = push_disagreements(store, settings, book, rows, adjudicator, not json_out) if push else None
     print_result({"disagreements": rows, "pushed": pushed}, json_out, _show_disagreements)
 

@@ -130,6 +130,39 @@ def check_labeller(name: str) -> str:
     return check(name, "--with")
 
 
+def old_spelling(old: str, new: str, old_value: Any, value: Any) -> Any:
+    """`value`, unless the old spelling `old` of an option was given: then its value, after one line on stderr that
+    names the new spelling `new`. Each old spelling is a hidden option kept for one release (issue 24 #4)."""
+    if old_value is None or old_value is False:
+        return value
+    print(f"Note: {old} is now {new}; {old} still works for this release.", file=sys.stderr)
+    return old_value
+
+
+def command_alias(old: str, new: str, fn: F) -> F:
+    """`fn` under its old command name `old` (registered hidden): it runs as before after one line on stderr that
+    names the new command `new`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        print(
+            f"Note: `culturecode {old}` is now `culturecode {new}`; the old name still works for this release.",
+            file=sys.stderr,
+        )
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def annotator_emails(value: str | None, settings: Settings) -> list[str] | None:
+    """A comma-separated `--annotators` list as the stored e-mails: a name becomes NAME@<studio.annotator_domain>
+    (as `push` and `annotators add` make it), an e-mail stays as it is."""
+    from pipeline.studio.users import annotator_email
+
+    names = split_list(value)
+    return [n if "@" in n else annotator_email(n, settings) for n in names] if names else None
+
+
 def split_list(value: str | None) -> list[str] | None:
     """A comma-separated option as a list (None when empty)."""
     items = [v.strip() for v in (value or "").split(",") if v.strip()]

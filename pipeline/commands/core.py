@@ -14,6 +14,7 @@ from pipeline.commands.common import (
     QuietOpt,
     WorkspaceOpt,
     handle_errors,
+    old_spelling,
     open_workspace,
     out,
     print_json,
@@ -155,7 +156,9 @@ def _run_summary(run: dict[str, Any]) -> str:
 
 @handle_errors
 def segments_cli(
-    doc: Annotated[str | None, typer.Option("--doc", "-d", help="Document name (file name without extension).")] = None,
+    document: Annotated[
+        str | None, typer.Option("--document", "-d", help="Document name (file name without extension).")
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show at most this many.")] = None,
     superseded: Annotated[
         bool,
@@ -168,11 +171,13 @@ def segments_cli(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
+    old_doc: Annotated[str | None, typer.Option("--doc", hidden=True)] = None,
 ) -> None:
     """List segments, optionally of one document."""
     from pipeline.ingest.metadata import segment_fields
     from pipeline.store.segments import superseded_segments
 
+    doc = old_spelling("--doc", "--document", old_doc, document)
     settings = settings_for(config, workspace)
     with open_workspace(settings) as store:
         if doc is not None and store.document(doc) is None:

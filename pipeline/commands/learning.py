@@ -15,6 +15,7 @@ from pipeline.commands.common import (
     ModelVersionOpt,
     WorkspaceOpt,
     handle_errors,
+    old_spelling,
     open_workspace,
     out,
     print_result,
@@ -44,7 +45,7 @@ NEXT_COLUMNS = [
 
 @handle_errors
 def next_cli(
-    n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many segments to list.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many segments to list.")] = 20,
     strategy: Annotated[
         str,
         typer.Option(
@@ -60,6 +61,7 @@ def next_cli(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
+    old_n: Annotated[int | None, typer.Option("--n", min=1, hidden=True)] = None,
 ) -> None:
     """List the unannotated segments to code next, and why.
 
@@ -68,9 +70,10 @@ def next_cli(
     """
     from pipeline.learning import next_segments
 
+    limit = old_spelling("--n", "--limit", old_n, limit)
     settings = settings_for(config, workspace)
     with open_workspace(settings) as store:
-        report = next_segments(store, strategy, n, model_version, seed)
+        report = next_segments(store, strategy, limit, model_version, seed)
     print_result(report, json_out, _show_next)
 
 

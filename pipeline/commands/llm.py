@@ -1,4 +1,4 @@
-"""LLM commands: `llm plan`, `llm label`, `llm evaluate`, `llm serve`, and `distill`.
+"""LLM commands: `llm plan`, `llm label`, `llm evaluate`, `llm test-server` (was `llm serve`), and `distill`.
 
 The LLM stage (and with it torch for the local model) is imported inside each command.
 """
@@ -20,6 +20,7 @@ from pipeline.commands.common import (
     QuietOpt,
     WorkspaceOpt,
     check_device,
+    command_alias,
     handle_errors,
     open_workspace,
     out,
@@ -28,7 +29,7 @@ from pipeline.commands.common import (
 )
 from pipeline.commands.render import Column, admission_summary, print_metrics, print_table
 
-llm_app = typer.Typer(help="LLM labelling: plan, label, evaluate, serve the local model.", no_args_is_help=True)
+llm_app = typer.Typer(help="LLM labelling: plan, label, evaluate; a test server.", no_args_is_help=True)
 
 LlmOpt = Annotated[
     str | None,
@@ -240,7 +241,7 @@ def evaluate_cli(
 
 
 @handle_errors
-def serve_cli(
+def llm_test_server_cli(
     llm_model: LlmModelOpt = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
@@ -249,9 +250,11 @@ def serve_cli(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Serve the local LLM on an OpenAI-compatible API.
+    """Test double: the local LLM on a small OpenAI-compatible API.
 
-    Its routes: /v1/chat/completions and /v1/models.
+    Its routes: /v1/chat/completions and /v1/models, one request at a time per thread, no batching.
+    For tests and a quick look; to share a model across a team, run a real serving engine (vLLM,
+    llama.cpp's llama-server, Ollama) and point `--llm openai` at it (docs/llm.md).
     """
     from pipeline.llm import make_server
     from pipeline.llm.backends.local import make_backend as make_local_backend
@@ -314,6 +317,7 @@ def register(app: typer.Typer) -> None:
     llm_app.command("plan")(plan_cli)
     llm_app.command("label")(label_cli)
     llm_app.command("evaluate")(evaluate_cli)
-    llm_app.command("serve")(serve_cli)
+    llm_app.command("test-server")(llm_test_server_cli)
+    llm_app.command("serve", hidden=True)(command_alias("llm serve", "llm test-server", llm_test_server_cli))
     app.add_typer(llm_app, name="llm")
     app.command("distill")(distill_cli)

@@ -13,6 +13,7 @@ from pipeline.commands.common import (
     JsonOpt,
     ModelVersionOpt,
     WorkspaceOpt,
+    annotator_emails,
     handle_errors,
     open_workspace,
     out,
@@ -74,7 +75,11 @@ def plan_cli(
     ] = 0.1,
     model_version: ModelVersionOpt = None,
     annotators: Annotated[
-        str | None, typer.Option("--annotators", help="Only these coders' annotations count (comma-separated).")
+        str | None,
+        typer.Option(
+            "--annotators",
+            help="Only these annotators' annotations count (comma-separated names or e-mails).",
+        ),
     ] = None,
     coder: Annotated[
         str | None,
@@ -118,7 +123,7 @@ def plan_cli(
             _shares(prevalence),
             model_version,
             min_share,
-            split_list(annotators),
+            annotator_emails(annotators, settings),
             email,
             size,
             settings.agreement.bootstrap,

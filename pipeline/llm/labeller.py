@@ -29,7 +29,7 @@ def _labeller(context: LabelContext, backend: Backend) -> LlmLabeller:
 
 class LlmBackendPlugin:
     """Called with a LabelContext it makes an LLM labeller; `make_backend(llm_settings)` makes the
-    bare backend (for `llm serve` and `make_backend`). `make` is the backend's factory, or its
+    bare backend (for `llm test-server` and `make_backend`). `make` is the backend's factory, or its
     "module:function" path so that nothing is imported before it is needed."""
 
     kind = "llm"

@@ -1,9 +1,10 @@
-"""`culturecode llm serve`: the local model behind a small OpenAI-compatible HTTP API.
+"""`culturecode llm test-server` (was `llm serve`): a test double, the local model behind a small OpenAI-compatible
+HTTP API. Teams share a model with a real serving engine (vLLM, llama.cpp's server, Ollama: docs/llm.md).
 
 Routes: `GET /v1/models`, `POST /v1/chat/completions` (messages, max_tokens, temperature, seed;
 `response_format` is accepted and the answer is started as a JSON object). With an API key set,
-requests without `Authorization: Bearer <key>` get 401. Lets a team share one loaded model, and
-lets the HTTP backend be tested against a real server without building llama.cpp.
+requests without `Authorization: Bearer <key>` get 401. Lets the HTTP backend be tested against a real server
+without building llama.cpp.
 """
 
 from __future__ import annotations

@@ -238,7 +238,7 @@ def test_the_cli_caps_any_message_that_quotes_a_value_whole(tmp_path: Path, monk
 # --------------------------------------------------------------------------- 9: --workspace everywhere
 
 
-def test_every_command_but_llm_serve_takes_workspace_and_config() -> None:
+def test_every_command_but_the_llm_test_server_takes_workspace_and_config() -> None:
     import typer
 
     def leaves(cmd, path):
@@ -250,7 +250,8 @@ def test_every_command_but_llm_serve_takes_workspace_and_config() -> None:
 
     for name, options in leaves(typer.main.get_command(app), []):
         assert "--config" in options, name
-        assert ("--workspace" in options) == (name != "llm serve"), name  # the server uses no workspace
+        # the LLM test server (`llm serve` is its old name) uses no workspace
+        assert ("--workspace" in options) == (name not in ("llm test-server", "llm serve")), name
 
 
 def test_config_check_takes_the_workspace(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The `openai` backend: any OpenAI-compatible `/v1/chat/completions` endpoint (vLLM, Ollama,
-llama.cpp server, `culturecode llm serve`, a hosted API) by base URL, model name and an API key read
+"""The `openai` backend: any OpenAI-compatible `/v1/chat/completions` endpoint (vLLM, Ollama, a
+llama.cpp server, a hosted API; in tests `culturecode llm test-server`) by base URL, model name and an API key read
 from the environment variable named in the settings. Retries with backoff on 429/5xx/timeouts.
 """
 
