@@ -20,6 +20,31 @@ from pipeline.jsontext import loads, send_json
 from pipeline.llm.backends.base import Backend
 
 
+def _completion(backend: Backend, request: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chat-completion answer to `request` (messages, max_tokens, temperature, seed, response_format)."""
+    schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("schema")
+    wants_json = schema is not None or (request.get("response_format") or {}).get("type") == "json_object"
+    done = backend.complete(
+        messages,
+        int(request.get("max_tokens") or 256),
+        float(request.get("temperature") or 0.0),
+        schema if wants_json else None,
+        int(request.get("seed") or 0),
+    )
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": backend.model_id,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": done.text}}],
+        "usage": {
+            "prompt_tokens": done.prompt_tokens,
+            "completion_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens,
+        },
+    }
+
+
 def _handler(backend: Backend, api_key: str | None):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -60,32 +85,7 @@ def _handler(backend: Backend, api_key: str | None):
             except (ValueError, KeyError):
                 self._send(400, {"error": {"message": "body must be JSON with 'messages'"}})
                 return
-            schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("schema")
-            wants_json = schema is not None or (request.get("response_format") or {}).get("type") == "json_object"
-            done = backend.complete(
-                messages,
-                int(request.get("max_tokens") or 256),
-                float(request.get("temperature") or 0.0),
-                schema if wants_json else None,
-                int(request.get("seed") or 0),
-            )
-            self._send(
-                200,
-                {
-                    "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": backend.model_id,
-                    "choices": [
-                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": done.text}}
-                    ],
-                    "usage": {
-                        "prompt_tokens": done.prompt_tokens,
-                        "completion_tokens": done.completion_tokens,
-                        "total_tokens": done.prompt_tokens + done.completion_tokens,
-                    },
-                },
-            )
+            self._send(200, _completion(backend, request, messages))
 
     return Handler
 
