@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.config import Codebook, Settings
+from pipeline.config import Codebook, LlmSettings, Settings
 from pipeline.labellers.run import select_segments
 from pipeline.llm.prompts import load_template
 from pipeline.store import Store
@@ -54,6 +54,20 @@ def approx_tokens(text: str) -> int:
     return max(1, round(len(text) / 4))  # ~4 characters a token for English with BPE tokenizers
 
 
+def _estimate(
+    cfg: LlmSettings, system_tokens: int, user_tokens: int, answer_tokens: int, calls: int
+) -> tuple[int, float, float | None]:
+    """(prompt tokens, seconds, cost in the settings' prices or None for the local model) of `calls` calls."""
+    if cfg.backend == "local":  # the system prompt is read once and reused
+        prompt_tokens = user_tokens + (system_tokens if calls else 0)
+        seconds = (system_tokens if calls else 0) / LOCAL_PROMPT_TOKENS_PER_S + calls * LOCAL_SECONDS_PER_SEGMENT
+        return prompt_tokens, seconds, None
+    prompt_tokens = user_tokens + system_tokens * calls
+    seconds = calls * HTTP_SECONDS_PER_CALL / cfg.concurrency
+    cost = round((prompt_tokens * cfg.price_per_million_input + answer_tokens * cfg.price_per_million_output) / 1e6, 4)
+    return prompt_tokens, seconds, cost
+
+
 def plan(
     store: Store,
     settings: Settings,
@@ -77,31 +91,22 @@ def plan(
     system_tokens = approx_tokens(asked[0][1].system) if asked else 0
     user_tokens = sum(approx_tokens(prompt.user) for prompt in todo)
     answer_tokens = ANSWER_TOKENS * len(todo)
-    if cfg.backend == "local":  # the system prompt is read once and reused
-        prompt_tokens = user_tokens + (system_tokens if todo else 0)
-        seconds = (system_tokens if todo else 0) / LOCAL_PROMPT_TOKENS_PER_S + len(todo) * LOCAL_SECONDS_PER_SEGMENT
-        cost = None
-    else:
-        prompt_tokens = user_tokens + system_tokens * len(todo)
-        seconds = len(todo) * HTTP_SECONDS_PER_CALL / cfg.concurrency
-        cost = round(
-            (prompt_tokens * cfg.price_per_million_input + answer_tokens * cfg.price_per_million_output) / 1e6, 4
-        )
+    prompt_tokens, seconds, cost = _estimate(cfg, system_tokens, user_tokens, answer_tokens, len(todo))
     example_job, example = asked[0] if asked else (None, None)
     return Plan(
-        cfg.backend,
-        backend.model_id,
-        model_version(backend, template),
-        template.version,
-        len(segments),
-        len(asked) - len(todo),
-        len(todo),
-        len(jobs) - len(asked),
-        prompt_tokens,
-        answer_tokens,
-        round(seconds, 1),
-        cost,
-        example_job.segment_id if example_job else "",
-        example.system if example else "",
-        example.user if example else "",
+        backend=cfg.backend,
+        model=backend.model_id,
+        model_version=model_version(backend, template),
+        prompt_version=template.version,
+        segments=len(segments),
+        cached=len(asked) - len(todo),
+        calls=len(todo),
+        empty_segments=len(jobs) - len(asked),
+        prompt_tokens=prompt_tokens,
+        answer_tokens=answer_tokens,
+        seconds=round(seconds, 1),
+        cost=cost,
+        example_segment=example_job.segment_id if example_job else "",
+        example_system=example.system if example else "",
+        example_user=example.user if example else "",
     )
