@@ -154,6 +154,24 @@ def _to_cache(
         )
 
 
+def _answered_already(
+    store: Store, jobs: list[Job], codebook: Codebook, refresh: bool
+) -> tuple[dict[str, Outcome], list[tuple[Job, Prompt]]]:
+    """({segment: outcome} of the jobs answered without a call (empty segments, cache hits), the jobs to ask)."""
+    outcomes: dict[str, Outcome] = {}
+    todo: list[tuple[Job, Prompt]] = []
+    for job in jobs:
+        if job.prompt is None:
+            outcomes[job.segment_id] = Outcome(job.segment_id, None, "", "empty segment: nothing to label")
+            continue
+        hit = None if refresh else _from_cache(store, job, codebook)
+        if hit is not None:
+            outcomes[job.segment_id] = hit
+        else:
+            todo.append((job, job.prompt))
+    return outcomes, todo
+
+
 def run_jobs(
     store: Store,
     jobs: list[Job],
@@ -166,17 +184,7 @@ def run_jobs(
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Answer every job, from the cache where possible; transport errors become failed outcomes."""
-    outcomes: dict[str, Outcome] = {}
-    todo: list[tuple[Job, Prompt]] = []
-    for job in jobs:
-        if job.prompt is None:
-            outcomes[job.segment_id] = Outcome(job.segment_id, None, "", "empty segment: nothing to label")
-            continue
-        hit = None if refresh else _from_cache(store, job, codebook)
-        if hit is not None:
-            outcomes[job.segment_id] = hit
-        else:
-            todo.append((job, job.prompt))
+    outcomes, todo = _answered_already(store, jobs, codebook, refresh)
     workers = settings.concurrency if backend.supports_concurrency else 1
     started = time.monotonic()
     with (
