@@ -119,6 +119,34 @@ def _versions(store: Store) -> dict[tuple[str, str], str | None]:
     return {(a.segment_id, a.annotator): a.prediction_version for a in live_annotations(store)}
 
 
+def _annotations_of(
+    seg: str,
+    i: int,
+    ratings: Ratings,
+    names: dict[str, str],
+    versions: dict[tuple[str, str], str | None],
+    prelabels: dict[tuple[str, str], list[str]],
+) -> list[dict[str, Any]]:
+    """Each annotator's codes on segment `seg` (row `i` of `ratings`), the pre-label version they saw and whether
+    they changed it."""
+    annotations: list[dict[str, Any]] = []
+    for j, who in enumerate(ratings.annotators):
+        if not ratings.rated[i, j]:
+            continue
+        chosen = [c for c, on in zip(ratings.codes, ratings.labels[i, j], strict=True) if on]
+        version = versions.get((seg, who))
+        pre = prelabels.get((seg, version)) if version else None
+        annotations.append(
+            {
+                "annotator": names[who],
+                "codes": chosen,
+                "prelabel_version": version,
+                "changed_prelabel": None if pre is None else sorted(pre) != sorted(chosen),
+            }
+        )
+    return annotations
+
+
 def gold_rows(
     store: Store, codebook: Codebook, ratings: Ratings, names: dict[str, str], splits: dict[str, str]
 ) -> list[dict[str, Any]]:
@@ -131,21 +159,7 @@ def gold_rows(
     for g in gold_segments(store):
         seg, codes, doc = g.segment_id, g.codes, g.document_id
         i = index.get(seg)
-        annotations: list[dict[str, Any]] = []
-        for j, who in enumerate(ratings.annotators):
-            if i is None or not ratings.rated[i, j]:
-                continue
-            chosen = [c for c, on in zip(ratings.codes, ratings.labels[i, j], strict=True) if on]
-            version = versions.get((seg, who))
-            pre = prelabels.get((seg, version)) if version else None
-            annotations.append(
-                {
-                    "annotator": names[who],
-                    "codes": chosen,
-                    "prelabel_version": version,
-                    "changed_prelabel": None if pre is None else sorted(pre) != sorted(chosen),
-                }
-            )
+        annotations = [] if i is None else _annotations_of(seg, i, ratings, names, versions, prelabels)
         agree, exact = item_agreement(ratings, i) if i is not None else (None, None)
         seen = [a["prelabel_version"] for a in annotations if a["prelabel_version"]]
         rows.append(
