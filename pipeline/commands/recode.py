@@ -25,24 +25,28 @@ from pipeline.commands.common import (
 SHOWN = 20  # flipped segments listed in the table (--json lists all)
 
 
+WithOpt = Annotated[
+    str,
+    typer.Option(
+        "--with",
+        help="The labeller whose current model re-scores: classifier (needs --retrain) or llm (re-prompted "
+        "with the edited codebook), or a plugin.",
+    ),
+]
+RetrainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--retrain",
+        help="Train two classifiers on the gold labels with the same settings, one under each codebook, and "
+        "compare them (so the flips come from the edit, not from new labels); the new one becomes current.",
+    ),
+]
+
+
 @handle_errors
 def recode_cli(
-    with_: Annotated[
-        str,
-        typer.Option(
-            "--with",
-            help="The labeller whose current model re-scores: classifier (needs --retrain) or llm (re-prompted "
-            "with the edited codebook), or a plugin.",
-        ),
-    ] = "classifier",
-    retrain: Annotated[
-        bool,
-        typer.Option(
-            "--retrain",
-            help="Train two classifiers on the gold labels with the same settings, one under each codebook, and "
-            "compare them (so the flips come from the edit, not from new labels); the new one becomes current.",
-        ),
-    ] = False,
+    with_: WithOpt = "classifier",
+    retrain: RetrainOpt = False,
     dry_run: Annotated[
         bool,
         typer.Option(
