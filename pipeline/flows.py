@@ -105,25 +105,20 @@ def retrain(
     from pipeline import gold, studio
     from pipeline.agreement.admission import refresh_admission
     from pipeline.agreement.calibration import calibrate
-    from pipeline.classifier.data import read_gold
     from pipeline.classifier.predict import prelabel
     from pipeline.classifier.registry import current_version, promote
     from pipeline.classifier.versions import prune_versions
     from pipeline.store.annotations import unannotated_segment_ids
 
-    extra = read_gold(extra_gold, codebook) if extra_gold else None  # a bad file fails before anything changes
-    prior = str(Path(extra_gold).resolve()) if extra_gold else None
-    if extra is None:
-        prior, extra = prior_gold(store, codebook)
+    prior, extra = _gold_to_add(store, codebook, extra_gold)  # a bad file fails before anything changes
     pulled = studio.pull(store, settings, codebook, show_progress=show_progress)
     adjudicated = gold.adjudicate(store, codebook, method="majority")
     before = current_version(store)
     trained = _train_or_reuse(store, settings, codebook, extra, prior, before, show_progress)
     new_figures, old_figures, held_out = trained["new"], trained["current"], trained["held_out"]
-    if trained["trained"]:
-        promoted = old_figures is None or new_figures["macro_f1"] > old_figures["macro_f1"] or force
-    else:  # the same input again: no version is made; --force makes the one trained on it current
-        promoted = force
+    # the same input again makes no version: then only --force makes the one trained on it current
+    better = trained["trained"] and (old_figures is None or new_figures["macro_f1"] > old_figures["macro_f1"])
+    promoted = bool(force or better)
     if promoted:
         promote(store, new_figures["model_version"])
     pruned = prune_versions(store, settings.loop.keep_unpromoted)
@@ -131,25 +126,42 @@ def retrain(
     todo = unannotated_segment_ids(store)
     labelled = prelabel(store, settings, codebook, model_version=model, show_progress=show_progress, segment_ids=todo)
     calibrated = calibrate(store, settings, codebook, refresh_studio=False)  # the push below sends its pre-labels
+    pushed = None
     if push:
         refresh_admission(store, settings, codebook, model)  # which of its codes may be pre-ticked
-    pushed = (
-        studio.push(store, settings, codebook, model_version=model, segment_ids=todo, show_progress=show_progress)
-        if push
-        else None
-    )
-    if trained["trained"]:
-        message = _message(new_figures, old_figures, promoted, force, labelled.scored)
-    else:
-        same = new_figures["model_version"]
-        kept_as = f"{same} is current (forced)." if promoted else f"{model} stays current."
-        message = f"nothing new to learn from since {same} was trained: no new version; {kept_as}"
-    message = " ".join(m for m in (message, pruned.message()) if m)
+        pushed = studio.push(
+            store, settings, codebook, model_version=model, segment_ids=todo, show_progress=show_progress
+        )
+    message = _retrain_message(trained, promoted, force, labelled.scored, model, pruned.message())
     result = RetrainResult(
         pulled, adjudicated, new_figures, old_figures, promoted, labelled, pushed, held_out, model, message
     )
     result.prior, result.calibration, result.trained, result.pruned = prior, calibrated, trained["trained"], pruned
     return result
+
+
+def _gold_to_add(store: Store, codebook: Codebook, extra_gold: str | Path | None) -> tuple[str | None, Any]:
+    """(where it is from, the gold) that retrain adds the project's labels to: `extra_gold`, else the example gold the
+    current model was trained on (`prior_gold`)."""
+    from pipeline.classifier.data import read_gold
+
+    if extra_gold:
+        return str(Path(extra_gold).resolve()), read_gold(extra_gold, codebook)
+    return prior_gold(store, codebook)
+
+
+def _retrain_message(
+    trained: dict[str, Any], promoted: bool, force: bool, scored: int, model: str | None, pruned: str
+) -> str:
+    """What retrain did, in a sentence or two: the figures before and after, or that nothing new was trained."""
+    new_figures, old_figures = trained["new"], trained["current"]
+    if trained["trained"]:
+        message = _message(new_figures, old_figures, promoted, force, scored)
+    else:
+        same = new_figures["model_version"]
+        kept_as = f"{same} is current (forced)." if promoted else f"{model} stays current."
+        message = f"nothing new to learn from since {same} was trained: no new version; {kept_as}"
+    return " ".join(m for m in (message, pruned) if m)
 
 
 def _train_or_reuse(
