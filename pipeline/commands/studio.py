@@ -300,6 +300,33 @@ def push_cli(
         out.print(result.connected, highlight=False)
 
 
+def _project_notes(p: dict[str, Any]) -> list[str]:
+    """What else happened to one project in a push, a few words each (only what did happen)."""
+    return [
+        n
+        for n, on in (
+            ("new project", p["created"] and not p["recreated"]),
+            ("re-created: it was deleted on the server", p["recreated"]),
+            ("labeling config updated", p["config_updated"]),
+            (f"{p.get('blind')} blind task(s)", p.get("blind")),
+            (f"{p.get('audit')} audit task(s)", p.get("audit")),
+            (f"{p.get('reordered')} unannotated task(s) given a new place in the stream", p.get("reordered")),
+            (f"pre-labels removed from {p.get('blind_stripped')} blind task(s)", p.get("blind_stripped")),
+            (
+                f"WARNING: {p.get('blind_exposed')} blind task(s) were annotated while showing pre-labels; "
+                "they count as assisted, not blind",
+                p.get("blind_exposed"),
+            ),
+            (
+                f"tab(s) {', '.join(map(str, p.get('tabs_kept') or []))} keep the order someone chose by hand, "
+                "not the model's (studio.sampling)",
+                p.get("tabs_kept"),
+            ),
+        )
+        if on
+    ]
+
+
 def _show_push(report: dict[str, Any]) -> None:
     version = report["model_version"] or "none (no predictions: run `culturecode prelabel` for pre-labels)"
     url = report["url"]
@@ -330,29 +357,7 @@ def _show_push(report: dict[str, Any]) -> None:
             highlight=False,
         )
     for p in report["projects"]:
-        notes = [
-            n
-            for n, on in (
-                ("new project", p["created"] and not p["recreated"]),
-                ("re-created: it was deleted on the server", p["recreated"]),
-                ("labeling config updated", p["config_updated"]),
-                (f"{p.get('blind')} blind task(s)", p.get("blind")),
-                (f"{p.get('audit')} audit task(s)", p.get("audit")),
-                (f"{p.get('reordered')} unannotated task(s) given a new place in the stream", p.get("reordered")),
-                (f"pre-labels removed from {p.get('blind_stripped')} blind task(s)", p.get("blind_stripped")),
-                (
-                    f"WARNING: {p.get('blind_exposed')} blind task(s) were annotated while showing pre-labels; "
-                    "they count as assisted, not blind",
-                    p.get("blind_exposed"),
-                ),
-                (
-                    f"tab(s) {', '.join(map(str, p.get('tabs_kept') or []))} keep the order someone chose by hand, "
-                    "not the model's (studio.sampling)",
-                    p.get("tabs_kept"),
-                ),
-            )
-            if on
-        ]
+        notes = _project_notes(p)
         extra = f" ({'; '.join(notes)})" if notes else ""
         out.print(
             f"  project {p['id']} '{p['title']}': {p['imported']} imported, {p['tasks']} task(s), "
