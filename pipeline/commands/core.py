@@ -27,6 +27,23 @@ from pipeline.errors import CultureCodeError
 config_app = typer.Typer(help="Show and check the settings in effect.", no_args_is_help=True)
 
 
+# ingest's options
+ReplaceOpt = Annotated[
+    bool, typer.Option("--replace", help="Re-read documents whose file changed since the last ingest.")
+]
+PseudonymiseOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--pseudonymise/--no-pseudonymise",
+        help="Replace speaker names by stable pseudonyms before storing; "
+        "the mapping goes to <workspace>/pseudonyms.json.",
+    ),
+]
+SkipBadOpt = Annotated[
+    bool | None, typer.Option("--skip-bad", help="Skip bad JSONL lines (they are listed) instead of failing.")
+]
+
+
 @handle_errors
 def ingest_cli(
     paths: Annotated[
@@ -35,17 +52,8 @@ def ingest_cli(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     codebook: CodebookOpt = None,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="Re-read documents whose file changed since the last ingest.")
-    ] = False,
-    pseudonymise: Annotated[
-        bool | None,
-        typer.Option(
-            "--pseudonymise/--no-pseudonymise",
-            help="Replace speaker names by stable pseudonyms before storing; "
-            "the mapping goes to <workspace>/pseudonyms.json.",
-        ),
-    ] = None,
+    replace: ReplaceOpt = False,
+    pseudonymise: PseudonymiseOpt = None,
     names: Annotated[Path | None, typer.Option("--names", help="Extra names to pseudonymise, one per line.")] = None,
     max_chars: Annotated[
         int | None, typer.Option("--max-chars", help="Split turns longer than this at sentence boundaries.")
@@ -54,9 +62,7 @@ def ingest_cli(
     speaker_column: Annotated[
         str | None, typer.Option("--speaker-column", help="CSV/TSV column holding the speaker.")
     ] = None,
-    skip_bad: Annotated[
-        bool | None, typer.Option("--skip-bad", help="Skip bad JSONL lines (they are listed) instead of failing.")
-    ] = None,
+    skip_bad: SkipBadOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
