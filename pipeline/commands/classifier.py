@@ -42,25 +42,29 @@ MethodOpt = Annotated[
 ]
 
 
+GoldOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--gold",
+        "-g",
+        help="Gold JSONL file or folder (lines with text, codes, document). "
+        "Default: the workspace's adjudicated gold labels.",
+    ),
+]
+BaseModelOpt = Annotated[
+    str | None,
+    typer.Option("--base-model", help="'mpnet' or 'minilm' (packaged), a local model folder, or a hub name."),
+]
+
+
 @handle_errors
 def train_cli(
-    gold: Annotated[
-        Path | None,
-        typer.Option(
-            "--gold",
-            "-g",
-            help="Gold JSONL file or folder (lines with text, codes, document). "
-            "Default: the workspace's adjudicated gold labels.",
-        ),
-    ] = None,
+    gold: GoldOpt = None,
     method: MethodOpt = None,
     epochs: Annotated[
         int | None, typer.Option("--epochs", help="Maximum fine-tuning epochs (early stopping may end sooner).")
     ] = None,
-    base_model: Annotated[
-        str | None,
-        typer.Option("--base-model", help="'mpnet' or 'minilm' (packaged), a local model folder, or a hub name."),
-    ] = None,
+    base_model: BaseModelOpt = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Random seed; same data and seed give the same model.")
     ] = None,
