@@ -377,6 +377,19 @@ def _double_coded(store: Store, codebook: Codebook, annotators: list[str] | None
     return ratings.subset(ratings.rated & pairable[:, None]) if pairable.any() else None
 
 
+def _model_version(store: Store, model_version: str | None) -> str | None:
+    """`model_version` when the workspace has it (else a one-line error naming the versions it has); None: the
+    current model's."""
+    from pipeline.store.models import current_model, get_model, list_models
+
+    if model_version is not None and get_model(store, model_version) is None:
+        known = ", ".join(m["version"] for m in list_models(store, "classifier") + list_models(store, "llm"))
+        raise CultureCodeError(
+            f"no model version '{shorten(model_version)}' in {store.workspace} (versions: {known or 'none'})"
+        )
+    return model_version or current_model(store)
+
+
 def reliability_plan(
     store: Store,
     codebook: Codebook,
@@ -392,18 +405,12 @@ def reliability_plan(
 ) -> ReliabilityPlan:
     """The plan before coding, the progress during it, the stop rule, and the next segments for `coder`."""
     from pipeline.store.annotations import segments_sent_to
-    from pipeline.store.models import current_model, get_model, list_models
 
     target.check()
     given = _check_given(given or {}, codebook.code_ids)
     if not 0 < min_share <= 0.5:
         raise CultureCodeError(f"--min-share {min_share}: give a share above 0 and at most 0.5, e.g. 0.1")
-    if model_version is not None and get_model(store, model_version) is None:
-        known = ", ".join(m["version"] for m in list_models(store, "classifier") + list_models(store, "llm"))
-        raise CultureCodeError(
-            f"no model version '{shorten(model_version)}' in {store.workspace} (versions: {known or 'none'})"
-        )
-    version = model_version or current_model(store)
+    version = _model_version(store, model_version)
     active = [s.id for s in store.segments()]
     scores, labels = _model_view(store, version, set(active))
     shares = expected_shares(scores, labels, codebook.code_ids)
