@@ -3,6 +3,11 @@
     .venv/bin/python benchmarks/bench_learning_curve.py                  # 3 seeds, up to 400 labels
     .venv/bin/python benchmarks/bench_learning_curve.py --noise 0.05     # annotators flip 5% of decisions
     .venv/bin/python benchmarks/bench_learning_curve.py --gold ours/ --codebook ours.yaml   # your own labelled set
+    .venv/bin/python benchmarks/bench_learning_curve.py --rare           # rare codes at 1%, 2%, 5% (issue 29)
+    .venv/bin/python benchmarks/bench_learning_curve.py --rare --quick   # a smoke run: 1 seed, 2%, 200 labels
+
+`--rare` (benchmarks/rare_pools.py) builds pools from the example gold and dev set in which chosen codes sit on a
+stated share of the segments, and reports how fast each strategy finds their positives; see that module.
 
 The example gold (examples/gold/*.jsonl, or `--gold` with its `--codebook`) is split by document into a pool (70%)
 and a held-out test part (30%).
@@ -46,6 +51,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import rare_pools  # a namespace package: the repository root is on the path
 from pipeline.classifier.data import Example, label_matrix, read_gold
 from pipeline.classifier.encoder import CodeClassifier, embed, load_encoder, load_tokenizer, resolve_base_model
 from pipeline.classifier.metrics import code_metrics
@@ -54,6 +60,7 @@ from pipeline.config import ClassifierSettings, load_codebook, load_settings
 from pipeline.learning.strategies import Candidate, Pool, run_strategy
 
 GOLD = ROOT / "examples" / "gold"
+DEV = ROOT / "examples" / "dev"
 CODEBOOK = ROOT / "configs" / "codebooks" / "police_culture.yaml"
 STRATEGIES = ("random", "uncertainty", "diversity", "rare", "hybrid")
 
@@ -243,10 +250,21 @@ def main() -> None:
     parser.add_argument("--ceiling", type=int, default=10, help="random batches the ceiling row chooses from (0: none)")
     parser.add_argument("--gold", type=Path, default=GOLD, help="gold JSONL file or folder (default: the example gold)")
     parser.add_argument("--codebook", type=Path, default=CODEBOOK, help="the codebook the gold is coded with")
+    parser.add_argument("--rare", action="store_true", help="pools with rare codes (issue 29; gold and dev set)")
+    parser.add_argument("--rare-codes", default=",".join(rare_pools.RARE_CODES), help="--rare: the codes made rare")
+    parser.add_argument("--prevalence", type=float, nargs="+", default=[0.01, 0.02, 0.05], help="--rare: shares")
+    parser.add_argument("--strategies", default=",".join(rare_pools.STRATEGIES), help="--rare: strategies to run")
+    parser.add_argument("--quick", action="store_true", help="--rare smoke run: 1 seed, 2%%, 200 labels, ceiling 3")
     args = parser.parse_args()
+    args.rare_codes = args.rare_codes.split(",")
+    args.strategies = args.strategies.split(",")
+    if args.quick:
+        args.seeds, args.prevalence, args.budget, args.ceiling = 1, [0.02], 200, min(args.ceiling, 3)
     book = load_codebook(args.codebook)
     codes = [c.id for c in book.codes]
     examples = read_gold(args.gold, book)
+    if args.rare and args.gold == GOLD and DEV.exists():
+        examples += read_gold(DEV, book)
     started = time.perf_counter()
     x = embed_once([e.text for e in examples])
     print(f"{len(examples)} gold segments, {len(codes)} codes; embedded in {time.perf_counter() - started:.1f} s")
@@ -261,6 +279,11 @@ def main() -> None:
         )
     )
     y = label_matrix(examples, codes).astype(int)
+    if args.rare:
+        vectors = dict(zip(codes, codebook_vectors(book), strict=True))
+        documents = np.array([e.document for e in examples])
+        rare_pools.run_rare(args, fit, x, y, codes, documents, vectors, lambda seed: split_documents(examples, seed))
+        return
     names = STRATEGIES + (("ceiling",) if args.ceiling else ())
     runs: dict[str, list[Run]] = {s: [] for s in names}
     for seed in range(args.seeds):

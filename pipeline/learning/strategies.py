@@ -60,6 +60,8 @@ class Pool:
     labelled: list[dict[str, float]] = field(default_factory=list)  # score vectors of segments already labelled
     seed: int = 0
     labelled_vectors: list[Any] = field(default_factory=list)  # embeddings of labelled segments, when known
+    labelled_codes: list[set[str]] = field(default_factory=list)  # the codes of each labelled segment, when known
+    code_vectors: dict[str, Any] = field(default_factory=dict)  # each code's codebook-text embedding, when known
 
     def threshold(self, code: str) -> float:
         return self.thresholds.get(code, DEFAULT_THRESHOLD)

@@ -133,7 +133,7 @@ def test_unknown_strategy_lists_the_installed_ones(tmp_path: Path, cli) -> None:
     result = cli("next", "--workspace", tmp_path / "ws", "--strategy", "oracle")
     assert result.exit_code == 2
     assert "--strategy 'oracle': no strategy of that name is installed" in result.stderr
-    assert "installed: diversity, hybrid, random, rare, uncertainty" in result.stderr
+    assert "installed: anchor, auto, diversity, hybrid, random, rare, typical, uncertainty" in result.stderr
 
 
 def test_next_without_predictions_says_what_to_run(tmp_path: Path) -> None:
