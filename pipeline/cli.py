@@ -36,7 +36,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Ingest": ("ingest", "segments", "meta"),
     "Label": ("prelabel", "llm", "next", "recode"),
     "Studio": ("studio", "annotators", "push", "pull"),
-    "Agreement and gold": ("plan", "agreement", "disagreements", "adjudicate", "export"),
+    "Agreement and gold": ("reliability", "agreement", "disagreements", "adjudicate", "export"),
     "Models": ("train", "evaluate", "models", "admission", "calibrate", "retrain", "distill"),
     "Live loop": ("serve", "loop"),
     "Reports": ("status", "findings", "appendix"),

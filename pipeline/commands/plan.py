@@ -1,5 +1,5 @@
-"""`culturecode plan`: how many segments to double-code, how far the double coding has got, and the
-next segments for the second coder (`--push` sends them)."""
+"""`culturecode reliability` (was `plan`, a twin in name of `llm plan`): how many segments to double-code,
+how far the double coding has got, and the next segments for the second coder (`--push` sends them)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pipeline.commands.common import (
     ModelVersionOpt,
     WorkspaceOpt,
     annotator_emails,
+    command_alias,
     handle_errors,
     open_workspace,
     out,
@@ -223,4 +224,5 @@ def _show_selection(plan: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("plan")(plan_cli)
+    app.command("reliability")(plan_cli)
+    app.command("plan", hidden=True)(command_alias("plan", "reliability", plan_cli))

@@ -502,7 +502,7 @@ def plan_section(ctx: Context) -> Section:
     raw = ctx.store.get_meta("reliability_plan")
     if raw is None:
         blocks = [
-            text("No reliability plan was recorded (`culturecode plan`)."),
+            text("No reliability plan was recorded (`culturecode reliability`)."),
             todo("how many segments were double-coded and why that many"),
         ]
         return Section("plan", "Reliability plan", blocks)

@@ -236,7 +236,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "admission": (),
     "restore": (),
     "next": (),
-    "plan": (),
+    "reliability": (),  # was `plan`
     "appendix": (),
     "recode": ("--dry-run",),
     "loop status": (),
@@ -364,7 +364,7 @@ DAMAGE_SOME_KINDS = (
     "llm label",
     "llm evaluate",
     "next",
-    "plan",
+    "reliability",
     "serve",
 )
 CORRUPT_DATABASE_ROWS: list[Row] = [

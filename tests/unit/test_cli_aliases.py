@@ -92,3 +92,13 @@ def test_agreement_annotators_by_name_as_by_email(tmp_path: Path) -> None:
     assert json.loads(listed.stdout) == json.loads(
         run("disagreements", "--annotators", ",".join(ANNOTATORS[:2]), *common[:-2]).stdout
     )
+
+
+def test_plan_is_now_reliability() -> None:
+    assert _hidden("plan") and not _hidden("reliability")
+    args = ("--alpha-min", "0.8", "--smallest-share", "0.25", "--json")
+    old, new = run("plan", *args), run("reliability", *args)
+    assert old.exit_code == new.exit_code == 0, old.output
+    assert json.loads(old.stdout) == json.loads(new.stdout)
+    assert "`culturecode plan` is now `culturecode reliability`" in _note(old)
+    assert "reliability" in run("--help").stdout and " plan " not in run("--help").stdout

@@ -13,7 +13,7 @@ from tests.unit.test_bad_input_defects import one_line_error, run
 COMMANDS = [
     ("status",),
     ("segments",),
-    ("plan",),
+    ("reliability",),  # was `plan`
     ("loop", "status"),
     ("models", "list"),
     ("models", "prune"),
