@@ -215,27 +215,27 @@ def report_rare(runs, args, share, rare, codes, sizes, found) -> None:
         values = [getattr(r, what).get(c) for r, _ in runs[n]]
         return float(np.mean([v for v in values if v is not None])) if any(v is not None for v in values) else np.nan
 
-    head = "".join(f"{f'to {k} pos':>9}{'x rnd':>7}" for k in TARGETS)
+    head = "".join(f"{f'to {k} pos':>10}{'x rnd':>7}" for k in TARGETS)
     head += "".join(f"{f'F1@{c}':>8}" for c in checkpoints) + "".join(f"{f'k@{c}':>8}" for c in checkpoints)
     print(f"{'strategy':<12}{head}{'area':>7}{'vs rnd':>8}")
     for n in runs:
         row = ""
         for k in TARGETS:
             if n == "ceiling":
-                row += f"{'':>9}{'':>7}"
+                row += f"{'':>10}{'':>7}"
                 continue
             v, base = to[n][k], to["random"][k]
             ratio = f"{v / base:.2f}x" if np.isfinite(v) else ">" + f"{args.budget / base:.2f}x"
-            row += f"{_fmt(v):>9}{ratio:>7}"
+            row += f"{_fmt(v):>10}{ratio:>7}"
         row += "".join(f"{at(n, c, 'rare_f1'):>8.3f}" for c in checkpoints)
         row += "".join(f"{at(n, c, 'rare_kappa'):>8.3f}" for c in checkpoints)
         print(f"{n:<12}{row}{area[n]:>7.1f}{area[n] - area['random']:>+8.1f}")
     c = 200 if 200 in checkpoints else checkpoints[-1]
     for n in [n for n in runs if n not in ("random", "ceiling")]:
-        ratio = to[n][10] / to["random"][10]
+        ratio = f"{to[n][10] / to['random'][10]:.2f}x" if np.isfinite(to[n][10]) else "never (within the budget)"
         gain = 100 * (at(n, c, "rare_f1") - at("random", c, "rare_f1"))
         print(
-            f"{n}: labels to 10 positives {ratio:.2f}x random (target <= 0.5x), rare-code F1@{c} {gain:+.1f} points "
+            f"{n}: labels to 10 positives {ratio} random (target <= 0.5x), rare-code F1@{c} {gain:+.1f} points "
             f"(target >= +10), area {area[n] - area['random']:+.1f} points (target >= -1)"
         )
     if "ceiling" in area:
