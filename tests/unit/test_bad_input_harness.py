@@ -242,6 +242,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "loop status": (),
     "serve": ("--port", "9"),
     "calibrate": ("--dry-run",),
+    "findings": (),
+    "meta show": (),
+    "meta set": ("--file", write("people.csv", "speaker,role\nR,researcher\n")),
 }
 # Path options a command takes but does not read: no bad input can reach them (keep the reason)
 NOT_READ = {
@@ -283,6 +286,15 @@ def _file_rows() -> list[Row]:
     for command, (option, args) in GOLD_COMMANDS.items():
         rows += [Row(command, option, kind, build, line, args) for kind, build, line in GOLD_KINDS]
     rows += [Row("agreement", "--input", kind, build, line) for kind, build, line in AGREEMENT_ROWS]
+    rows += [
+        Row("meta set", "--file", "missing", missing("people.csv")),
+        Row("meta set", "--file", "empty", write("people.csv", "")),
+        Row("meta set", "--file", "binary", write("people.csv", BINARY)),
+        Row("meta set", "--file", "no-key-column", write("people.csv", "name,role\nR,researcher\n"), 1),
+        Row("meta set", "--file", "unknown-speaker", write("people.csv", "speaker,role\nNobody,police\n"), 2),
+        Row("meta set", "--file", "bad-json", write("people.jsonl", '{"speaker": "R", "role": \n'), 1),
+        Row("meta set", "--file", "folder", empty_dir("people")),
+    ]
     for kind, build, names in OUT_KINDS:
         rows.append(Row("export", "--out", kind, build, names=names))
         rows.append(Row("agreement", "--out", kind, build, names=names))
