@@ -393,26 +393,57 @@ def _blind_again(
         ref.blind_stripped += len(batch)
 
 
+@dataclass
+class _PushPlan:
+    """What one push sends to every project. `preds` holds no blind segment's prediction, so blind tasks are imported
+    and kept without any; `model_version`: the version whose pre-labels are shown (None: no predictions); `regated`:
+    the admitted codes changed since the last push; `ranks`: each segment's place in the label stream's strategy
+    (`studio.sampling`), None: the least certain first; `places`: each segment's stream and sort key
+    (`stream.plan_stream`)."""
+
+    preds: dict[str, PredictionRow]
+    model_version: str | None
+    gate: Gate
+    regated: bool
+    blind: BlindSubset
+    audit: BlindSubset
+    ranks: dict[str, float] | None
+    places: dict[str, Place]
+
+
+def _plan_push(store: Store, settings: Settings, segments: list[Segment], role: str, version: str | None) -> _PushPlan:
+    blind = blind_subset(store, settings.studio.blind_fraction)
+    preds = {seg: p for seg, p in _predictions(store, version).items() if seg not in blind}
+    shown = version if preds else None
+    gate = admission_gate(store, settings.admission, shown)
+    regated = shown is not None and gate_changed(gate, pushed_gate(store, shown))
+    ranks = stream_ranks(store, settings.studio.sampling, shown) if shown else None
+    audit = audit_subset(store, settings.studio.audit_fraction)
+    places = _plan(store, settings, segments, role, blind, audit, preds, ranks)
+    return _PushPlan(
+        preds=preds,
+        model_version=shown,
+        gate=gate,
+        regated=regated,
+        blind=blind,
+        audit=audit,
+        ranks=ranks,
+        places=places,
+    )
+
+
 def _push_project(
     studio: Studio,
     store: Store,
     settings: Settings,
     ref: ProjectPush,
     segments: list[Segment],
-    preds: dict[str, PredictionRow],
-    model_version: str | None,
-    gate: Gate,
-    regated: bool,
+    plan: _PushPlan,
     show_progress: bool,
-    blind: BlindSubset,
-    audit: BlindSubset,
-    ranks: dict[str, float] | None = None,
-    places: dict[str, Place] | None = None,
 ) -> None:
-    """`preds` holds no blind segment's prediction, so blind tasks are imported and kept without any. `ranks`: each
-    segment's place in the label stream's strategy (`studio.sampling`), None: the least certain first. `places`:
-    each segment's stream and sort key (`stream.plan_stream`)."""
-    places = places or {}
+    """Bring one project up to date with `plan`, importing `segments` it does not hold yet."""
+    preds, model_version, gate, regated = plan.preds, plan.model_version, plan.gate, plan.regated
+    blind, audit, ranks, places = plan.blind, plan.audit, plan.ranks, plan.places
     out_of_step = _out_of_step(studio, store, ref, model_version, regated, preds, blind, places)
     keep = _reconcile(studio, store, ref) if out_of_step else {}
     have = {r["segment_id"] for r in task_ledger(store, studio.url, ref.id)}
@@ -464,6 +495,45 @@ def _targets(
     return project_annotators(store, studio.url, role) or [None]
 
 
+def _check_request(store: Store, role: str, segment_ids: list[str] | None, model_version: str | None) -> None:
+    """Refuse a push that cannot be made: an unknown role, a review without segments, a version with no predictions."""
+    if role not in ROLES:
+        raise CultureCodeError(f"role '{role}' is not one of {', '.join(ROLES)}")
+    if role == "review" and not segment_ids:
+        raise CultureCodeError("a review push needs the segments to adjudicate (segment_ids)")
+    if model_version and not count_predictions(store, model_version):
+        raise CultureCodeError(
+            f"no predictions of model version '{model_version}' in the workspace; "
+            f"run `culturecode prelabel` first or pick a version from `culturecode status`"
+        )
+
+
+def _new_report(url: str, settings: Settings, segments: int, plan: _PushPlan) -> PushReport:
+    """The push's report before any project is pushed: what it sends, and how the label stream is ordered."""
+    places = plan.places.values()
+    report = PushReport(
+        url, plan.model_version, segments, admission=plan.gate.as_dict(), blind_fraction=plan.blind.fraction
+    )
+    report.blind_segments = sum(p.stream == "blind" for p in places)
+    report.audit_fraction, report.sampling = plan.audit.fraction, settings.studio.sampling
+    report.audit_segments = sum(p.stream == "audit" for p in places)
+    report.order_rule = ORDER_RULE if report.blind_segments or report.audit_segments else ""
+    return report
+
+
+def _run_summary(report: PushReport, plan: _PushPlan) -> dict[str, Any]:
+    """What the push's run record keeps."""
+    return {
+        "imported": report.imported,
+        "projects": [p.id for p in report.projects],
+        "admission": plan.gate.as_dict(),
+        "blind": {"fraction": plan.blind.fraction, "segments": report.blind_segments},
+        "audit": {"fraction": plan.audit.fraction, "segments": report.audit_segments},
+        "streams": dict(Counter(p.stream for p in plan.places.values())),
+        "blind_exposed": sum(p.blind_exposed for p in report.projects),
+    }
+
+
 def push(
     store: Store,
     settings: Settings,
@@ -482,39 +552,20 @@ def push(
     are named; `role="review"` with `segment_ids` makes review projects for adjudicators. `update_only`
     imports nothing: only the pre-labels of tasks already there are brought up to date (a calibration).
     """
-    if role not in ROLES:
-        raise CultureCodeError(f"role '{role}' is not one of {', '.join(ROLES)}")
-    if role == "review" and not segment_ids:
-        raise CultureCodeError("a review push needs the segments to adjudicate (segment_ids)")
+    _check_request(store, role, segment_ids, model_version)
     version = model_version or current_model(store)
-    if model_version and not count_predictions(store, model_version):
-        raise CultureCodeError(
-            f"no predictions of model version '{model_version}' in the workspace; "
-            f"run `culturecode prelabel` first or pick a version from `culturecode status`"
-        )
     segments = _segments(store, segment_ids)
     if not segments:
         raise CultureCodeError(f"workspace {store.workspace} has no segments: run `culturecode ingest PATH` first")
     studio = connect(settings)
-    blind = blind_subset(store, settings.studio.blind_fraction)
-    preds = {seg: p for seg, p in _predictions(store, version).items() if seg not in blind}
-    shown = version if preds else None
-    gate = admission_gate(store, settings.admission, shown)
-    regated = shown is not None and gate_changed(gate, pushed_gate(store, shown))
-    ranks = stream_ranks(store, settings.studio.sampling, shown) if shown else None
-    report = PushReport(studio.url, shown, len(segments), admission=gate.as_dict(), blind_fraction=blind.fraction)
-    audit = audit_subset(store, settings.studio.audit_fraction)
-    places = _plan(store, settings, segments, role, blind, audit, preds, ranks)
-    report.blind_segments = sum(p.stream == "blind" for p in places.values())
-    report.audit_fraction, report.sampling = audit.fraction, settings.studio.sampling
-    report.audit_segments = sum(p.stream == "audit" for p in places.values())
-    report.order_rule = ORDER_RULE if report.blind_segments or report.audit_segments else ""
+    plan = _plan_push(store, settings, segments, role, version)
+    report = _new_report(studio.url, settings, len(segments), plan)
     args = {
         "annotators": annotators,
         "model_version": version,
         "role": role,
-        "blind_fraction": blind.fraction,
-        "audit_fraction": audit.fraction,
+        "blind_fraction": plan.blind.fraction,
+        "audit_fraction": plan.audit.fraction,
         "sampling": settings.studio.sampling,
     }
     with store.run("push", args) as summary:
@@ -522,33 +573,10 @@ def push(
             found: ProjectRef = ensure_project(studio, store, settings, codebook, role, who, version, update_config)
             ref = ProjectPush(found.id, found.title, role, who, found.created, found.recreated, found.config_updated)
             to_import = [] if update_only else segments
-            _push_project(
-                studio,
-                store,
-                settings,
-                ref,
-                to_import,
-                preds,
-                shown,
-                gate,
-                regated,
-                show_progress,
-                blind,
-                audit,
-                ranks,
-                places,
-            )
+            _push_project(studio, store, settings, ref, to_import, plan, show_progress)
             report.projects.append(ref)
-        summary.update(
-            imported=report.imported,
-            projects=[p.id for p in report.projects],
-            admission=gate.as_dict(),
-            blind={"fraction": blind.fraction, "segments": report.blind_segments},
-            audit={"fraction": audit.fraction, "segments": report.audit_segments},
-            streams=dict(Counter(p.stream for p in places.values())),
-            blind_exposed=sum(p.blind_exposed for p in report.projects),
-        )
-        if shown is not None:
+        summary.update(_run_summary(report, plan))
+        if plan.model_version is not None:
             with store.transaction():
-                set_model_metric(store, shown, "admission_pushed", gate.as_dict())
+                set_model_metric(store, plan.model_version, "admission_pushed", plan.gate.as_dict())
     return report
