@@ -55,7 +55,9 @@ def recode_cli(
     ] = False,
     adjudicator: Annotated[
         str | None,
-        typer.Option("--adjudicator", help="The reviewer (e-mail) whose review project gets the flipped segments."),
+        typer.Option(
+            "--adjudicator", help="The reviewer (name or e-mail) whose review project gets the flipped segments."
+        ),
     ] = None,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
