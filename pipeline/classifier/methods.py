@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from pipeline.classifier.codebook_vectors import Embedder, code_vectors
+from pipeline.classifier.codebook_vectors import codebook_texts as codebook_texts  # the benchmarks read it here
 from pipeline.classifier.data import Example, label_matrix
 from pipeline.classifier.encoder import CodeClassifier, embed, predict_proba
 from pipeline.classifier.metrics import mean_average_precision
 from pipeline.config import ClassifierSettings, Codebook
 from pipeline.device import autocast, device_of, on_device
 from pipeline.progress import progress_bar
-
-# texts (and an optional progress bar) -> their frozen-encoder embeddings
-Embedder = Callable[[list[str], Any], np.ndarray]
 
 NEVER = -20.0  # bias for a code with no training positives: it is never predicted
 
@@ -41,37 +38,6 @@ def seed_everything(seed: int) -> None:
 
 
 CODEBOOK_SCALE = 3.0  # standardised codebook-similarity features weigh this much more than one embedding dimension
-
-
-def codebook_texts(codebook: Codebook) -> list[list[str]]:
-    """Per code, the texts that describe it: name and definition, include rules, examples, hint."""
-    return [
-        [f"{code.name}. {code.definition}", *code.include, *code.examples, *([code.hint] if code.hint else [])]
-        for code in codebook.codes
-    ]
-
-
-def code_vectors(
-    model: CodeClassifier,
-    tokenizer,
-    codebook: Codebook,
-    settings: ClassifierSettings,
-    embed_texts: Embedder | None = None,
-) -> np.ndarray:
-    """One unit vector per code: the mean of its codebook texts' unit-length embeddings."""
-    groups = codebook_texts(codebook)
-    flat = [t for group in groups for t in group]
-    if embed_texts is not None:
-        x = embed_texts(flat, None)
-    else:
-        x = embed(model, tokenizer, flat, settings.batch_size * 2, settings.max_length)
-    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
-    vectors, start = [], 0
-    for group in groups:
-        mean = x[start : start + len(group)].mean(0)
-        vectors.append(mean / (np.linalg.norm(mean) + 1e-12))
-        start += len(group)
-    return np.stack(vectors).astype(np.float64)
 
 
 def feature_map(dim: int, codes: np.ndarray | None) -> np.ndarray:

@@ -53,6 +53,9 @@ def next_cli(
             "-s",
             help="uncertainty (closest to a code's threshold), rare (best bets for the codes with the fewest labels), "
             "diversity (covers the kinds of segments), hybrid (rarity-weighted uncertainty, a diverse batch), "
+            "typical (cold start: the segments most like each code's codebook text, in dense regions), "
+            "anchor (for rare codes: the nearest neighbours of their labelled positives and codebook text, by margin), "
+            "auto (typical until labels arrive, then hybrid with anchor for the codes still rare), "
             "random (the baseline), or a plugin's (docs/learning.md).",
         ),
     ] = "uncertainty",

@@ -1,6 +1,7 @@
 """`culturecode next`: the unannotated segments a strategy puts first, from the current model's stored scores.
 
-The pool is read from the workspace only (predictions, annotations, the model's thresholds), so choosing
+The pool is read from the workspace only (predictions, annotations and gold, the model's thresholds, and, for a
+head-method model, the segments' and the codebook texts' vectors from the embedding cache), so choosing
 the next batch loads no encoder and takes well under a second for tens of thousands of segments.
 """
 
@@ -14,9 +15,16 @@ from typing import Any
 from pipeline.errors import CultureCodeError
 from pipeline.learning.strategies import Candidate, Pick, Pool, check, run_strategy
 from pipeline.store import Store
-from pipeline.store.annotations import annotated_per_code, annotated_segment_ids, unannotated_segment_ids
+from pipeline.store.annotations import (
+    annotated_per_code,
+    annotated_segment_ids,
+    live_annotations,
+    review_annotations,
+    unannotated_segment_ids,
+)
+from pipeline.store.codebooks import codebook_version
 from pipeline.store.embeddings import cached_vectors, encoder_key, text_sha256
-from pipeline.store.gold import gold_per_code
+from pipeline.store.gold import gold_per_code, gold_segments
 from pipeline.store.models import current_model, get_model
 from pipeline.store.predictions import predicted_segments
 
@@ -54,21 +62,69 @@ def model_thresholds(store: Store, version: str) -> tuple[list[str], dict[str, f
     return list(codes), {c: float(t) for c, t in zip(codes, thresholds, strict=False)}
 
 
-def cached_embeddings(store: Store, manifest: dict[str, Any], texts: list[str]) -> list[Any] | None:
-    """The texts' vectors from the workspace's embedding cache under the model's frozen encoder (head-method
-    versions record its weights), when every text has one; else None (no encoder is loaded to fill gaps)."""
+def _cached_rows(
+    store: Store, manifest: dict[str, Any], texts: list[str], devices: tuple[str, ...] = ("cpu", "cuda")
+) -> tuple[list[Any], str] | None:
+    """(the texts' vectors, the device kind they were cached under) from the workspace's embedding cache under the
+    model's frozen encoder (head-method versions record its weights), when every text has one; else None."""
     import numpy as np
 
     weights = manifest.get("encoder_sha256")
     if not weights or not texts or len(texts) > MAX_EMBEDDED_POOL:
         return None
     hashes = [text_sha256(t) for t in texts]
-    for device in ("cpu", "cuda"):
+    for device in devices:
         key = encoder_key(weights, bool(manifest.get("normalize")), int(manifest.get("max_length", 128)), device)
         found = cached_vectors(store, key, set(hashes))
         if len(found) == len(set(hashes)):
-            return [np.frombuffer(found[h], dtype=np.float32) for h in hashes]
+            return [np.frombuffer(found[h], dtype=np.float32) for h in hashes], device
     return None
+
+
+def cached_embeddings(store: Store, manifest: dict[str, Any], texts: list[str]) -> list[Any] | None:
+    """The texts' vectors from the workspace's embedding cache under the model's frozen encoder (head-method
+    versions record its weights), when every text has one; else None (no encoder is loaded to fill gaps)."""
+    found = _cached_rows(store, manifest, texts)
+    return found[0] if found else None
+
+
+def cached_code_vectors(
+    store: Store, manifest: dict[str, Any], codebook_hash: str | None, devices: tuple[str, ...] = ("cpu", "cuda")
+) -> dict[str, Any]:
+    """{code: its codebook-text vector} (`pipeline.classifier.methods.code_vectors`, the head method's codebook
+    features) from the embedding cache, when every codebook text of the model's codebook is cached under its encoder
+    (training with codebook features puts them there); else {} (no encoder is loaded to fill gaps)."""
+    import numpy as np
+    import yaml
+
+    from pipeline.classifier.codebook_vectors import code_vectors, codebook_texts
+    from pipeline.config import ClassifierSettings, Codebook, load_yaml
+
+    stored = codebook_version(store, codebook_hash) if codebook_hash and manifest.get("encoder_sha256") else None
+    if stored is None:
+        return {}
+    try:
+        codebook = Codebook.model_validate(load_yaml(stored.yaml))
+    except (ValueError, yaml.YAMLError):  # a stored version this release cannot read: go without codebook vectors
+        return {}
+    found = _cached_rows(store, manifest, [t for group in codebook_texts(codebook) for t in group], devices)
+    if found is None:
+        return {}
+    rows = np.stack(found[0]).astype(np.float32)
+    vectors = code_vectors(None, None, codebook, ClassifierSettings(), lambda texts, bar: rows)
+    return dict(zip(codebook.code_ids, vectors, strict=True))
+
+
+def labelled_codes(store: Store) -> dict[str, set[str]]:
+    """{segment: the codes it was labelled with}: the gold where adjudicated, else the latest review decision, else
+    the union of each annotator's latest annotation."""
+    per_annotator: dict[str, dict[str, list[str]]] = {}
+    for a in live_annotations(store):  # oldest edit first: an annotator's latest annotation wins
+        per_annotator.setdefault(a.segment_id, {})[a.annotator] = a.codes
+    out = {seg: set().union(*map(set, by.values())) for seg, by in per_annotator.items()}
+    out.update({a.segment_id: set(a.codes) for a in review_annotations(store)})
+    out.update({g.segment_id: set(g.codes) for g in gold_segments(store)})
+    return out
 
 
 def _label_counts(store: Store, candidates: list[Candidate], pool_codes: list[str], thresholds) -> tuple[dict, str]:
@@ -108,9 +164,11 @@ def build_pool(store: Store, model_version: str | None = None, seed: int = 0) ->
         codes = sorted({code for p in predicted for code in p.scores})
     counts, counts_from = _label_counts(store, candidates, codes, thresholds)
     labelled = [p for p in predicted if p.segment_id in done]
-    vectors = cached_embeddings(
-        store, model_manifest(store, version), [c.text for c in candidates] + [p.text for p in labelled]
-    )
+    manifest = model_manifest(store, version)
+    found = _cached_rows(store, manifest, [c.text for c in candidates] + [p.text for p in labelled])
+    vectors, device = found if found else (None, "")
+    chosen = labelled_codes(store)
+    codebook_hash = manifest.get("codebook_hash") or (get_model(store, version) or {}).get("codebook_hash")
     for cand, vector in zip(candidates, vectors or [], strict=False):
         cand.vector = vector
     pool = Pool(
@@ -122,6 +180,8 @@ def build_pool(store: Store, model_version: str | None = None, seed: int = 0) ->
         [p.scores for p in labelled],
         seed,
         list((vectors or [])[len(candidates) :]),
+        [chosen.get(p.segment_id, set()) for p in labelled],
+        cached_code_vectors(store, manifest, codebook_hash, (device,)) if device else {},
     )
     return pool, version, len(open_ids) - len(candidates)
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import random as _random
+from pathlib import Path
 
 import numpy as np
 
+from pipeline.classifier.codebook_vectors import codebook_texts
 from pipeline.learning import Candidate, Pool, available, run_strategy
 from pipeline.learning.seeking import ANCHOR_BELOW, COLD_START
+from pipeline.store.embeddings import encoder_key, save_vectors, text_sha256
+from tests import factory
+from tests.unit.test_learning_strategies import BOOK, make
 
 CODES = ["common", "other", "rare"]
 DIM = 16
@@ -119,3 +125,41 @@ def test_auto_drops_anchor_once_every_code_has_enough_positives() -> None:
     pool = make_pool(candidates, truth, vectors, ids)
     pool.label_counts = dict.fromkeys(CODES, ANCHOR_BELOW)
     assert all("margin with diversity" in p.reason for p in run_strategy("auto", pool, 10))
+
+
+def anchor_reasons(cli, workspace: Path) -> dict[str, str]:
+    result = cli("next", "--workspace", workspace, "--strategy", "anchor", "--limit", "3", "--json")
+    assert result.exit_code == 0, result.output
+    return {p["code"]: p["reason"] for p in json.loads(result.stdout)["picks"]}
+
+
+def test_next_anchor_reads_the_labelled_positives_from_the_workspace(tmp_path: Path, cli) -> None:
+    make(tmp_path).close()  # annotated: carrot on d-0 and d-2, stick on d-1 and d-2; machismo never
+    reasons = anchor_reasons(cli, tmp_path / "ws")
+    assert "carrot is rare (2 positive(s) so far" in reasons["carrot"]
+    assert "near its 2 anchor(s)" in reasons["carrot"] and "score space" in reasons["carrot"]
+    assert "no anchors yet" in reasons["machismo"]
+
+
+def test_next_anchor_takes_the_gold_and_the_cached_codebook_vectors_of_a_head_model(tmp_path: Path, cli) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    manifest = {"codes": ["carrot", "stick", "machismo"], "thresholds": [0.5] * 3, "encoder_sha256": "w"}
+    (model_dir / "classifier.json").write_text(json.dumps({**manifest, "normalize": True, "max_length": 128}))
+    store = make(tmp_path, path=model_dir)
+    factory.add_gold(store, {"d-1": ["stick", "carrot"]}, BOOK)  # adjudicated: the gold wins over the annotation
+    texts = [f"Turn d-{i}: the officer talks about the shift." for i in range(8)]
+    texts += [t for group in codebook_texts(BOOK) for t in group]
+    rng = np.random.default_rng(0)
+    with store.transaction():
+        save_vectors(
+            store,
+            encoder_key("w", True, 128, "cpu"),
+            [(text_sha256(t), rng.normal(size=DIM).astype(np.float32).tobytes()) for t in texts],
+        )
+    store.close()
+    reasons = anchor_reasons(cli, tmp_path / "ws")
+    # carrot: three labelled positives (d-0, d-2 and the gold's d-1) and its codebook text, in embedding space
+    assert "near its 4 anchor(s)" in reasons["carrot"] and "embedding space" in reasons["carrot"]
+    assert "near its 3 anchor(s)" in reasons["stick"]  # d-1 (gold) and d-2, and its codebook text
+    assert "no anchors yet" in reasons["machismo"]  # no positive, and not in the codebook
