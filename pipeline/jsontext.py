@@ -7,8 +7,12 @@ server) answer a request."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
+
+from pipeline.errors import CultureCodeError
 
 
 def loads(text: str | bytes | bytearray) -> Any:
@@ -16,6 +20,23 @@ def loads(text: str | bytes | bytearray) -> Any:
         return json.loads(text)
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply", "", 0) from None
+
+
+def json_objects(numbered_lines: Iterable[tuple[int, str]], path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank JSONL line; a line that is not a JSON object is a one-line error
+    naming `path` and the line."""
+    objects = []
+    for number, line in numbered_lines:
+        if not line.strip():
+            continue
+        try:
+            obj = loads(line)
+        except json.JSONDecodeError as exc:
+            raise CultureCodeError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise CultureCodeError(f"{path}:{number}: each line must be a JSON object")
+        objects.append((number, obj))
+    return objects
 
 
 def send_json(

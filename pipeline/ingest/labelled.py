@@ -14,7 +14,6 @@ replaces them (the same annotator, the same segment): reruns are idempotent.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any
 from pipeline.config import Codebook
 from pipeline.errors import CultureCodeError, shorten
 from pipeline.ingest.segmenter import segment_id
-from pipeline.jsontext import loads
+from pipeline.jsontext import json_objects
 from pipeline.store import Document, Segment, Store, dumps, now
 from pipeline.store.annotations import upsert_annotations
 from pipeline.store.codebooks import adopt_codebook
@@ -69,18 +68,8 @@ def read_labelled(path: str | Path) -> list[LabelledRow]:
     path = Path(path)
     if not path.is_file():
         raise CultureCodeError(f"{path}: no such labelled file")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            raw = loads(line)
-        except json.JSONDecodeError as exc:
-            raise CultureCodeError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(raw, dict):
-            raise CultureCodeError(f"{path}:{number}: each line must be a JSON object")
-        rows.append(_row(raw, f"{path}:{number}"))
-    return rows
+    lines = enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+    return [_row(raw, f"{path}:{number}") for number, raw in json_objects(lines, path)]
 
 
 def labelled_rows(rows: Iterable[Mapping[str, Any] | LabelledRow]) -> list[LabelledRow]:

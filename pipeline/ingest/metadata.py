@@ -10,14 +10,13 @@ again replaces its value, without a re-ingest (pipeline/store/fields.py).
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import CultureCodeError
 from pipeline.ingest.text import read_lines
-from pipeline.jsontext import loads
+from pipeline.jsontext import json_objects
 from pipeline.store.db import Store
 from pipeline.store.fields import (
     Field,
@@ -58,18 +57,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raise CultureCodeError(f"{path}: a metadata file is .csv, .tsv or .jsonl")
     lines = [line for _, line in read_lines(path, "metadata file", keep_ends=True)]
     if suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = loads(line)
-            except json.JSONDecodeError as exc:
-                raise CultureCodeError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise CultureCodeError(f"{path}:{number}: each line must be a JSON object")
-            rows.append((number, obj))
-        return rows
+        return json_objects(enumerate(lines, 1), path)
     reader = csv.DictReader(lines, delimiter="\t" if suffix == ".tsv" else ",")
     try:
         rows = [(reader.line_num, dict(row)) for row in reader]
