@@ -81,13 +81,6 @@ def _cached_rows(
     return None
 
 
-def cached_embeddings(store: Store, manifest: dict[str, Any], texts: list[str]) -> list[Any] | None:
-    """The texts' vectors from the workspace's embedding cache under the model's frozen encoder (head-method
-    versions record its weights), when every text has one; else None (no encoder is loaded to fill gaps)."""
-    found = _cached_rows(store, manifest, texts)
-    return found[0] if found else None
-
-
 def cached_code_vectors(
     store: Store, manifest: dict[str, Any], codebook_hash: str | None, devices: tuple[str, ...] = ("cpu", "cuda")
 ) -> dict[str, Any]:
